@@ -1,0 +1,29 @@
+# `make test` and `make demo` set up .venv themselves; nothing else needs installing first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+# Stages run as `python -m stages.X` from DVC: the venv's python must come first on PATH.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: test demo bench venv clean-demo
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -c "import torch, open_clip, h5py, dvc, sklearn, pandas"
+	touch $@
+
+test: venv
+	$(BIN)/python -m pytest -q tests
+
+demo: venv
+	bash scripts/demo.sh
+
+bench: venv
+	$(BIN)/python -m benchmarks
+
+clean-demo:
+	rm -rf demo

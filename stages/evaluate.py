@@ -1,0 +1,62 @@
+"""Stage 3, evaluate: metrics and curves of the trained head on every labeled split but train.
+
+    python -m stages.evaluate
+
+Writes reports/metrics.json (DVC metrics) and, per split, ROC, precision-recall and confusion
+data under reports/plots/ (DVC plots). The threshold with the best dev accuracy is reported
+beside the 0.5-threshold metrics as `accuracy_at_dev_threshold`.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from stages import features, head as head_module, params as params_module, scoring
+from stages.dataset import TRAIN_SPLIT
+from stages.outputs import InputError, atomic_dir, run_stage, write_json, write_text
+
+METRICS = Path("reports/metrics.json")
+PLOTS = Path("reports/plots")
+
+
+def write_curves(plots: Path, name: str, labels: np.ndarray, probs: np.ndarray) -> None:
+    for kind, points in (("roc", scoring.roc_points(labels, probs)),
+                         ("precision_recall", scoring.pr_points(labels, probs))):
+        columns = list(points)
+        rows = [",".join(columns)] + [
+            ",".join(f"{points[c][i]:.6f}" for c in columns) for i in range(len(points[columns[0]]))]
+        write_text(plots / kind / f"{name}.csv", "\n".join(rows) + "\n")
+    predicted = (probs >= 0.5).astype(int)
+    rows = ["actual,predicted"] + [f"{a},{b}" for a, b in zip(labels, predicted)]
+    write_text(plots / "confusion" / f"{name}.csv", "\n".join(rows) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Evaluate the trained head.")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    p = params_module.load(args.params)
+    head, _, splits = head_module.load_checked(p)
+    labeled = {name: s for name, s in splits.items()
+               if name != TRAIN_SPLIT and (s.labels >= 0).all()}
+    if p.data.dev_split not in labeled:
+        raise InputError(f"data.dev_split '{p.data.dev_split}' is not a labeled split of "
+                         f"{features.CACHE} (it has: {', '.join(splits)})")
+    probs = {name: head_module.predict_probs(head, s.image, s.text) for name, s in labeled.items()}
+    dev = labeled[p.data.dev_split]
+    threshold = scoring.best_threshold(dev.labels, probs[p.data.dev_split])
+    metrics = {name: scoring.summary(s.labels, probs[name], threshold) for name, s in labeled.items()}
+    with atomic_dir(PLOTS) as plots:
+        for name, split in labeled.items():
+            write_curves(plots, name, split.labels, probs[name])
+    for name, m in metrics.items():
+        print(f"{name:12s} n={m['n']:5d}  AUROC {m['auroc']:.4f}  acc {m['accuracy']:.4f}  "
+              f"F1 {m['f1']:.4f}  AP {m['average_precision']:.4f}")
+    write_json(METRICS, {"dev_threshold": threshold, **metrics})
+    print(f"wrote {METRICS} (dev threshold {threshold:.3f}) and curves under {PLOTS}/")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,210 @@
+"""Stage 1, extract: run the frozen CLIP encoders once and cache per-meme features in HDF5.
+
+    python -m stages.extract          (reads params.yaml: data.*, clip.*)
+
+Each unique image and each unique caption is encoded once, however many splits or memes share
+it. Images are decoded in DataLoader workers while the encoder runs. Work is saved in chunks
+beside the output, so an interrupted run resumes where it stopped; the cache itself appears
+atomically when everything is done, and the chunks are removed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset as TorchDataset
+from tqdm import tqdm
+
+from stages import dataset, encoder, features, params as params_module
+from stages.outputs import InputError, atomic_path, run_stage, write_text
+
+BAD_IMAGES_REPORT = Path("reports/bad_images.csv")
+BATCHES_PER_CHUNK = 16  # resume granularity: a chunk is saved every this many batches
+
+
+class ImageFiles(TorchDataset):
+    """Decodes and preprocesses one image per item, reporting failures instead of raising."""
+
+    def __init__(self, paths: list[Path], preprocess):
+        self.paths, self.preprocess = paths, preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        try:
+            return index, self.preprocess(dataset.load_image(self.paths[index])), ""
+        except InputError as err:
+            return index, None, str(err)
+
+
+def collate(items):
+    """Stack the decoded images; keep the failures (index, reason) beside them."""
+    decoded = [(i, pixels) for i, pixels, _ in items if pixels is not None]
+    failures = [(i, reason) for i, pixels, reason in items if pixels is None]
+    indices = [i for i, _ in decoded]
+    pixels = torch.stack([p for _, p in decoded]) if decoded else None
+    return indices, pixels, failures
+
+
+def chunk_starts(n: int, chunk: int) -> list[int]:
+    return list(range(0, n, chunk))
+
+
+def encode_image_chunks(enc: encoder.Encoder, paths: list[Path], starts: list[int], chunk: int,
+                        batch_size: int, on_bad_image: str):
+    """Yield (start, rows) per chunk of `paths`; rows hold pooled, proj, ok and reason."""
+    batches = [list(range(s, e))
+               for start in starts
+               for s in range(start, min(start + chunk, len(paths)), batch_size)
+               for e in [min(s + batch_size, start + chunk, len(paths))]]
+    loader = DataLoader(
+        ImageFiles(paths, enc.preprocess), batch_sampler=batches, collate_fn=collate,
+        num_workers=min(8, os.cpu_count() or 1), pin_memory=enc.device.type == "cuda",
+        persistent_workers=False, prefetch_factor=4,
+    )
+    rows: dict[int, tuple] = {}
+    for indices, pixels, failures in loader:
+        if failures and on_bad_image == "fail":
+            raise InputError(f"{failures[0][1]} (set data.on_bad_image: skip to leave such memes out)")
+        if pixels is not None:
+            pooled, proj = enc.encode_images(pixels)
+            rows.update({i: (pooled[k], proj[k], "") for k, i in enumerate(indices)})
+        rows.update({i: (None, None, reason) for i, reason in failures})
+        start = min(rows) // chunk * chunk
+        end = min(start + chunk, len(paths))
+        if all(i in rows for i in range(start, end)):
+            yield start, stack_rows([rows.pop(i) for i in range(start, end)])
+
+
+def stack_rows(rows: list[tuple]) -> dict[str, np.ndarray]:
+    width = next((r[0].shape[0] for r in rows if r[0] is not None), 0)
+    embed = next((r[1].shape[0] for r in rows if r[1] is not None), 0)
+    nan = np.full(width, np.nan, np.float32), np.full(embed, np.nan, np.float32)
+    return {
+        "pooled": np.stack([r[0] if r[0] is not None else nan[0] for r in rows]),
+        "proj": np.stack([r[1] if r[1] is not None else nan[1] for r in rows]),
+        "reason": np.array([r[2] for r in rows], dtype=str),
+    }
+
+
+def encode_text_chunks(enc: encoder.Encoder, texts: list[str], starts: list[int], chunk: int,
+                       batch_size: int):
+    for start in starts:
+        parts = [enc.encode_texts(texts[s:min(s + batch_size, start + chunk)])
+                 for s in range(start, min(start + chunk, len(texts)), batch_size)]
+        n = min(start + chunk, len(texts)) - start
+        yield start, {"pooled": np.concatenate([p for p, _ in parts]),
+                      "proj": np.concatenate([q for _, q in parts]),
+                      "reason": np.full(n, "", dtype=str)}
+
+
+def encode_table(name: str, n: int, chunk: int, parts_dir: Path, encode_chunks, unit: str
+                 ) -> dict[str, np.ndarray]:
+    """Encode n items chunk by chunk, reusing the chunks a previous interrupted run saved."""
+    saved = {start for start in chunk_starts(n, chunk) if part_path(parts_dir, name, start).exists()}
+    todo = [start for start in chunk_starts(n, chunk) if start not in saved]
+    done_items = sum(min(chunk, n - start) for start in saved)
+    if saved:
+        print(f"resuming {name}: {len(saved)} finished chunks reused ({done_items} {unit})")
+    with tqdm(total=n, initial=done_items, desc=f"encode {name}", unit=unit) as bar:
+        for start, rows in encode_chunks(todo):
+            with atomic_path(part_path(parts_dir, name, start)) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, **rows)
+            bar.update(len(rows["reason"]))
+    loaded = []
+    for start in chunk_starts(n, chunk):
+        with np.load(part_path(parts_dir, name, start), allow_pickle=False) as part:
+            loaded.append({key: part[key] for key in ("pooled", "proj", "reason")})
+    return {key: np.concatenate([part[key] for part in loaded]) for key in ("pooled", "proj", "reason")}
+
+
+def part_path(parts_dir: Path, name: str, start: int) -> Path:
+    return parts_dir / f"{name}-{start:09d}.npz"
+
+
+def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: list[str],
+             texts: list[str]) -> tuple[dict[str, features.SplitFeatures], list[tuple]]:
+    """Per-split feature rows in jsonl order; memes whose image failed are left out and listed."""
+    image_index = {img: i for i, img in enumerate(images)}
+    text_index = {text: i for i, text in enumerate(texts)}
+    splits, skipped = {}, []
+    for name, memes in data.splits.items():
+        kept = []
+        for meme in memes:
+            reason = str(image_rows["reason"][image_index[meme.img]])
+            if reason:
+                skipped.append((name, meme.id, meme.img, reason))
+            else:
+                kept.append(meme)
+        if not kept:
+            raise InputError(f"split '{name}': every meme's image was unreadable; nothing left")
+        img_rows = [image_index[m.img] for m in kept]
+        txt_rows = [text_index[m.text] for m in kept]
+        splits[name] = features.SplitFeatures(
+            ids=[m.id for m in kept],
+            labels=np.array([m.label for m in kept], dtype=np.int8),
+            image=image_rows["pooled"][img_rows], text=text_rows["pooled"][txt_rows],
+            image_proj=image_rows["proj"][img_rows], text_proj=text_rows["proj"][txt_rows],
+        )
+    return splits, skipped
+
+
+def write_bad_images_report(skipped: list[tuple]) -> None:
+    lines = ["split,id,img,reason"] + [
+        ",".join(csv_field(v) for v in row) for row in skipped
+    ]
+    write_text(BAD_IMAGES_REPORT, "\n".join(lines) + "\n")
+    for split, meme_id, img, reason in skipped:
+        print(f"skipped meme {meme_id} in {split}: {reason}")
+    if skipped:
+        print(f"{len(skipped)} memes skipped for unreadable images; listed in {BAD_IMAGES_REPORT}")
+
+
+def csv_field(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\n') else value
+
+
+def extract(p: params_module.Params, cache: Path = features.CACHE) -> None:
+    data = dataset.read(p.data.dir)
+    images, texts = dataset.unique_images(data), dataset.unique_texts(data)
+    n_memes = sum(len(m) for m in data.splits.values())
+    print(f"{data.root}: {n_memes} memes in {len(data.splits)} splits "
+          f"({', '.join(data.splits)}); {len(images)} unique images, {len(texts)} unique captions")
+    enc = encoder.load(p.clip.model, p.clip.pretrained, p.clip.device)
+    attrs = {**enc.info, "data_fingerprint": dataset.fingerprint(data),
+             "on_bad_image": p.data.on_bad_image}
+    # Chunks are keyed by everything that decides their numbers, so stale ones are never reused.
+    parts_dir = cache.with_name(f".{cache.name}.parts-{features.cache_fingerprint(attrs)}")
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    chunk, batch = BATCHES_PER_CHUNK * p.clip.batch_size, p.clip.batch_size
+    paths = [data.root / img for img in images]
+    started = time.perf_counter()
+    image_rows = encode_table("images", len(images), chunk, parts_dir, lambda todo: encode_image_chunks(
+        enc, paths, todo, chunk, batch, p.data.on_bad_image), unit="img")
+    text_rows = encode_table("captions", len(texts), chunk, parts_dir, lambda todo: encode_text_chunks(
+        enc, texts, todo, chunk, batch), unit="caption")
+    seconds = time.perf_counter() - started
+    splits, skipped = assemble(data, image_rows, text_rows, images, texts)
+    features.write(cache, splits, attrs)
+    write_bad_images_report(skipped)
+    shutil.rmtree(parts_dir)
+    print(f"wrote {cache}: {n_memes} memes encoded in {seconds:.1f}s "
+          f"({n_memes / seconds:.1f} memes/s on {enc.device}, {p.clip.model}/{p.clip.pretrained})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Cache frozen-CLIP features of every meme.")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    extract(params_module.load(args.params))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,191 @@
+"""params.yaml, parsed and validated in one place; stages receive typed values, not dicts."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from stages.outputs import InputError
+
+FUSIONS = ("align", "cross", "cross_nd", "concat", "align_concat", "image", "text")
+HEAD_FEATURES = ("pooled", "projected")
+BAD_IMAGE_POLICIES = ("fail", "skip")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    dir: str
+    dev_split: str
+    on_bad_image: str
+
+
+@dataclass(frozen=True)
+class ClipParams:
+    model: str
+    pretrained: str
+    batch_size: int
+    device: str
+
+
+@dataclass(frozen=True)
+class HeadParams:
+    features: str
+    map_dim: int
+    num_mapping_layers: int
+    num_pre_output_layers: int
+    drop_probs: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    grad_clip: float
+    patience: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams
+    clip: ClipParams
+    fusion: str
+    head: HeadParams
+    train: TrainParams
+
+
+def load(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: params file not found (run from the project root)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML: {err}") from None
+    return parse(raw, source=str(path))
+
+
+def parse(raw, source: str = "params.yaml") -> Params:
+    if not isinstance(raw, dict):
+        raise InputError(f"{source}: expected a mapping at the top level")
+    reader = _Reader(raw, source)
+    data = DataParams(
+        dir=reader.string("data.dir"),
+        dev_split=reader.string("data.dev_split"),
+        on_bad_image=reader.choice("data.on_bad_image", BAD_IMAGE_POLICIES),
+    )
+    clip = ClipParams(
+        model=reader.string("clip.model"),
+        pretrained=reader.string("clip.pretrained"),
+        batch_size=reader.positive_int("clip.batch_size"),
+        device=reader.choice("clip.device", DEVICES),
+    )
+    head = HeadParams(
+        features=reader.choice("head.features", HEAD_FEATURES),
+        map_dim=reader.positive_int("head.map_dim"),
+        num_mapping_layers=reader.positive_int("head.num_mapping_layers"),
+        num_pre_output_layers=reader.count("head.num_pre_output_layers"),
+        drop_probs=reader.drop_probs("head.drop_probs"),
+    )
+    train = TrainParams(
+        epochs=reader.positive_int("train.epochs"),
+        batch_size=reader.positive_int("train.batch_size"),
+        lr=reader.positive_float("train.lr"),
+        weight_decay=reader.non_negative_float("train.weight_decay"),
+        grad_clip=reader.positive_float("train.grad_clip"),
+        patience=reader.positive_int("train.patience"),
+        seed=reader.count("train.seed"),
+    )
+    params = Params(data, clip, reader.choice("fusion", FUSIONS), head, train)
+    reader.reject_unknown(params)
+    return params
+
+
+def to_dict(params: Params) -> dict:
+    """Plain values, as stored beside a trained head."""
+    return dataclasses.asdict(params)
+
+
+class _Reader:
+    """Looks up dotted keys and raises one-line errors that name the key."""
+
+    def __init__(self, raw: dict, source: str):
+        self.raw, self.source = raw, source
+
+    def _get(self, key: str):
+        node = self.raw
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise InputError(f"{self.source}: missing key '{key}'")
+            node = node[part]
+        return node
+
+    def _fail(self, key: str, expected: str, value) -> InputError:
+        return InputError(f"{self.source}: '{key}' must be {expected}, got {value!r}")
+
+    def string(self, key: str) -> str:
+        value = self._get(key)
+        if not isinstance(value, str) or not value:
+            raise self._fail(key, "a non-empty string", value)
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...]) -> str:
+        value = self._get(key)
+        if value not in allowed:
+            raise self._fail(key, "one of " + ", ".join(allowed), value)
+        return value
+
+    def _int(self, key: str, minimum: int, expected: str) -> int:
+        value = self._get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self._fail(key, expected, value)
+        return value
+
+    def positive_int(self, key: str) -> int:
+        return self._int(key, 1, "a positive integer")
+
+    def count(self, key: str) -> int:
+        return self._int(key, 0, "a non-negative integer")
+
+    def _float(self, key: str, ok, expected: str) -> float:
+        value = self._get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._fail(key, expected, value)
+        if not math.isfinite(value) or not ok(value):
+            raise self._fail(key, expected, value)
+        return float(value)
+
+    def positive_float(self, key: str) -> float:
+        return self._float(key, lambda v: v > 0, "a positive number")
+
+    def non_negative_float(self, key: str) -> float:
+        return self._float(key, lambda v: v >= 0, "a non-negative number")
+
+    def drop_probs(self, key: str) -> tuple[float, float, float]:
+        value = self._get(key)
+        expected = "three dropout probabilities in [0, 1) (map, fusion, pre-output)"
+        if not isinstance(value, list) or len(value) != 3:
+            raise self._fail(key, expected, value)
+        for p in value:
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+                raise self._fail(key, expected, value)
+        return tuple(float(p) for p in value)
+
+    def reject_unknown(self, params: Params) -> None:
+        """A typo in params.yaml should fail loudly, not be silently ignored."""
+        known = to_dict(params)
+        for section, value in self.raw.items():
+            if section not in known:
+                raise InputError(f"{self.source}: unknown key '{section}'")
+            if isinstance(known[section], dict):
+                if not isinstance(value, dict):
+                    raise self._fail(section, "a mapping", value)
+                for key in value:
+                    if key not in known[section]:
+                        raise InputError(f"{self.source}: unknown key '{section}.{key}'")

@@ -1,0 +1,91 @@
+"""Stage 4, predict: hate probabilities for every meme of every split, and for new memes.
+
+    python -m stages.predict                          every split -> reports/predictions/<split>.csv
+    python -m stages.predict --image meme.png --text "caption"
+    python -m stages.predict --jsonl memes.jsonl      lines as in the dataset; img relative to it
+
+The CSVs hold `id` (exactly as in the jsonl), `prob_hate` and `pred_label` (prob_hate >= 0.5).
+New memes go through the encoder named in the head's checkpoint, then the head: the same
+numbers the pipeline gives for the same meme.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stages import dataset, encoder, features, head as head_module, params as params_module
+from stages.outputs import InputError, atomic_dir, run_stage
+
+PREDICTIONS = Path("reports/predictions")
+THRESHOLD = 0.5
+
+
+def csv_lines(ids: list[str], probs: np.ndarray) -> list[str]:
+    return ["id,prob_hate,pred_label"] + [
+        f"{meme_id},{prob:.6f},{int(prob >= THRESHOLD)}" for meme_id, prob in zip(ids, probs)]
+
+
+def predict_splits(params_path: str) -> None:
+    p = params_module.load(params_path)
+    head, _, splits = head_module.load_checked(p)
+    with atomic_dir(PREDICTIONS) as out:
+        for name, split in splits.items():
+            probs = head_module.predict_probs(head, split.image, split.text)
+            (out / f"{name}.csv").write_text("\n".join(csv_lines(split.ids, probs)) + "\n",
+                                             encoding="utf-8")
+            print(f"{name:12s} {len(split):6d} memes, mean prob_hate {probs.mean():.3f}")
+    print(f"wrote {PREDICTIONS}/<split>.csv")
+
+
+def encode_memes(enc: encoder.Encoder, memes: list[dataset.Meme], root: Path, kind: str,
+                 batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows of `kind` for new memes, computed exactly as extraction computes them."""
+    image_rows, text_rows = [], []
+    for start in range(0, len(memes), batch_size):
+        batch = memes[start:start + batch_size]
+        pixels = torch.stack([enc.preprocess(dataset.load_image(root / m.img)) for m in batch])
+        image_pooled, image_proj = enc.encode_images(pixels)
+        text_pooled, text_proj = enc.encode_texts([m.text for m in batch])
+        image_rows.append(image_pooled if kind == "pooled" else image_proj)
+        text_rows.append(text_pooled if kind == "pooled" else text_proj)
+    return np.concatenate(image_rows), np.concatenate(text_rows)
+
+
+def predict_new(memes: list[dataset.Meme], root: Path, head_path: Path, device: str) -> None:
+    head, meta = head_module.load(head_path)
+    enc = encoder.load(meta["encoder"]["model"], meta["encoder"]["pretrained"], device)
+    image, text = encode_memes(enc, memes, root, meta["features"])
+    probs = head_module.predict_probs(head, image, text)
+    print("\n".join(csv_lines([m.id for m in memes], probs)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", default="params.yaml", help="for the per-split predictions")
+    parser.add_argument("--image", help="score one meme: its image file")
+    parser.add_argument("--text", help="score one meme: its caption")
+    parser.add_argument("--jsonl", help="score the memes of a jsonl file")
+    parser.add_argument("--head", default=str(head_module.CHECKPOINT))
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    args = parser.parse_args(argv)
+    if args.jsonl:
+        path = Path(args.jsonl)
+        if not path.is_file():
+            raise InputError(f"{path}: jsonl file not found")
+        predict_new(dataset.read_split(path), path.parent, Path(args.head), args.device)
+    elif args.image is not None or args.text is not None:
+        if args.image is None or args.text is None:
+            raise InputError("scoring one meme needs both --image and --text")
+        image = Path(args.image)
+        meme = dataset.Meme(id=image.stem, img=image.name, text=args.text, label=dataset.UNLABELED)
+        predict_new([meme], image.parent, Path(args.head), args.device)
+    else:
+        predict_splits(args.params)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,193 @@
+"""Synthetic hateful-meme sets in the real on-disk layout, for tests and the demo.
+
+    python -m stages.synthetic OUT_DIR [--n 600] [--layout kaggle|challenge] [--seed 0]
+
+The label is an interaction of the two modalities, as in the real set's benign confounders:
+each meme pairs a base picture (a "day" or "night" scene) with a caption from one of two word
+families, and the meme is hateful exactly when the picture's scene and the caption's family
+disagree (label = scene XOR family). The same caption flips with another picture and the same
+picture flips with another caption, so neither modality alone predicts the label.
+
+Like the real set: jsonl splits plus img/NNNNN.png (five-digit zero-padded names while ids are
+plain ints), the caption rendered onto the picture, a few RGBA / palette / grayscale PNGs and
+one JPEG behind a .png name, repeated captions, unlabeled test splits, and in the challenge
+layout a dev_unseen split that overlaps dev_seen. Nothing here is real data.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+# Two word families; the caption's family is its half of the label interaction.
+FAMILIES = (
+    ("sunflowers", "picnic", "kites", "lemonade", "puppies", "bicycles", "beaches", "gardens"),
+    ("thunder", "ghosts", "lanterns", "owls", "fog", "shadows", "storms", "candles"),
+)
+SUBJECTS = ("my neighbours", "these people", "everyone here", "the new guys", "they", "you")
+TEMPLATES = (
+    "when {s} bring {w} and {v}",
+    "{s} really love {w} and {v}",
+    "nobody: {s}: more {w}, more {v}",
+    "{s} after seeing {w} with {v}",
+)
+UNICODE_TAILS = ("", "", "", "", " ☕", " ¿qué?", " 😂")
+
+
+@dataclass(frozen=True)
+class SyntheticMeme:
+    id: int
+    img: str
+    text: str
+    label: int
+    picture: int  # which base picture the meme uses
+    scene: int  # 0 day, 1 night: the picture's half of the interaction
+    family: int  # the caption's word family
+
+
+def split_names(layout: str) -> dict[str, bool]:
+    """Split name -> labeled?"""
+    if layout == "kaggle":
+        return {"train": True, "dev": True, "test": False}
+    return {"train": True, "dev_seen": True, "dev_unseen": True, "test_seen": True,
+            "test_unseen": False}
+
+
+def caption_pool(rng: random.Random, per_family: int) -> list[tuple[str, int]]:
+    pool = set()
+    while len(pool) < 2 * per_family:
+        family = len(pool) % 2
+        w, v = rng.sample(FAMILIES[family], 2)
+        text = rng.choice(TEMPLATES).format(s=rng.choice(SUBJECTS), w=w, v=v)
+        pool.add((text + rng.choice(UNICODE_TAILS), family))
+    return sorted(pool)
+
+
+def draw_picture(rng: random.Random, scene: int) -> Image.Image:
+    """A base picture: day scenes are light with horizontal bands, night dark with vertical."""
+    width, height = rng.randint(160, 260), rng.randint(140, 240)
+    base = rng.randint(170, 235) if scene == 0 else rng.randint(15, 70)
+    tint = [max(0, min(255, base + rng.randint(-25, 25))) for _ in range(3)]
+    image = Image.new("RGB", (width, height), tuple(tint))
+    draw = ImageDraw.Draw(image)
+    stripe = tuple(max(0, min(255, c + (-40 if scene == 0 else 40))) for c in tint)
+    for offset in range(0, max(width, height), 16):
+        box = (0, offset, width, offset + 6) if scene == 0 else (offset, 0, offset + 6, height)
+        draw.rectangle(box, fill=stripe)
+    for _ in range(rng.randint(1, 4)):  # nuisance shapes, unrelated to the label
+        x, y, r = rng.randrange(width), rng.randrange(height), rng.randint(8, 30)
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+    return image
+
+
+def render_meme(picture: Image.Image, text: str) -> Image.Image:
+    meme = picture.copy()
+    draw = ImageDraw.Draw(meme)
+    font = ImageFont.load_default()
+    # The bundled bitmap font has no emoji or accents; the jsonl keeps the true caption.
+    draw.multiline_text((6, 6), wrap(text.encode("ascii", "replace").decode(), 26), font=font,
+                        fill="white", stroke_width=1, stroke_fill="black")
+    return meme
+
+
+def wrap(text: str, width: int) -> str:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + len(word) + 1 > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "\n".join(lines + [line])
+
+
+def save_image(image: Image.Image, path: Path, index: int) -> None:
+    """Mostly RGB PNGs, with the odd modes and formats the real set contains."""
+    if index % 50 == 7:
+        image.convert("RGBA").save(path, format="PNG")
+    elif index % 50 == 19:
+        image.quantize(colors=64).save(path, format="PNG")
+    elif index % 50 == 31:
+        image.convert("L").save(path, format="PNG")
+    elif index % 50 == 43:
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=90)
+        path.write_bytes(buffer.getvalue())  # JPEG bytes behind a .png name
+    else:
+        image.save(path, format="PNG")
+
+
+def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: int = 0
+             ) -> dict[str, list[SyntheticMeme]]:
+    """Write a synthetic set to out_dir and return its memes (with the hidden factors) by split."""
+    if layout not in ("kaggle", "challenge"):
+        raise ValueError(f"layout must be kaggle or challenge, got {layout!r}")
+    if n < 40:
+        raise ValueError("n must be at least 40 so every split gets memes")
+    rng = random.Random(seed)
+    out = Path(out_dir)
+    (out / "img").mkdir(parents=True, exist_ok=True)
+    captions = caption_pool(rng, per_family=max(4, n // 12))
+    pictures = [rng.randrange(2) for _ in range(max(4, n // 3))]  # scene of each base picture
+    picture_images: dict[int, Image.Image] = {}
+    ids = rng.sample(range(100, 99999), n)  # ids below 10000 get zero-padded file names
+    memes = []
+    for index, meme_id in enumerate(ids):
+        picture = rng.randrange(len(pictures))
+        text, family = rng.choice(captions)
+        scene = pictures[picture]
+        if picture not in picture_images:
+            picture_images[picture] = draw_picture(rng, scene)
+        img = f"img/{meme_id:05d}.png"
+        save_image(render_meme(picture_images[picture], text), out / img, index)
+        memes.append(SyntheticMeme(meme_id, img, text, scene ^ family, picture, scene, family))
+    splits = assign_splits(memes, layout, rng)
+    write_splits(out, splits, split_names(layout))
+    return splits
+
+
+def assign_splits(memes: list[SyntheticMeme], layout: str, rng: random.Random
+                  ) -> dict[str, list[SyntheticMeme]]:
+    n = len(memes)
+    n_eval = max(8, n // 10)
+    train, rest = memes[: n - 3 * n_eval], memes[n - 3 * n_eval:]
+    first, second, third = rest[:n_eval], rest[n_eval:2 * n_eval], rest[2 * n_eval:]
+    if layout == "kaggle":
+        return {"train": train, "dev": first, "test": second + third}
+    # dev_unseen shares half its memes with dev_seen, as in the real release.
+    overlap = rng.sample(first, len(first) // 2)
+    return {"train": train, "dev_seen": first, "dev_unseen": overlap + second[: n_eval // 2],
+            "test_seen": second[n_eval // 2:], "test_unseen": third}
+
+
+def write_splits(out: Path, splits: dict[str, list[SyntheticMeme]], labeled: dict[str, bool]
+                 ) -> None:
+    for name, memes in splits.items():
+        with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for m in memes:
+                record = {"id": m.id, "img": m.img, "label": m.label, "text": m.text}
+                if not labeled[name]:
+                    del record["label"]
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir")
+    parser.add_argument("--n", type=int, default=600, help="number of memes (default 600)")
+    parser.add_argument("--layout", choices=("kaggle", "challenge"), default="kaggle")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    splits = generate(args.out_dir, args.n, args.layout, args.seed)
+    sizes = ", ".join(f"{name} {len(memes)}" for name, memes in splits.items())
+    print(f"wrote a synthetic {args.layout} set to {args.out_dir}: {sizes} (not real data)")
+
+
+if __name__ == "__main__":
+    main()
