@@ -12,25 +12,22 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from stages import features, head as head_module, params as params_module, scoring
 from stages.dataset import TRAIN_SPLIT
-from stages.outputs import InputError, atomic_dir, run_stage, write_json, write_text
+from stages.outputs import InputError, atomic_dir, run_stage, write_csv, write_json
 
 METRICS = Path("reports/metrics.json")
 PLOTS = Path("reports/plots")
 
 
 def write_curves(plots: Path, name: str, labels: np.ndarray, probs: np.ndarray) -> None:
-    for kind, points in (("roc", scoring.roc_points(labels, probs)),
-                         ("precision_recall", scoring.pr_points(labels, probs))):
-        columns = list(points)
-        rows = [",".join(columns)] + [
-            ",".join(f"{points[c][i]:.6f}" for c in columns) for i in range(len(points[columns[0]]))]
-        write_text(plots / kind / f"{name}.csv", "\n".join(rows) + "\n")
-    predicted = (probs >= 0.5).astype(int)
-    rows = ["actual,predicted"] + [f"{a},{b}" for a, b in zip(labels, predicted)]
-    write_text(plots / "confusion" / f"{name}.csv", "\n".join(rows) + "\n")
+    write_csv(plots / "roc" / f"{name}.csv", pd.DataFrame(scoring.roc_points(labels, probs)))
+    write_csv(plots / "precision_recall" / f"{name}.csv",
+              pd.DataFrame(scoring.pr_points(labels, probs)))
+    write_csv(plots / "confusion" / f"{name}.csv",
+              pd.DataFrame({"actual": labels, "predicted": (probs >= 0.5).astype(int)}))
 
 
 def main(argv: list[str] | None = None) -> None:

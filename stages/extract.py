@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset as TorchDataset
 from tqdm import tqdm
 
 from stages import dataset, encoder, features, params as params_module
-from stages.outputs import InputError, atomic_path, run_stage, write_text
+from stages.outputs import InputError, atomic_path, run_stage, write_csv
 
 BAD_IMAGES_REPORT = Path("reports/bad_images.csv")
 BATCHES_PER_CHUNK = 16  # resume granularity: a chunk is saved every this many batches
@@ -157,18 +158,11 @@ def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: l
 
 
 def write_bad_images_report(skipped: list[tuple]) -> None:
-    lines = ["split,id,img,reason"] + [
-        ",".join(csv_field(v) for v in row) for row in skipped
-    ]
-    write_text(BAD_IMAGES_REPORT, "\n".join(lines) + "\n")
+    write_csv(BAD_IMAGES_REPORT, pd.DataFrame(skipped, columns=["split", "id", "img", "reason"]))
     for split, meme_id, img, reason in skipped:
         print(f"skipped meme {meme_id} in {split}: {reason}")
     if skipped:
         print(f"{len(skipped)} memes skipped for unreadable images; listed in {BAD_IMAGES_REPORT}")
-
-
-def csv_field(value: str) -> str:
-    return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\n') else value
 
 
 def extract(p: params_module.Params, cache: Path = features.CACHE) -> None:

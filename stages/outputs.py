@@ -54,6 +54,12 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_csv(path: str | os.PathLike, table) -> None:
+    """A pandas DataFrame as CSV, atomically, without the index."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 

@@ -15,18 +15,19 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from stages import dataset, encoder, features, head as head_module, params as params_module
-from stages.outputs import InputError, atomic_dir, run_stage
+from stages.outputs import InputError, atomic_dir, run_stage, write_csv
 
 PREDICTIONS = Path("reports/predictions")
 THRESHOLD = 0.5
 
 
-def csv_lines(ids: list[str], probs: np.ndarray) -> list[str]:
-    return ["id,prob_hate,pred_label"] + [
-        f"{meme_id},{prob:.6f},{int(prob >= THRESHOLD)}" for meme_id, prob in zip(ids, probs)]
+def prediction_table(ids: list[str], probs: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"id": ids, "prob_hate": probs,
+                         "pred_label": (probs >= THRESHOLD).astype(int)})
 
 
 def predict_splits(params_path: str) -> None:
@@ -35,8 +36,7 @@ def predict_splits(params_path: str) -> None:
     with atomic_dir(PREDICTIONS) as out:
         for name, split in splits.items():
             probs = head_module.predict_probs(head, split.image, split.text)
-            (out / f"{name}.csv").write_text("\n".join(csv_lines(split.ids, probs)) + "\n",
-                                             encoding="utf-8")
+            write_csv(out / f"{name}.csv", prediction_table(split.ids, probs))
             print(f"{name:12s} {len(split):6d} memes, mean prob_hate {probs.mean():.3f}")
     print(f"wrote {PREDICTIONS}/<split>.csv")
 
@@ -60,7 +60,7 @@ def predict_new(memes: list[dataset.Meme], root: Path, head_path: Path, device: 
     enc = encoder.load(meta["encoder"]["model"], meta["encoder"]["pretrained"], device)
     image, text = encode_memes(enc, memes, root, meta["features"])
     probs = head_module.predict_probs(head, image, text)
-    print("\n".join(csv_lines([m.id for m in memes], probs)))
+    print(prediction_table([m.id for m in memes], probs).to_csv(index=False), end="")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from stages import encoder, features, head as head_module, params as params_module, scoring
 from stages.dataset import TRAIN_SPLIT
 from stages.head import predict_probs
-from stages.outputs import InputError, run_stage, write_json, write_text
+from stages.outputs import InputError, run_stage, write_csv, write_json
 
 CURVES = Path("reports/training_curves.csv")
 TRAIN_SUMMARY = Path("reports/train.json")
@@ -84,12 +85,6 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     return head.eval(), history
 
 
-def write_curves(history: list[dict]) -> None:
-    rows = ["epoch,train_loss,dev_auroc"] + [
-        f"{h['epoch']},{h['train_loss']:.6f},{h['dev_auroc']:.6f}" for h in history]
-    write_text(CURVES, "\n".join(rows) + "\n")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the Hate-CLIPper head on cached features.")
     parser.add_argument("--params", default="params.yaml")
@@ -108,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         "cache_fingerprint": attrs["fingerprint"],
         "best_epoch": best["epoch"],
     })
-    write_curves(history)
+    write_csv(CURVES, pd.DataFrame(history))
     write_json(TRAIN_SUMMARY, {"best_epoch": best["epoch"], "best_dev_auroc": best["dev_auroc"],
                                "epochs_run": len(history)})
     print(f"saved {head_module.CHECKPOINT}: best epoch {best['epoch']} ({p.data.dev_split} AUROC "

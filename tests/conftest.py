@@ -1,0 +1,56 @@
+"""Shared test helpers. Every test that needs data makes it: synthetic memes or small arrays."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import synthetic
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def params_dict(data_dir: str | Path, dev_split: str = "dev", **overrides) -> dict:
+    """The committed params.yaml, switched to the tiny random encoder and the given data."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["data"].update(dir=str(data_dir), dev_split=dev_split)
+    raw["clip"].update(model="tiny", pretrained="none", batch_size=32, device="cpu")
+    for dotted, value in overrides.items():
+        *sections, key = dotted.split("__")
+        node = raw
+        for section in sections:
+            node = node[section]
+        node[key] = value
+    return raw
+
+
+def write_params(workdir: Path, data_dir, dev_split: str = "dev", **overrides) -> Path:
+    path = workdir / "params.yaml"
+    path.write_text(yaml.safe_dump(params_dict(data_dir, dev_split, **overrides)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def kaggle_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kaggle") / "memes"
+    splits = synthetic.generate(out, n=240, layout="kaggle", seed=1)
+    return out, splits
+
+
+@pytest.fixture(scope="session")
+def challenge_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("challenge") / "memes"
+    splits = synthetic.generate(out, n=240, layout="challenge", seed=2)
+    return out, splits
+
+
+@pytest.fixture
+def copy_of(tmp_path):
+    """A private copy of a generated set, for tests that damage it."""
+    def make(source: Path) -> Path:
+        target = tmp_path / "memes"
+        shutil.copytree(source, target)
+        return target
+    return make

@@ -1,0 +1,137 @@
+import json
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from stages import dataset, encoder, extract, features, params
+from tests.conftest import params_dict
+
+
+def extract_params(root, **overrides):
+    return params.parse(params_dict(root, "dev_seen", **overrides))
+
+
+@pytest.fixture(scope="module")
+def challenge_cache(challenge_set, tmp_path_factory):
+    """One extraction of the full-challenge layout, shared by the read-only tests below."""
+    root, _ = challenge_set
+    workdir = tmp_path_factory.mktemp("extract")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(workdir)
+        extract.extract(extract_params(root))
+    return workdir / features.CACHE
+
+
+def test_all_splits_in_jsonl_order(challenge_set, challenge_cache):
+    root, _ = challenge_set
+    cached, attrs = features.read(challenge_cache)
+    assert set(cached) == {"train", "dev_seen", "dev_unseen", "test_seen", "test_unseen"}
+    for name in cached:
+        lines = [json.loads(l) for l in (root / f"{name}.jsonl").read_text().splitlines()]
+        assert cached[name].ids == [str(l["id"]) for l in lines]
+        assert cached[name].labels.tolist() == [l.get("label", -1) for l in lines]
+    assert attrs["model"] == "tiny" and attrs["pretrained"] == "none"
+    assert attrs["data_fingerprint"] == dataset.fingerprint(dataset.read(root))
+
+
+def test_repeated_captions_and_shared_memes_have_identical_rows(challenge_set, challenge_cache):
+    root, _ = challenge_set
+    cached, _ = features.read(challenge_cache)
+    data = dataset.read(root)
+    rows_by_text = defaultdict(list)
+    for name, memes in data.splits.items():
+        for k, meme in enumerate(memes):
+            rows_by_text[meme.text].append(cached[name].text[k])
+    repeated = [rows for rows in rows_by_text.values() if len(rows) > 1]
+    assert repeated
+    for rows in repeated:
+        assert all(np.array_equal(rows[0], r) for r in rows[1:])
+    # a meme in both dev_seen and dev_unseen has the same image row in each
+    seen = dict(zip(cached["dev_seen"].ids, cached["dev_seen"].image))
+    shared = [(i, row) for i, row in zip(cached["dev_unseen"].ids, cached["dev_unseen"].image) if i in seen]
+    assert shared and all(np.array_equal(seen[i], row) for i, row in shared)
+
+
+def test_projected_rows_are_pooled_rows_through_clips_projection(challenge_cache):
+    enc = encoder.load("tiny", "none", "cpu")
+    pooled, _ = features.read(challenge_cache, ["train"], "pooled")
+    projected, _ = features.read(challenge_cache, ["train"], "projected")
+    np.testing.assert_allclose(pooled["train"].image @ enc.image_projection.numpy(),
+                               projected["train"].image, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pooled["train"].text @ enc.text_projection.numpy(),
+                               projected["train"].text, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    """Counts the rows the encoder is asked for, by modality."""
+    counts = {"images": 0, "texts": 0}
+    encode_images, encode_texts = encoder.Encoder.encode_images, encoder.Encoder.encode_texts
+
+    def count_images(self, pixels):
+        counts["images"] += len(pixels)
+        return encode_images(self, pixels)
+
+    def count_texts(self, texts):
+        counts["texts"] += len(texts)
+        return encode_texts(self, texts)
+
+    monkeypatch.setattr(encoder.Encoder, "encode_images", count_images)
+    monkeypatch.setattr(encoder.Encoder, "encode_texts", count_texts)
+    return counts
+
+
+def test_each_unique_image_and_caption_is_encoded_once(challenge_set, tmp_path, monkeypatch, counting):
+    root, splits = challenge_set
+    monkeypatch.chdir(tmp_path)
+    extract.extract(extract_params(root))
+    memes = [m for s in splits.values() for m in s]
+    assert counting["images"] == len({m.img for m in memes}) < len(memes)
+    assert counting["texts"] == len({m.text for m in memes}) < len(memes)
+
+
+def test_interrupted_extraction_resumes_and_leaves_no_partial_cache(challenge_set, challenge_cache,
+                                                                    tmp_path, monkeypatch, counting):
+    root, _ = challenge_set
+    monkeypatch.chdir(tmp_path)
+    p = extract_params(root, clip__batch_size=8)  # chunks of 128 images: two for this set
+    real_encode = encoder.Encoder.encode_images  # the fixture's counting wrapper
+
+    def crash_in_second_chunk(self, pixels):
+        if counting["images"] >= 130:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C or the job was preempted
+        return real_encode(self, pixels)
+
+    monkeypatch.setattr(encoder.Encoder, "encode_images", crash_in_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        extract.extract(p)
+    assert not features.CACHE.exists()
+    assert len(list(features.CACHE.parent.glob(".clip_features.h5.parts-*/images-*.npz"))) == 1
+
+    monkeypatch.setattr(encoder.Encoder, "encode_images", real_encode)
+    before = counting["images"]
+    extract.extract(p)
+    n_images = len(dataset.unique_images(dataset.read(root)))
+    assert counting["images"] - before == n_images - 128  # only the unfinished chunk again
+    assert not list(features.CACHE.parent.glob(".clip_features.h5.parts-*"))  # cleaned up
+    resumed, _ = features.read(features.CACHE)
+    uninterrupted, _ = features.read(challenge_cache)
+    for name in uninterrupted:
+        np.testing.assert_allclose(resumed[name].image, uninterrupted[name].image, rtol=1e-5, atol=1e-6)
+        assert resumed[name].ids == uninterrupted[name].ids
+
+
+def test_a_failed_run_keeps_the_previous_cache(challenge_set, tmp_path, monkeypatch):
+    root, _ = challenge_set
+    monkeypatch.chdir(tmp_path)
+    extract.extract(extract_params(root))
+    before = features.CACHE.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(extract, "assemble", fail)
+    with pytest.raises(RuntimeError):
+        extract.extract(extract_params(root))
+    assert features.CACHE.read_bytes() == before

@@ -1,0 +1,74 @@
+import h5py
+import numpy as np
+import pytest
+
+from stages import features
+from stages.outputs import InputError
+
+ATTRS = {"model": "tiny", "pretrained": "none", "image_size": 64, "open_clip_version": "x",
+         "data_fingerprint": "abc", "on_bad_image": "fail"}
+
+
+def split(n, rng, labeled=True):
+    return features.SplitFeatures(
+        ids=[f"{i:05d}" for i in range(n)],
+        labels=rng.integers(0, 2, n).astype(np.int8) if labeled else np.full(n, -1, np.int8),
+        image=rng.normal(size=(n, 6)).astype(np.float32),
+        text=rng.normal(size=(n, 4)).astype(np.float32),
+        image_proj=rng.normal(size=(n, 3)).astype(np.float32),
+        text_proj=rng.normal(size=(n, 3)).astype(np.float32),
+    )
+
+
+def test_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    written = {"train": split(5, rng), "test": split(3, rng, labeled=False)}
+    path = tmp_path / "f.h5"
+    features.write(path, written, ATTRS)
+    pooled, attrs = features.read(path)
+    projected, _ = features.read(path, ["test"], "projected")
+    assert attrs["fingerprint"] == features.cache_fingerprint(ATTRS)
+    for name, s in written.items():
+        assert pooled[name].ids == s.ids  # zero-padded string ids survive as written
+        assert pooled[name].labels.dtype == np.int8
+        np.testing.assert_array_equal(pooled[name].labels, s.labels)
+        np.testing.assert_array_equal(pooled[name].image, s.image)
+        np.testing.assert_array_equal(pooled[name].text, s.text)
+    np.testing.assert_array_equal(projected["test"].image, written["test"].image_proj)
+    with h5py.File(path) as f:  # the schema of INTERFACE.md
+        assert set(f["train"]) == {"ids", "labels", "image", "text", "image_proj", "text_proj"}
+        assert f["train/ids"].dtype.kind == "O" and f.attrs["model"] == "tiny"
+
+
+def test_failed_write_leaves_the_previous_file(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "f.h5"
+    features.write(path, {"train": split(4, rng)}, ATTRS)
+    before = path.read_bytes()
+    broken = split(4, rng)
+    broken.text_proj = None  # fails half way through writing
+    with pytest.raises(AttributeError):
+        features.write(path, {"train": split(4, rng), "dev": broken}, ATTRS)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["f.h5"]
+
+
+def test_checks(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "f.h5"
+    bad = split(4, rng)
+    bad.image[1, 2] = np.nan
+    features.write(path, {"train": split(4, rng), "dev": bad}, ATTRS)
+    with pytest.raises(InputError, match="split 'dev' has non-finite image features"):
+        features.read(path, ["dev"])
+    with pytest.raises(InputError, match="no split 'dev_seen'.*it has: dev, train"):
+        features.read(path, ["dev_seen"])
+    with pytest.raises(InputError, match="extracted with clip.model=tiny clip.pretrained=none.*ViT-L-14"):
+        features.check_encoder(ATTRS, "ViT-L-14", "openai", path)
+    with pytest.raises(InputError, match="another version of the data"):
+        features.check_data(ATTRS, "def", path)
+    with pytest.raises(InputError, match="feature cache not found"):
+        features.read(tmp_path / "missing.h5")
+    (tmp_path / "junk.h5").write_bytes(b"junk")
+    with pytest.raises(InputError, match="not a readable HDF5"):
+        features.read(tmp_path / "junk.h5")

@@ -1,0 +1,56 @@
+import pytest
+
+from stages import params
+from stages.outputs import InputError
+from tests.conftest import ROOT, params_dict
+
+
+def test_committed_params_are_the_papers_configuration():
+    p = params.load(ROOT / "params.yaml")
+    assert (p.clip.model, p.clip.pretrained) == ("ViT-L-14", "openai")
+    assert p.data.dir == "data/hateful_memes"
+    assert p.fusion == "cross" and p.head.map_dim == 32 and p.head.drop_probs == (0.2, 0.4, 0.1)
+
+
+def test_values_are_typed():
+    p = params.parse(params_dict("somewhere"))
+    assert isinstance(p.train.lr, float) and isinstance(p.head.drop_probs, tuple)
+    assert p.data.dir == "somewhere"
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"fusion": "outer"}, "'fusion' must be one of align, cross, cross_nd, concat, align_concat, image, text"),
+    ({"head__map_dim": 0}, "'head.map_dim' must be a positive integer, got 0"),
+    ({"train__batch_size": -4}, "'train.batch_size' must be a positive integer"),
+    ({"train__epochs": 2.5}, "'train.epochs' must be a positive integer"),
+    ({"train__lr": 0}, "'train.lr' must be a positive number"),
+    ({"head__drop_probs": [0.2, 1.0, 0.1]}, "'head.drop_probs' must be three dropout probabilities in [0, 1)"),
+    ({"head__drop_probs": [0.2, 0.1]}, "'head.drop_probs' must be three"),
+    ({"data__on_bad_image": "ignore"}, "'data.on_bad_image' must be one of fail, skip"),
+    ({"clip__device": "tpu"}, "'clip.device' must be one of auto, cpu, cuda"),
+    ({"head__features": "raw"}, "'head.features' must be one of pooled, projected"),
+])
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(InputError) as err:
+        params.parse(params_dict("d", **override))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_key_is_named():
+    raw = params_dict("d")
+    del raw["train"]["patience"]
+    with pytest.raises(InputError, match="missing key 'train.patience'"):
+        params.parse(raw)
+
+
+def test_unknown_key_is_named():
+    raw = params_dict("d")
+    raw["head"]["mapdim"] = 64
+    with pytest.raises(InputError, match="unknown key 'head.mapdim'"):
+        params.parse(raw)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="params file not found"):
+        params.load(tmp_path / "params.yaml")
