@@ -20,19 +20,12 @@ import open_clip
 import torch
 from torch import nn
 
+from stages import params
 from stages.outputs import InputError
 
 open_clip.add_model_config(Path(__file__).parent / "model_configs")
 RANDOM_INIT = "none"
 RANDOM_INIT_SEED = 0  # fixed so random-init features are reproducible across runs
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("clip.device is cuda, but no CUDA device is available")
-    return torch.device(device)
 
 
 @dataclass
@@ -88,7 +81,7 @@ def load(model_name: str, pretrained: str, device: str = "auto") -> Encoder:
             "(see open_clip.list_models(); `tiny` is the small config shipped here)"
         )
     check_pretrained(model_name, pretrained)
-    torch_device = resolve_device(device)
+    torch_device = params.resolve_device(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_INIT_SEED)
         try:

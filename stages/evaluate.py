@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn import metrics
 
 from stages import features, head as head_module, params as params_module, scoring
 from stages.dataset import TRAIN_SPLIT
@@ -22,12 +23,36 @@ METRICS = Path("reports/metrics.json")
 PLOTS = Path("reports/plots")
 
 
+def summary(labels: np.ndarray, probs: np.ndarray, dev_threshold: float) -> dict:
+    predicted = (probs >= scoring.THRESHOLD).astype(int)
+    return {
+        "n": int(len(labels)),
+        "auroc": scoring.auroc(labels, probs),
+        "average_precision": float(metrics.average_precision_score(labels, probs)),
+        "accuracy": float(metrics.accuracy_score(labels, predicted)),
+        "f1": float(metrics.f1_score(labels, predicted, zero_division=0)),
+        "precision": float(metrics.precision_score(labels, predicted, zero_division=0)),
+        "recall": float(metrics.recall_score(labels, predicted, zero_division=0)),
+        "accuracy_at_dev_threshold": float(np.mean((probs >= dev_threshold) == labels)),
+    }
+
+
+def roc_points(labels: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
+    fpr, tpr, thresholds = metrics.roc_curve(labels, probs)
+    return {"fpr": fpr, "tpr": tpr, "threshold": np.minimum(thresholds, 1.0)}
+
+
+def pr_points(labels: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
+    precision, recall, _ = metrics.precision_recall_curve(labels, probs)
+    return {"recall": recall, "precision": precision}
+
+
 def write_curves(plots: Path, name: str, labels: np.ndarray, probs: np.ndarray) -> None:
-    write_csv(plots / "roc" / f"{name}.csv", pd.DataFrame(scoring.roc_points(labels, probs)))
+    write_csv(plots / "roc" / f"{name}.csv", pd.DataFrame(roc_points(labels, probs)))
     write_csv(plots / "precision_recall" / f"{name}.csv",
-              pd.DataFrame(scoring.pr_points(labels, probs)))
+              pd.DataFrame(pr_points(labels, probs)))
     write_csv(plots / "confusion" / f"{name}.csv",
-              pd.DataFrame({"actual": labels, "predicted": (probs >= 0.5).astype(int)}))
+              pd.DataFrame({"actual": labels, "predicted": (probs >= scoring.THRESHOLD).astype(int)}))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,14 +69,14 @@ def main(argv: list[str] | None = None) -> None:
     probs = {name: head_module.predict_probs(head, s.image, s.text) for name, s in labeled.items()}
     dev = labeled[p.data.dev_split]
     threshold = scoring.best_threshold(dev.labels, probs[p.data.dev_split])
-    metrics = {name: scoring.summary(s.labels, probs[name], threshold) for name, s in labeled.items()}
+    results = {name: summary(s.labels, probs[name], threshold) for name, s in labeled.items()}
     with atomic_dir(PLOTS) as plots:
         for name, split in labeled.items():
             write_curves(plots, name, split.labels, probs[name])
-    for name, m in metrics.items():
+    for name, m in results.items():
         print(f"{name:12s} n={m['n']:5d}  AUROC {m['auroc']:.4f}  acc {m['accuracy']:.4f}  "
               f"F1 {m['f1']:.4f}  AP {m['average_precision']:.4f}")
-    write_json(METRICS, {"dev_threshold": threshold, **metrics})
+    write_json(METRICS, {"dev_threshold": threshold, **results})
     print(f"wrote {METRICS} (dev threshold {threshold:.3f}) and curves under {PLOTS}/")
 
 

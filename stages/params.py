@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import yaml
 
 from stages.outputs import InputError
@@ -58,6 +59,15 @@ class Params:
     fusion: str
     head: HeadParams
     train: TrainParams
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` picks CUDA when present; asking for CUDA without one is an error, not a fallback."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("clip.device is cuda, but no CUDA device is available")
+    return torch.device(device)
 
 
 def load(path: str | Path = "params.yaml") -> Params:

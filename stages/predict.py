@@ -18,16 +18,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages import dataset, encoder, features, head as head_module, params as params_module
+from stages import dataset, head as head_module, params as params_module, scoring
 from stages.outputs import InputError, atomic_dir, run_stage, write_csv
 
 PREDICTIONS = Path("reports/predictions")
-THRESHOLD = 0.5
 
 
 def prediction_table(ids: list[str], probs: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"id": ids, "prob_hate": probs,
-                         "pred_label": (probs >= THRESHOLD).astype(int)})
+                         "pred_label": (probs >= scoring.THRESHOLD).astype(int)})
 
 
 def predict_splits(params_path: str) -> None:
@@ -41,7 +40,7 @@ def predict_splits(params_path: str) -> None:
     print(f"wrote {PREDICTIONS}/<split>.csv")
 
 
-def encode_memes(enc: encoder.Encoder, memes: list[dataset.Meme], root: Path, kind: str,
+def encode_memes(enc, memes: list[dataset.Meme], root: Path, kind: str,
                  batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Feature rows of `kind` for new memes, computed exactly as extraction computes them."""
     image_rows, text_rows = [], []
@@ -56,6 +55,9 @@ def encode_memes(enc: encoder.Encoder, memes: list[dataset.Meme], root: Path, ki
 
 
 def predict_new(memes: list[dataset.Meme], root: Path, head_path: Path, device: str) -> None:
+    # open_clip takes seconds to import: only scoring new memes needs it, not the pipeline.
+    from stages import encoder
+
     head, meta = head_module.load(head_path)
     enc = encoder.load(meta["encoder"]["model"], meta["encoder"]["pretrained"], device)
     image, text = encode_memes(enc, memes, root, meta["features"])

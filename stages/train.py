@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from stages import encoder, features, head as head_module, params as params_module, scoring
+from stages import features, head as head_module, params as params_module, scoring
 from stages.dataset import TRAIN_SPLIT
 from stages.head import predict_probs
 from stages.outputs import InputError, run_stage, write_csv, write_json
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     p = params_module.load(args.params)
     splits, attrs = features.load_checked(features.CACHE, p, [TRAIN_SPLIT, p.data.dev_split])
     check_splits(splits, p.data.dev_split)
-    device = encoder.resolve_device("auto")
+    device = params_module.resolve_device("auto")
     started = time.perf_counter()
     head, history = train(p, splits, device)
     seconds = time.perf_counter() - started

@@ -66,3 +66,12 @@ def test_early_stopping_keeps_the_best_epoch(splits):
     dev = splits["dev"]
     probs = train.predict_probs(head, dev.image, dev.text)
     assert train.scoring.auroc(dev.labels, probs) == pytest.approx(best["dev_auroc"])
+
+
+def test_auroc_matches_sklearn_with_ties():
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 500)
+    probs = np.round(rng.random(500) * 0.5 + labels * 0.2, 2)  # many ties
+    assert train.scoring.auroc(labels, probs) == pytest.approx(roc_auc_score(labels, probs), abs=1e-12)
+    assert np.isnan(train.scoring.auroc(np.ones(4), probs[:4]))

@@ -1,0 +1,131 @@
+"""The users' DVC flows, with the real `dvc` client in scratch git repos made from the project."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts.workspace import set_param
+from tests.conftest import ROOT
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@localhost"}
+
+
+def sh(cmd: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
+    # Stages run as `python -m stages.X`: this interpreter's folder must come first on PATH.
+    env = {**os.environ, **GIT_ENV, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    result = subprocess.run(cmd, shell=True, cwd=cwd, env=env, capture_output=True, text=True)
+    if ok and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def workspace(target: Path, *args: str) -> Path:
+    sh(f"{sys.executable} scripts/workspace.py {target} " + " ".join(args), ROOT)
+    return target
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A workspace after one full `dvc repro`, committed, on a synthetic challenge-layout set."""
+    target = workspace(tmp_path_factory.mktemp("dvc") / "ws", "--n 160 --layout challenge",
+                       "--set train.epochs=4")
+    sh("dvc repro", target)
+    sh("git add -A && git commit -qm 'first run'", target)
+    return target
+
+
+def test_repro_runs_every_stage_end_to_end(repo):
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert set(metrics) == {"dev_threshold", "dev_seen", "dev_unseen", "test_seen"}
+    for split in ("dev_seen", "dev_unseen", "test_seen"):
+        assert {"auroc", "accuracy", "f1", "average_precision", "n"} <= set(metrics[split])
+    jsonl_ids = [str(json.loads(l)["id"]) for l in (repo / "data/synthetic/test_unseen.jsonl").read_text().splitlines()]
+    with open(repo / "reports/predictions/test_unseen.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == jsonl_ids
+    assert set(rows[0]) == {"id", "prob_hate", "pred_label"}
+    assert sorted(p.name for p in (repo / "reports/predictions").iterdir()) == [
+        "dev_seen.csv", "dev_unseen.csv", "test_seen.csv", "test_unseen.csv", "train.csv"]
+    for kind in ("roc", "precision_recall", "confusion"):
+        assert (repo / f"reports/plots/{kind}/dev_seen.csv").is_file()
+
+
+def test_second_repro_is_a_no_op(repo):
+    assert "Data and pipelines are up to date." in sh("dvc repro", repo).stdout
+
+
+def test_metrics_and_plots_need_no_flags(repo):
+    shown = sh("dvc metrics show --json", repo).stdout
+    assert "dev_seen" in shown and "best_dev_auroc" in shown
+    sh("dvc plots show -o plots_html", repo)
+    assert (repo / "plots_html/index.html").is_file()
+
+
+def test_head_only_experiment_skips_extract(repo):
+    cache = repo / "features/clip_features.h5"
+    before, mtime = digest(cache), cache.stat().st_mtime_ns
+    metrics_before = (repo / "reports/metrics.json").read_text()
+    run = sh("dvc exp run -S fusion=align", repo)
+    assert "Stage 'extract' didn't change, skipping" in run.stdout
+    assert "Running stage 'train'" in run.stdout
+    assert digest(cache) == before and cache.stat().st_mtime_ns == mtime
+    assert (repo / "reports/metrics.json").read_text() != metrics_before
+    assert "dev_seen.auroc" in sh("dvc metrics diff", repo).stdout
+    params_diff = sh("dvc params diff", repo).stdout
+    assert "fusion" in params_diff and "cross" in params_diff and "align" in params_diff
+    table = list(csv.DictReader(sh("dvc exp show --csv", repo).stdout.splitlines()))
+    experiments = [row for row in table if row["typ"] == "branch_base"]
+    assert experiments and experiments[0]["fusion"] == "align"
+
+
+def test_what_reruns_after_a_param_change(repo):
+    """DVC alone decides: encoder params invalidate extract, batch size and device do not."""
+    params = repo / "params.yaml"
+    original = params.read_text()
+    try:
+        for key, value, reruns_extract in [("clip.batch_size", "8", False),
+                                           ("clip.device", "cpu", False),
+                                           ("train.lr", "0.001", False),
+                                           ("head.map_dim", "16", False),
+                                           ("clip.model", "ViT-B-32", True),
+                                           ("clip.pretrained", "openai", True)]:
+            params.write_text(original)
+            set_param(params, key, value)
+            dry = sh("dvc repro --dry", repo).stdout
+            assert ("Running stage 'extract'" in dry) == reruns_extract, key
+            assert ("Running stage 'train'" in dry) == (key not in ("clip.batch_size", "clip.device")), key
+    finally:
+        params.write_text(original)
+
+
+def test_changing_the_encoder_reruns_extract_for_real(tmp_path):
+    ws = workspace(tmp_path / "ws", "--n 60", "--set train.epochs=1")
+    sh("dvc repro extract", ws)
+    set_param(ws / "params.yaml", "clip.pretrained", str(ws / "tiny.pt"))
+    sh(f"{sys.executable} -c \"import torch, open_clip, stages.encoder; torch.manual_seed(5); "
+       f"torch.save(open_clip.create_model('tiny').state_dict(), 'tiny.pt')\"", ws)
+    before = digest(ws / "features/clip_features.h5")
+    out = sh("dvc repro extract", ws).stdout
+    assert "Running stage 'extract'" in out
+    assert digest(ws / "features/clip_features.h5") != before
+
+
+def test_missing_dataset_stops_with_directions(tmp_path):
+    """The committed params.yaml is the paper's real config; it is never swapped for fake data."""
+    ws = workspace(tmp_path / "ws")
+    result = sh("dvc repro", ws, ok=False)
+    assert result.returncode != 0
+    assert "data/hateful_memes" in result.stderr and "make demo" in result.stderr
+    assert not (ws / "features/clip_features.h5").exists()
