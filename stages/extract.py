@@ -154,6 +154,10 @@ def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: l
             image=image_rows["pooled"][img_rows], text=text_rows["pooled"][txt_rows],
             image_proj=image_rows["proj"][img_rows], text_proj=text_rows["proj"][txt_rows],
         )
+        for key in ("image", "text", "image_proj", "text_proj"):
+            if not np.isfinite(getattr(splits[name], key)).all():
+                raise InputError(f"split '{name}': the encoder produced non-finite {key} "
+                                 "features (fp16 overflow? try clip.device: cpu to compare)")
     return splits, skipped
 
 
@@ -174,8 +178,12 @@ def extract(p: params_module.Params, cache: Path = features.CACHE) -> None:
     enc = encoder.load(p.clip.model, p.clip.pretrained, p.clip.device)
     attrs = {**enc.info, "data_fingerprint": dataset.fingerprint(data),
              "on_bad_image": p.data.on_bad_image}
-    # Chunks are keyed by everything that decides their numbers, so stale ones are never reused.
+    # Chunks are keyed by everything that decides their numbers, so stale ones are never reused;
+    # those of other data or encoders (an abandoned run) are removed.
     parts_dir = cache.with_name(f".{cache.name}.parts-{features.cache_fingerprint(attrs)}")
+    for stale in cache.parent.glob(f".{cache.name}.parts-*"):
+        if stale != parts_dir:
+            shutil.rmtree(stale)
     parts_dir.mkdir(parents=True, exist_ok=True)
     chunk, batch = BATCHES_PER_CHUNK * p.clip.batch_size, p.clip.batch_size
     paths = [data.root / img for img in images]

@@ -75,7 +75,7 @@ def read(path: str | Path, splits: list[str] | None = None, features: str = "poo
             if name not in f:
                 raise InputError(
                     f"{path}: no split '{name}' in the feature cache (it has: "
-                    f"{', '.join(f.keys())}); rerun `dvc repro extract` after fixing data.dir"
+                    f"{', '.join(f.keys())}); check data.dev_split in params.yaml"
                 )
             group = f[name]
             split = SplitFeatures(

@@ -5,8 +5,10 @@ import csv
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,19 @@ def test_missing_dataset_stops_with_directions(tmp_path):
     assert result.returncode != 0
     assert "data/hateful_memes" in result.stderr and "make demo" in result.stderr
     assert not (ws / "features/clip_features.h5").exists()
+
+
+def test_dvc_repro_after_kill_9_mid_extraction(tmp_path):
+    ws = workspace(tmp_path / "ws", "--n 200", "--set clip.batch_size=1", "--set train.epochs=1")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    dvc = subprocess.Popen(["dvc", "repro"], cwd=ws, env=env, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(ws.glob("features/.clip_features.h5.parts-*/images-*.npz")):
+        assert dvc.poll() is None and time.monotonic() < deadline, "extract ended too early"
+        time.sleep(0.005)
+    os.killpg(dvc.pid, signal.SIGKILL)  # dvc and the stage it runs, with no chance to clean up
+    dvc.wait()
+    assert not (ws / "features/clip_features.h5").exists()
+    out = sh("dvc repro extract", ws).stdout
+    assert "resuming images" in out and (ws / "features/clip_features.h5").is_file()

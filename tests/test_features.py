@@ -61,7 +61,7 @@ def test_checks(tmp_path):
     features.write(path, {"train": split(4, rng), "dev": bad}, ATTRS)
     with pytest.raises(InputError, match="split 'dev' has non-finite image features"):
         features.read(path, ["dev"])
-    with pytest.raises(InputError, match="no split 'dev_seen'.*it has: dev, train"):
+    with pytest.raises(InputError, match="no split 'dev_seen'.*it has: dev, train.*data.dev_split"):
         features.read(path, ["dev_seen"])
     with pytest.raises(InputError, match="extracted with clip.model=tiny clip.pretrained=none.*ViT-L-14"):
         features.check_encoder(ATTRS, "ViT-L-14", "openai", path)
