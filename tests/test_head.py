@@ -61,7 +61,7 @@ def test_layers_follow_the_paper():
     assert [(l.in_features, l.out_features) for l in pre] == [(36, 6), (6, 6)]
     assert head.output.in_features == 6
     assert HateClipper(config(num_pre_output_layers=0)).output.in_features == 36
-    drops = [m.p for m in head.pre_output if isinstance(m, torch.nn.Dropout)]
+    drops = [m.p for m in head.pre_output if isinstance(m, head_module.Dropout)]
     assert drops == [0.4, 0.1, 0.1]
 
 
