@@ -27,7 +27,7 @@ step "dvc metrics show"
 dvc metrics show
 
 step "dvc exp run -S fusion=align: a head-only change, so extract is skipped"
-dvc exp run -S fusion=align 2>&1 | grep -v "^epoch"
+time (dvc exp run -S fusion=align 2>&1 | grep -v "^epoch")
 
 step "dvc metrics diff: align (workspace) against cross (HEAD)"
 dvc metrics diff

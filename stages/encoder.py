@@ -8,10 +8,13 @@ Hate-CLIPper reads the *pooled* outputs of both towers, before CLIP's final proj
 the shared embedding space. open_clip applies those projections inside each tower, so the
 encoder takes them out of the model and applies them itself: one forward pass yields both
 the pooled features and the projected embeddings.
+
+Image preprocessing is open_clip's, split in two: decode workers resize and crop to uint8
+tensors (`prepare_image`), and the scaling and normalisation run on the device, where they
+are free; uint8 batches also cross to the GPU at a quarter of the bytes.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,8 @@ import numpy as np
 import open_clip
 import torch
 from torch import nn
+from torchvision.transforms import Compose, Normalize
+from torchvision.transforms.functional import pil_to_tensor
 
 from stages import params
 from stages.outputs import InputError
@@ -31,36 +36,30 @@ RANDOM_INIT_SEED = 0  # fixed so random-init features are reproducible across ru
 @dataclass
 class Encoder:
     model: nn.Module
-    preprocess: object  # PIL image -> (3, H, W) tensor
+    prepare_image: Compose  # PIL image -> uint8 (3, H, W), resized and cropped as CLIP wants
+    mean: torch.Tensor  # (3, 1, 1) on the device: open_clip's Normalize
+    std: torch.Tensor
+    input_dtype: torch.dtype  # bf16 where the weights are (GPU), float32 on the CPU
     tokenizer: object  # list[str] -> (N, context_length) token ids
     image_projection: torch.Tensor | nn.Module
     text_projection: torch.Tensor | nn.Module
     device: torch.device
     info: dict  # what the cache records about the encoder
 
-    def _autocast(self):
-        # bf16 on GPUs that have it (fp16 otherwise); full precision on the CPU.
-        if self.device.type != "cuda":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 3, H, W) preprocessed images -> pooled (N, width), projected (N, embed_dim)."""
-        with self._autocast():
-            pooled = self.model.visual(pixels.to(self.device, non_blocking=True))
-            projected = project(pooled, self.image_projection)
-        return to_numpy(pooled), to_numpy(projected)
+        """uint8 (N, 3, H, W) from prepare_image -> pooled (N, width), projected (N, embed_dim)."""
+        # ToTensor's scaling and Normalize, as open_clip's preprocess does them, on the device.
+        x = pixels.to(self.device, non_blocking=True).to(torch.float32).div_(255)
+        x = x.sub_(self.mean).div_(self.std).to(self.input_dtype)
+        pooled = self.model.visual(x)
+        return to_numpy(pooled), to_numpy(project(pooled, self.image_projection))
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Captions -> pooled (N, width), projected (N, embed_dim); long ones truncated as CLIP does."""
-        tokens = self.tokenizer(texts).to(self.device)
-        with self._autocast():
-            pooled = self.model.encode_text(tokens)
-            projected = project(pooled, self.text_projection)
-        return to_numpy(pooled), to_numpy(projected)
+        pooled = self.model.encode_text(self.tokenizer(texts).to(self.device))
+        return to_numpy(pooled), to_numpy(project(pooled, self.text_projection))
 
 
 def project(pooled: torch.Tensor, projection: torch.Tensor | nn.Module) -> torch.Tensor:
@@ -73,7 +72,18 @@ def to_numpy(x: torch.Tensor) -> np.ndarray:
     return x.float().cpu().numpy()
 
 
-def load(model_name: str, pretrained: str, device: str = "auto") -> Encoder:
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto`: open_clip's bf16 mode (OpenAI-style: bf16 weights, fp32 LayerNorm) on GPUs that
+    have bf16, full precision elsewhere."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
+def load(model_name: str, pretrained: str, device: str = "auto", precision: str = "auto"
+         ) -> Encoder:
     """Build the frozen encoder; errors for unknown names or unreachable weights are one line."""
     if model_name not in open_clip.list_models():
         raise InputError(
@@ -82,12 +92,13 @@ def load(model_name: str, pretrained: str, device: str = "auto") -> Encoder:
         )
     check_pretrained(model_name, pretrained)
     torch_device = params.resolve_device(device)
+    precision = resolve_precision(precision, torch_device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_INIT_SEED)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 model_name, pretrained=None if pretrained == RANDOM_INIT else pretrained,
-                device=torch_device,
+                device=torch_device, precision=precision,
             )
         except Exception as err:  # noqa: BLE001 - hub, file and format errors all land here
             raise InputError(
@@ -98,9 +109,13 @@ def load(model_name: str, pretrained: str, device: str = "auto") -> Encoder:
     model.eval().requires_grad_(False)
     image_projection, text_projection = detach_projections(model, model_name)
     image_size = model.visual.image_size
+    prepare_image, normalize = split_preprocess(preprocess)
     return Encoder(
         model=model,
-        preprocess=preprocess,
+        prepare_image=prepare_image,
+        mean=torch.tensor(normalize.mean, device=torch_device).view(3, 1, 1),
+        std=torch.tensor(normalize.std, device=torch_device).view(3, 1, 1),
+        input_dtype=open_clip.get_input_dtype(precision) or torch.float32,
         tokenizer=open_clip.get_tokenizer(model_name),
         image_projection=image_projection,
         text_projection=text_projection,
@@ -110,8 +125,20 @@ def load(model_name: str, pretrained: str, device: str = "auto") -> Encoder:
             "pretrained": pretrained,
             "image_size": int(image_size[0] if isinstance(image_size, tuple) else image_size),
             "open_clip_version": open_clip.__version__,
+            "precision": precision,  # recorded, not part of the cache identity: see README
         },
     )
+
+
+def split_preprocess(preprocess: Compose) -> tuple[Compose, Normalize]:
+    """open_clip's eval transform is resize, crop, RGB, ToTensor, Normalize: keep the part
+    before ToTensor for the decode workers (ending in a uint8 tensor) and hand back Normalize."""
+    steps = preprocess.transforms
+    to_tensor = next((i for i, step in enumerate(steps) if "ToTensor" in type(step).__name__), None)
+    if to_tensor is None or not isinstance(steps[-1], Normalize) or to_tensor != len(steps) - 2:
+        raise RuntimeError(f"unexpected open_clip preprocessing {preprocess}; "
+                           "stages/encoder.py expects ... ToTensor, Normalize")
+    return Compose([*steps[:to_tensor], pil_to_tensor]), steps[-1]
 
 
 def check_pretrained(model_name: str, pretrained: str) -> None:

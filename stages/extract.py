@@ -28,18 +28,23 @@ BAD_IMAGES_REPORT = Path("reports/bad_images.csv")
 BATCHES_PER_CHUNK = 16  # resume granularity: a chunk is saved every this many batches
 
 
-class ImageFiles(TorchDataset):
-    """Decodes and preprocesses one image per item, reporting failures instead of raising."""
+def decode_workers() -> int:
+    """One DataLoader worker per core (up to 16): PNG decoding and resizing is what starves a GPU."""
+    return min(16, os.cpu_count() or 1)
 
-    def __init__(self, paths: list[Path], preprocess):
-        self.paths, self.preprocess = paths, preprocess
+
+class ImageFiles(TorchDataset):
+    """Decodes and prepares (resize, crop) one image per item, reporting failures instead of raising."""
+
+    def __init__(self, paths: list[Path], prepare_image):
+        self.paths, self.prepare_image = paths, prepare_image
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int):
         try:
-            return index, self.preprocess(dataset.load_image(self.paths[index])), ""
+            return index, self.prepare_image(dataset.load_image(self.paths[index])), ""
         except InputError as err:
             return index, None, str(err)
 
@@ -65,8 +70,8 @@ def encode_image_chunks(enc: encoder.Encoder, paths: list[Path], starts: list[in
                for s in range(start, min(start + chunk, len(paths)), batch_size)
                for e in [min(s + batch_size, start + chunk, len(paths))]]
     loader = DataLoader(
-        ImageFiles(paths, enc.preprocess), batch_sampler=batches, collate_fn=collate,
-        num_workers=min(8, os.cpu_count() or 1), pin_memory=enc.device.type == "cuda",
+        ImageFiles(paths, enc.prepare_image), batch_sampler=batches, collate_fn=collate,
+        num_workers=decode_workers(), pin_memory=enc.device.type == "cuda",
         persistent_workers=False, prefetch_factor=4,
     )
     rows: dict[int, tuple] = {}
@@ -169,13 +174,17 @@ def write_bad_images_report(skipped: list[tuple]) -> None:
         print(f"{len(skipped)} memes skipped for unreadable images; listed in {BAD_IMAGES_REPORT}")
 
 
-def extract(p: params_module.Params, cache: Path = features.CACHE) -> None:
+def extract(p: params_module.Params, cache: Path = features.CACHE, precision: str = "auto") -> dict:
+    """Run the extraction; returns what it did (counts and encoding time) for logs and benchmarks.
+
+    `precision` is the encoder's (see encoder.load); benchmarks set it to compare fp32 and bf16.
+    """
     data = dataset.read(p.data.dir)
     images, texts = dataset.unique_images(data), dataset.unique_texts(data)
     n_memes = sum(len(m) for m in data.splits.values())
     print(f"{data.root}: {n_memes} memes in {len(data.splits)} splits "
           f"({', '.join(data.splits)}); {len(images)} unique images, {len(texts)} unique captions")
-    enc = encoder.load(p.clip.model, p.clip.pretrained, p.clip.device)
+    enc = encoder.load(p.clip.model, p.clip.pretrained, p.clip.device, precision)
     attrs = {**enc.info, "data_fingerprint": dataset.fingerprint(data),
              "on_bad_image": p.data.on_bad_image}
     # Chunks are keyed by everything that decides their numbers, so stale ones are never reused;
@@ -199,6 +208,8 @@ def extract(p: params_module.Params, cache: Path = features.CACHE) -> None:
     shutil.rmtree(parts_dir)
     print(f"wrote {cache}: {n_memes} memes encoded in {seconds:.1f}s "
           f"({n_memes / seconds:.1f} memes/s on {enc.device}, {p.clip.model}/{p.clip.pretrained})")
+    return {"memes": n_memes, "unique_images": len(images), "unique_captions": len(texts),
+            "encode_seconds": seconds}
 
 
 def main(argv: list[str] | None = None) -> None:

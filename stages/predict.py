@@ -46,7 +46,7 @@ def encode_memes(enc, memes: list[dataset.Meme], root: Path, kind: str,
     image_rows, text_rows = [], []
     for start in range(0, len(memes), batch_size):
         batch = memes[start:start + batch_size]
-        pixels = torch.stack([enc.preprocess(dataset.load_image(root / m.img)) for m in batch])
+        pixels = torch.stack([enc.prepare_image(dataset.load_image(root / m.img)) for m in batch])
         image_pooled, image_proj = enc.encode_images(pixels)
         text_pooled, text_proj = enc.encode_texts([m.text for m in batch])
         image_rows.append(image_pooled if kind == "pooled" else image_proj)

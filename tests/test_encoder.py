@@ -13,9 +13,13 @@ def tiny():
     return encoder.load("tiny", "none", "cpu")
 
 
-def pixels(enc, n=3):
-    colours = [(200, 30, 30), (20, 20, 220), (240, 240, 240)][:n]
-    return torch.stack([enc.preprocess(Image.new("RGB", (90, 70), c)) for c in colours])
+IMAGES = [Image.new("RGB", (90, 70), (200, 30, 30)), Image.new("RGB", (50, 80), (20, 20, 220)),
+          Image.new("RGB", (300, 200), (240, 240, 240))]
+
+
+def pixels(enc):
+    """What the decode workers hand over: uint8, resized and cropped."""
+    return torch.stack([enc.prepare_image(image) for image in IMAGES])
 
 
 def test_random_init_is_seeded(tiny):
@@ -29,13 +33,14 @@ def test_projected_features_are_clips_own_embeddings(tiny):
     """`*_proj` must equal what an untouched open_clip model returns from encode_image/text."""
     with torch.random.fork_rng():
         torch.manual_seed(encoder.RANDOM_INIT_SEED)
-        reference = open_clip.create_model("tiny", pretrained=None).eval()
-    x = pixels(tiny)
+        reference, _, preprocess = open_clip.create_model_and_transforms("tiny", pretrained=None)
+    reference.eval()
     tokens = open_clip.get_tokenizer("tiny")(["a cat", "", "x " * 200])
-    with torch.no_grad():
-        image_embedding = reference.encode_image(x).numpy()
+    with torch.no_grad():  # open_clip's own preprocessing and forward pass, untouched
+        image_embedding = reference.encode_image(torch.stack([preprocess(i) for i in IMAGES])).numpy()
         text_embedding = reference.encode_text(tokens).numpy()
-    image_pooled, image_proj = tiny.encode_images(x)
+    assert pixels(tiny).dtype == torch.uint8
+    image_pooled, image_proj = tiny.encode_images(pixels(tiny))
     text_pooled, text_proj = tiny.encode_texts(["a cat", "", "x " * 200])
     np.testing.assert_allclose(image_proj, image_embedding, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(text_proj, text_embedding, rtol=1e-5, atol=1e-6)
@@ -46,7 +51,7 @@ def test_projected_features_are_clips_own_embeddings(tiny):
 
 def test_info_names_the_encoder(tiny):
     assert tiny.info == {"model": "tiny", "pretrained": "none", "image_size": 64,
-                         "open_clip_version": open_clip.__version__}
+                         "open_clip_version": open_clip.__version__, "precision": "fp32"}
 
 
 def test_unknown_model_and_tag_are_clear_errors():
@@ -65,7 +70,8 @@ def test_local_checkpoint_path_loads(tmp_path, tiny):
     torch.save(other.state_dict(), checkpoint)
     loaded = encoder.load("tiny", str(checkpoint), "cpu")
     with torch.no_grad():
-        expected = other.eval().encode_image(pixels(tiny)).numpy()
+        _, _, preprocess = open_clip.create_model_and_transforms("tiny", pretrained=None)
+        expected = other.eval().encode_image(torch.stack([preprocess(i) for i in IMAGES])).numpy()
     np.testing.assert_allclose(loaded.encode_images(pixels(tiny))[1], expected, rtol=1e-5, atol=1e-6)
 
 

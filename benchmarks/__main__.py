@@ -1,0 +1,29 @@
+"""python -m benchmarks [NAME ...] [--device auto|cpu|cuda]: run the benchmarks named (default all)."""
+from __future__ import annotations
+
+import argparse
+
+from benchmarks import dvc_exp, extraction, fusion_sweep, head_training, reencoding
+from stages.params import resolve_device
+
+BENCHMARKS = {"head_training": head_training.main, "cached_vs_reencoding": reencoding.main,
+              "extraction": extraction.main, "dvc_exp_run": dvc_exp.main,
+              "fusion_sweep": fusion_sweep.main}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"any of {', '.join(BENCHMARKS)} (default: all)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    args = parser.parse_args()
+    unknown = set(args.names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    device = resolve_device(args.device)
+    for name in args.names or BENCHMARKS:
+        BENCHMARKS[name](device)
+
+
+if __name__ == "__main__":
+    main()
