@@ -46,6 +46,14 @@ class Encoder:
     device: torch.device
     info: dict  # what the cache records about the encoder
 
+    @property
+    def image_widths(self) -> tuple[int, int]:
+        """(pooled width, embedding width) of the image tower, read off CLIP's projection."""
+        projection = self.image_projection
+        if isinstance(projection, nn.Linear):
+            return projection.in_features, projection.out_features
+        return projection.shape[0], projection.shape[1]
+
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """uint8 (N, 3, H, W) from prepare_image -> pooled (N, width), projected (N, embed_dim)."""

@@ -62,17 +62,19 @@ def chunk_starts(n: int, chunk: int) -> list[int]:
     return list(range(0, n, chunk))
 
 
+def batch_ranges(start: int, chunk: int, batch_size: int, n: int) -> list[range]:
+    """The batches of the chunk that begins at `start`; no batch crosses a chunk's end."""
+    end = min(start + chunk, n)
+    return [range(s, min(s + batch_size, end)) for s in range(start, end, batch_size)]
+
+
 def encode_image_chunks(enc: encoder.Encoder, paths: list[Path], starts: list[int], chunk: int,
                         batch_size: int, on_bad_image: str):
-    """Yield (start, rows) per chunk of `paths`; rows hold pooled, proj, ok and reason."""
-    batches = [list(range(s, e))
-               for start in starts
-               for s in range(start, min(start + chunk, len(paths)), batch_size)
-               for e in [min(s + batch_size, start + chunk, len(paths))]]
+    """Yield (start, rows) per chunk of `paths`; rows hold pooled, proj and a failure reason."""
+    batches = [list(r) for start in starts for r in batch_ranges(start, chunk, batch_size, len(paths))]
     loader = DataLoader(
         ImageFiles(paths, enc.prepare_image), batch_sampler=batches, collate_fn=collate,
-        num_workers=decode_workers(), pin_memory=enc.device.type == "cuda",
-        persistent_workers=False, prefetch_factor=4,
+        num_workers=decode_workers(), pin_memory=enc.device.type == "cuda", prefetch_factor=4,
     )
     rows: dict[int, tuple] = {}
     for indices, pixels, failures in loader:
@@ -85,16 +87,15 @@ def encode_image_chunks(enc: encoder.Encoder, paths: list[Path], starts: list[in
         start = min(rows) // chunk * chunk
         end = min(start + chunk, len(paths))
         if all(i in rows for i in range(start, end)):
-            yield start, stack_rows([rows.pop(i) for i in range(start, end)])
+            yield start, stack_rows([rows.pop(i) for i in range(start, end)], enc.image_widths)
 
 
-def stack_rows(rows: list[tuple]) -> dict[str, np.ndarray]:
-    width = next((r[0].shape[0] for r in rows if r[0] is not None), 0)
-    embed = next((r[1].shape[0] for r in rows if r[1] is not None), 0)
-    nan = np.full(width, np.nan, np.float32), np.full(embed, np.nan, np.float32)
+def stack_rows(rows: list[tuple], widths: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Rows of a chunk as arrays; a failed image's rows are NaN (dropped before writing)."""
+    missing = [np.full(width, np.nan, np.float32) for width in widths]
     return {
-        "pooled": np.stack([r[0] if r[0] is not None else nan[0] for r in rows]),
-        "proj": np.stack([r[1] if r[1] is not None else nan[1] for r in rows]),
+        "pooled": np.stack([r[0] if r[0] is not None else missing[0] for r in rows]),
+        "proj": np.stack([r[1] if r[1] is not None else missing[1] for r in rows]),
         "reason": np.array([r[2] for r in rows], dtype=str),
     }
 
@@ -102,12 +103,11 @@ def stack_rows(rows: list[tuple]) -> dict[str, np.ndarray]:
 def encode_text_chunks(enc: encoder.Encoder, texts: list[str], starts: list[int], chunk: int,
                        batch_size: int):
     for start in starts:
-        parts = [enc.encode_texts(texts[s:min(s + batch_size, start + chunk)])
-                 for s in range(start, min(start + chunk, len(texts)), batch_size)]
-        n = min(start + chunk, len(texts)) - start
+        batches = batch_ranges(start, chunk, batch_size, len(texts))
+        parts = [enc.encode_texts(texts[r.start:r.stop]) for r in batches]
         yield start, {"pooled": np.concatenate([p for p, _ in parts]),
                       "proj": np.concatenate([q for _, q in parts]),
-                      "reason": np.full(n, "", dtype=str)}
+                      "reason": np.full(batches[-1].stop - start, "", dtype=str)}
 
 
 def encode_table(name: str, n: int, chunk: int, parts_dir: Path, encode_chunks, unit: str

@@ -135,3 +135,20 @@ def test_a_failed_run_keeps_the_previous_cache(challenge_set, tmp_path, monkeypa
     with pytest.raises(RuntimeError):
         extract.extract(extract_params(root))
     assert features.CACHE.read_bytes() == before
+
+
+def test_skip_survives_a_chunk_of_only_bad_images(challenge_set, copy_of, tmp_path, monkeypatch):
+    """With chunks of 8 images, break all of the first chunk: its rows still have the right width."""
+    root = copy_of(challenge_set[0])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(extract, "BATCHES_PER_CHUNK", 1)
+    data = dataset.read(root)
+    first_chunk = dataset.unique_images(data)[:8]
+    for img in first_chunk:
+        (root / img).write_bytes(b"")
+    extract.extract(extract_params(root, clip__batch_size=8, data__on_bad_image="skip"))
+    cached, _ = features.read(features.CACHE)
+    kept = sum(len(s) for s in cached.values())
+    dropped = sum(m.img in first_chunk for memes in data.splits.values() for m in memes)
+    assert kept == sum(len(m) for m in data.splits.values()) - dropped
+    assert all(s.image.shape[1] == 96 for s in cached.values())
