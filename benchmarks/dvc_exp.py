@@ -60,6 +60,9 @@ def main(device: torch.device) -> None:
         assert "Stage 'extract' didn't change, skipping" in out, out
         train_line = next(l for l in out.splitlines() if l.startswith("saved models/head.pt"))
         peak_kb = int(re.search(r"peak_rss_kb (\d+)", sh([sys.executable, "-c", PEAK], ws)).group(1))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
+    torch_import = time.perf_counter() - start
     record("dvc_exp_run", {
         "device": str(device),
         "dvc exp run -S fusion=align, wall (s)": wall,
@@ -67,4 +70,5 @@ def main(device: torch.device) -> None:
         "target wall (s)": 30.0,
         "train stage peak RSS, cross fusion (MB)": peak_kb / 1024,
         "target peak (MB)": 1536.0,
+        "python -c 'import torch', wall (s)": torch_import,
     })

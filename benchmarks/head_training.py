@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import matmul_flops, record, timer
+from benchmarks.common import matmul_flops, median_time, record, timer
 from stages import features, head as head_module, params, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +74,17 @@ def training_flops(p: params.Params) -> float:
     return (2 * first + 3 * later) * N_TRAIN * p.train.epochs
 
 
+def dropout_microseconds(device: torch.device) -> dict[str, float]:
+    """One dropout on the fusion's (16, 1024) activations: nn.Dropout against the head's."""
+    x = torch.randn(16, 1024, device=device)
+    figures = {}
+    for name, layer in (("nn.Dropout", nn.Dropout(0.4)), ("head.Dropout (rand mask)", head_module.Dropout(0.4))):
+        layer.train()
+        seconds = median_time(lambda: [layer(x) for _ in range(1000)], 5, device)
+        figures[f"{name} on 16x1024 (us)"] = seconds * 1000
+    return figures
+
+
 def main(device: torch.device) -> None:
     p = paper_params()
     splits = full_size_splits()
@@ -94,4 +105,5 @@ def main(device: torch.device) -> None:
         "measured matmul GFLOP/s (2048^3 fp32)": roof / 1e9,
         "FLOP-bound time (s)": flops / roof,
         "target (s, two CPU cores)": 10.0,
+        **dropout_microseconds(device),
     })

@@ -66,9 +66,9 @@ def fused_dim(fusion: str, map_dim: int) -> int:
 class Dropout(nn.Module):
     """Inverted dropout, as nn.Dropout, with the mask drawn by torch.rand.
 
-    On the CPU, nn.Dropout's bernoulli_ costs about three times as much: with a small head it
-    was the largest single cost of a training step. The mask is a constant to autograd, so
-    the backward pass is one multiplication.
+    On the CPU, nn.Dropout's bernoulli_ is the slower way to draw the mask (BENCHMARKS.md,
+    head_training), and in a small head dropout is one of the larger costs of a step. The mask
+    is a constant to autograd, so the backward pass is one multiplication.
     """
 
     def __init__(self, p: float):
