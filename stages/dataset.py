@@ -64,7 +64,7 @@ def read_split(path: Path) -> list[Meme]:
     memes: list[Meme] = []
     first_line_of: dict[str, int] = {}
     labeled_lines, unlabeled_lines = [], []
-    with open(path, encoding="utf-8") as lines:
+    with open(path, encoding="utf-8-sig") as lines:  # tolerate a byte-order mark
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue

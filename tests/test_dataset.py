@@ -136,3 +136,10 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 150 * 150)  # between 1x and 2x: warning level
     with pytest.raises(InputError, match="decompression-bomb limit"):
         dataset.load_image(path)
+
+
+def test_windows_line_endings_and_a_byte_order_mark(tmp_path):
+    (tmp_path / "train.jsonl").write_bytes(
+        b'\xef\xbb\xbf{"id": 1, "img": "a.png", "label": 1, "text": "x"}\r\n'
+        b'{"id": 2, "img": "b.png", "label": 0, "text": "y"}\r\n')
+    assert [m.id for m in dataset.read(tmp_path).splits["train"]] == ["1", "2"]
