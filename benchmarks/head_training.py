@@ -80,7 +80,7 @@ def dropout_microseconds(device: torch.device) -> dict[str, float]:
     figures = {}
     for name, layer in (("nn.Dropout", nn.Dropout(0.4)), ("head.Dropout (rand mask)", head_module.Dropout(0.4))):
         layer.train()
-        seconds = median_time(lambda: [layer(x) for _ in range(1000)], 5, device)
+        seconds = median_time(lambda layer=layer: [layer(x) for _ in range(1000)], 5, device)
         figures[f"{name} on 16x1024 (us)"] = seconds * 1000
     return figures
 

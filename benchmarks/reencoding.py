@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
@@ -79,7 +78,7 @@ def measure(model: str, n: int, device: torch.device) -> None:
             splits, _ = features.read(features.CACHE, ["train", "dev"])
         finally:
             os.chdir(cwd)
-        cached = [seconds(lambda: train.train(with_fusion(p, c["fusion"]), splits, device,
+        cached = [seconds(lambda c=c: train.train(with_fusion(p, c["fusion"]), splits, device,
                                               log=lambda _: None), device) for c in SWEEP]
     n_train = len(data.splits["train"])
     record("cached_vs_reencoding", {

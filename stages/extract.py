@@ -168,7 +168,7 @@ def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: l
 
 def write_bad_images_report(skipped: list[tuple]) -> None:
     write_csv(BAD_IMAGES_REPORT, pd.DataFrame(skipped, columns=["split", "id", "img", "reason"]))
-    for split, meme_id, img, reason in skipped:
+    for split, meme_id, _, reason in skipped:
         print(f"skipped meme {meme_id} in {split}: {reason}")
     if skipped:
         print(f"{len(skipped)} memes skipped for unreadable images; listed in {BAD_IMAGES_REPORT}")

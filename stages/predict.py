@@ -11,7 +11,6 @@ numbers the pipeline gives for the same meme.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
