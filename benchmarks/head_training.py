@@ -42,7 +42,8 @@ def full_size_splits() -> dict[str, features.SplitFeatures]:
 def textbook_loop(p: params.Params, split: features.SplitFeatures, device: torch.device) -> None:
     """The loop a first implementation writes, for comparison: same work, same head."""
     torch.manual_seed(p.train.seed)
-    head = head_module.HateClipper(head_config(p)).to(device).train()
+    config = head_module.HeadConfig.from_params(p, IMAGE_DIM, TEXT_DIM)
+    head = head_module.HateClipper(config).to(device).train()
     for sequential in (head.image_projection, head.text_projection, head.pre_output):
         for i, module in enumerate(sequential):
             if isinstance(module, head_module.Dropout):
@@ -57,12 +58,6 @@ def textbook_loop(p: params.Params, split: features.SplitFeatures, device: torch
             loss.backward()
             torch.nn.utils.clip_grad_norm_(head.parameters(), p.train.grad_clip)
             optimizer.step()
-
-
-def head_config(p: params.Params) -> head_module.HeadConfig:
-    return head_module.HeadConfig(IMAGE_DIM, TEXT_DIM, p.fusion, p.head.map_dim,
-                                  p.head.num_mapping_layers, p.head.num_pre_output_layers,
-                                  p.head.drop_probs)
 
 
 def training_flops(p: params.Params) -> float:

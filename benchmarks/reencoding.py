@@ -42,10 +42,8 @@ def reencoding_run(p, enc: encoder.Encoder, data: dataset.Dataset, device: torch
             image = torch.from_numpy(enc.encode_images(pixels)[0]).to(device)
             text = torch.from_numpy(enc.encode_texts([memes[i].text for i in indices])[0]).to(device)
             if head is None:
-                head = head_module.HateClipper(head_module.HeadConfig(
-                    image.shape[1], text.shape[1], p.fusion, p.head.map_dim,
-                    p.head.num_mapping_layers, p.head.num_pre_output_layers,
-                    p.head.drop_probs)).to(device).train()
+                config = head_module.HeadConfig.from_params(p, image.shape[1], text.shape[1])
+                head = head_module.HateClipper(config).to(device).train()
                 optimizer = torch.optim.AdamW(head.parameters(), lr=p.train.lr,
                                               weight_decay=p.train.weight_decay)
             loss = F.binary_cross_entropy_with_logits(head(image, text), labels[indices])

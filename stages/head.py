@@ -34,6 +34,14 @@ class HeadConfig:
     num_pre_output_layers: int
     drop_probs: tuple[float, float, float]  # map, fusion, pre-output
 
+    @classmethod
+    def from_params(cls, p, image_dim: int, text_dim: int) -> "HeadConfig":
+        """The head params.yaml describes, for features of these widths (from the cache)."""
+        return cls(image_dim=image_dim, text_dim=text_dim, fusion=p.fusion,
+                   map_dim=p.head.map_dim, num_mapping_layers=p.head.num_mapping_layers,
+                   num_pre_output_layers=p.head.num_pre_output_layers,
+                   drop_probs=p.head.drop_probs)
+
 
 def fuse(fusion: str, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
     """Combine L2-normalised projections (N, map_dim) into one fused vector per meme."""

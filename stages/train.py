@@ -45,11 +45,7 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     torch.manual_seed(p.train.seed)
     image, text, labels = as_tensors(splits[TRAIN_SPLIT], device)
     dev_image, dev_text, dev_labels = as_tensors(splits[p.data.dev_split], device)
-    config = head_module.HeadConfig(
-        image_dim=image.shape[1], text_dim=text.shape[1], fusion=p.fusion,
-        map_dim=p.head.map_dim, num_mapping_layers=p.head.num_mapping_layers,
-        num_pre_output_layers=p.head.num_pre_output_layers, drop_probs=p.head.drop_probs,
-    )
+    config = head_module.HeadConfig.from_params(p, image.shape[1], text.shape[1])
     head = head_module.HateClipper(config).to(device)
     # A small head's step is a few dozen tiny kernels: per-kernel overhead, not FLOPs, sets
     # the pace, so the optimizer and the clipping each run as one fused/foreach kernel.
