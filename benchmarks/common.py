@@ -1,6 +1,7 @@
 """What every benchmark shares: machine facts, timing, recording, synthetic workspaces."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -12,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+
+from stages import params
 
 RESULTS = Path(__file__).parent / "results" / "results.jsonl"
 
@@ -36,28 +39,37 @@ def record(benchmark: str, figures: dict) -> None:
         print(f"  {key:48s} {value:.4g}" if isinstance(value, float) else f"  {key:48s} {value}")
 
 
-@contextmanager
-def timer(out: dict, key: str, device: torch.device | None = None):
-    sync(device)
-    start = time.perf_counter()
-    yield
-    sync(device)
-    out[key] = time.perf_counter() - start
-
-
 def sync(device) -> None:
     if device is not None and device.type == "cuda":
         torch.cuda.synchronize()
 
 
+def timed(fn, device: torch.device | None = None):
+    """fn()'s result and its wall time in seconds, with the GPU's queued work included."""
+    sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    return result, time.perf_counter() - start
+
+
+def seconds(fn, device: torch.device | None = None) -> float:
+    return timed(fn, device)[1]
+
+
 def median_time(fn, repeats: int, device=None) -> float:
-    times = []
-    for _ in range(repeats):
-        t = {}
-        with timer(t, "s", device):
-            fn()
-        times.append(t["s"])
-    return statistics.median(times)
+    return statistics.median(seconds(fn, device) for _ in range(repeats))
+
+
+@contextmanager
+def working_directory(path: Path):
+    """Run stages that write relative to the working directory (features/, models/) in `path`."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def matmul_flops(device: torch.device, size: int = 2048, dtype=torch.float32) -> float:
@@ -77,10 +89,6 @@ def children_peak_rss_mb() -> float:
 def synthetic_params(data_dir: Path, model: str, batch_size: int = 64, device: str = "auto",
                      epochs: int = 20):
     """The committed params.yaml, pointed at a synthetic set and a random-init encoder."""
-    import dataclasses
-
-    from stages import params
-
     p = params.load(Path(__file__).resolve().parents[1] / "params.yaml")
     return dataclasses.replace(
         p,

@@ -6,15 +6,13 @@ meme has its own image file; captions repeat, as in the real set).
 """
 from __future__ import annotations
 
-import os
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.common import record, sync, synthetic_params
+from benchmarks.common import record, seconds, synthetic_params, timed, working_directory
 from stages import dataset, encoder, extract, synthetic
 
 
@@ -23,12 +21,8 @@ def measure(model: str, n: int, device: str, batch_size: int, precision: str = "
         work = Path(tmp)
         synthetic.generate(work / "memes", n=n, seed=0)
         p = synthetic_params(work / "memes", model, batch_size, device)
-        cwd = os.getcwd()
-        os.chdir(work)
-        try:
+        with working_directory(work):
             summary = extract.extract(p, precision=precision)
-        finally:
-            os.chdir(cwd)
         figures = {"memes": summary["memes"], "unique images": summary["unique_images"],
                    "unique captions": summary["unique_captions"],
                    "end to end, decode workers on (memes/s)": summary["memes"] / summary["encode_seconds"]}
@@ -45,25 +39,16 @@ def split_costs(p, batch_size: int, precision: str) -> dict:
     paths = [data.root / img for img in dataset.unique_images(data)]
     loader = DataLoader(extract.ImageFiles(paths, enc.prepare_image), batch_size=batch_size,
                         collate_fn=extract.collate, num_workers=extract.decode_workers())
-    start = time.perf_counter()
-    batches = [pixels for _, pixels, _ in loader]
-    decode = time.perf_counter() - start
+    batches, decode = timed(lambda: [pixels for _, pixels, _ in loader])
     enc.encode_images(batches[0])  # warm-up (kernel selection)
-    sync(enc.device)
-    start = time.perf_counter()
-    for pixels in batches:
-        enc.encode_images(pixels)
-    sync(enc.device)
-    image_encode = time.perf_counter() - start
+    image_encode = seconds(lambda: [enc.encode_images(pixels) for pixels in batches], enc.device)
     texts = dataset.unique_texts(data)
     per_meme_texts = [m.text for memes in data.splits.values() for m in memes]
-    text_encode = {}
-    for name, captions in (("unique", texts), ("per meme", per_meme_texts)):
-        start = time.perf_counter()
-        for i in range(0, len(captions), batch_size):
-            enc.encode_texts(captions[i:i + batch_size])
-        sync(enc.device)
-        text_encode[name] = time.perf_counter() - start
+    text_encode = {
+        name: seconds(lambda captions=captions: [enc.encode_texts(captions[i:i + batch_size])
+                                                 for i in range(0, len(captions), batch_size)],
+                      enc.device)
+        for name, captions in (("unique", texts), ("per meme", per_meme_texts))}
     return {
         "decode + resize/crop alone (img/s, workers)": len(paths) / decode,
         "image encoder alone (img/s)": len(paths) / image_encode,

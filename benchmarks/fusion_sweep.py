@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.common import record, synthetic_params
+from benchmarks.common import record, seconds, synthetic_params, timed, working_directory
+from scripts.workspace import set_param
 from stages import extract, features, params, synthetic, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,28 +30,22 @@ def main(device: torch.device) -> None:
         synthetic.generate(work / "memes", n=1000, seed=0)
         p = synthetic_params(work / "memes", "tiny", device=device.type)
         p = dataclasses.replace(p, train=params.load(ROOT / "params.yaml").train)
-        cwd = os.getcwd()
-        os.chdir(work)
-        try:
+        with working_directory(work):
             extract.extract(p)
             splits, _ = features.read(features.CACHE, ["train", "dev"])
             figures = {}
             for fusion in params.FUSIONS:
-                start = time.perf_counter()
-                _, history = train.train(dataclasses.replace(p, fusion=fusion), splits, device,
-                                         log=lambda _: None)
-                seconds = time.perf_counter() - start
+                (_, history), loop = timed(lambda fusion=fusion: train.train(
+                    dataclasses.replace(p, fusion=fusion), splits, device, log=lambda _: None))
                 best = max(history, key=lambda h: h["dev_auroc"])
-                figures[f"{fusion}: dev AUROC (best epoch {best['epoch']}, loop {seconds:.1f}s)"] = best["dev_auroc"]
-            (work / "params.yaml").write_text(
-                (ROOT / "params.yaml").read_text()
-                .replace("data/hateful_memes", str(work / "memes")).replace("ViT-L-14", "tiny")
-                .replace("pretrained: openai", "pretrained: none"))
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "stages.train"], check=True, capture_output=True,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)})
-            figures["train stage, cross, `python -m stages.train` wall (s)"] = time.perf_counter() - start
-        finally:
-            os.chdir(cwd)
+                figures[f"{fusion}: dev AUROC (best epoch {best['epoch']}, loop {loop:.1f}s)"] = best["dev_auroc"]
+            stage_params = work / "params.yaml"
+            shutil.copy(ROOT / "params.yaml", stage_params)
+            for key, value in (("data.dir", work / "memes"), ("clip.model", "tiny"),
+                               ("clip.pretrained", "none")):
+                set_param(stage_params, key, str(value))
+            figures["train stage, cross, `python -m stages.train` wall (s)"] = seconds(
+                lambda: subprocess.run([sys.executable, "-m", "stages.train"], check=True,
+                                       capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)}))
     record("fusion_sweep", {"device": str(device), "data": "1000 synthetic memes, tiny random encoder",
                             **figures})

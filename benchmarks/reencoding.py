@@ -9,16 +9,14 @@ only flatters it.
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from benchmarks.common import record, sync, synthetic_params
+from benchmarks.common import record, seconds, synthetic_params, working_directory
+from benchmarks.head_training import textbook_step
 from stages import dataset, encoder, extract, features, head as head_module, synthetic, train
 
 EPOCHS = 10
@@ -46,19 +44,7 @@ def reencoding_run(p, enc: encoder.Encoder, data: dataset.Dataset, device: torch
                 head = head_module.HateClipper(config).to(device).train()
                 optimizer = torch.optim.AdamW(head.parameters(), lr=p.train.lr,
                                               weight_decay=p.train.weight_decay)
-            loss = F.binary_cross_entropy_with_logits(head(image, text), labels[indices])
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(head.parameters(), p.train.grad_clip)
-            optimizer.step()
-
-
-def seconds(fn, device) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
+            textbook_step(head, optimizer, image, text, labels[indices], p.train.grad_clip)
 
 
 def measure(model: str, n: int, device: torch.device) -> None:
@@ -69,13 +55,9 @@ def measure(model: str, n: int, device: torch.device) -> None:
         data = dataset.read(p.data.dir)
         enc = encoder.load(model, "none", device.type)
         reencode = seconds(lambda: reencoding_run(p, enc, data, device), device)
-        cwd = os.getcwd()
-        os.chdir(work)
-        try:
+        with working_directory(work):
             extraction = seconds(lambda: extract.extract(p), device)
             splits, _ = features.read(features.CACHE, ["train", "dev"])
-        finally:
-            os.chdir(cwd)
         cached = [seconds(lambda c=c: train.train(with_fusion(p, c["fusion"]), splits, device,
                                               log=lambda _: None), device) for c in SWEEP]
     n_train = len(data.splits["train"])
