@@ -44,8 +44,18 @@ def cache_fingerprint(attrs: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def check_finite(split: SplitFeatures, name: str, keys: tuple[str, ...], where: str) -> None:
+    for key in keys:
+        if not np.isfinite(getattr(split, key)).all():
+            raise InputError(f"{where}: split '{name}' has non-finite {key} features")
+
+
 def write(path: str | Path, splits: dict[str, SplitFeatures], attrs: dict) -> None:
-    """Write the cache atomically: readers never see a half-written file."""
+    """Write the cache atomically: readers never see a half-written file, nor one they would
+    refuse for non-finite values."""
+    for name, split in splits.items():
+        check_finite(split, name, ("image", "text", "image_proj", "text_proj"),
+                     f"{path} not written (an encoder overflow? compare with clip.device: cpu)")
     attrs = {**attrs, "fingerprint": cache_fingerprint(attrs)}
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -84,9 +94,7 @@ def read(path: str | Path, splits: list[str] | None = None, features: str = "poo
                 image=group[image_key][()],
                 text=group[text_key][()],
             )
-            for key in ("image", "text"):
-                if not np.isfinite(getattr(split, key)).all():
-                    raise InputError(f"{path}: split '{name}' has non-finite {key} features")
+            check_finite(split, name, ("image", "text"), str(path))
             loaded[name] = split
     return loaded, attrs
 

@@ -57,8 +57,13 @@ def test_checks(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "f.h5"
     bad = split(4, rng)
-    bad.image[1, 2] = np.nan
-    features.write(path, {"train": split(4, rng), "dev": bad}, ATTRS)
+    bad.text_proj[0, 1] = np.inf
+    with pytest.raises(InputError, match="f.h5 not written.*split 'dev' has non-finite text_proj"):
+        features.write(path, {"train": split(4, rng), "dev": bad}, ATTRS)
+    assert list(tmp_path.iterdir()) == []
+    features.write(path, {"train": split(4, rng), "dev": split(4, rng)}, ATTRS)
+    with h5py.File(path, "r+") as f:  # a cache damaged or written by something else
+        f["dev/image"][1, 2] = np.nan
     with pytest.raises(InputError, match="split 'dev' has non-finite image features"):
         features.read(path, ["dev"])
     with pytest.raises(InputError, match="no split 'dev_seen'.*it has: dev, train.*data.dev_split"):
