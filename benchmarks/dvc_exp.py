@@ -38,7 +38,7 @@ def sh(cmd: list[str], cwd: Path) -> str:
 
 def full_size_cache(ws: Path) -> None:
     p = params.load(ws / "params.yaml")
-    enc_info = encoder.load(p.clip.model, p.clip.pretrained, "cpu").info
+    enc_info = encoder.load(**p.clip.feature_settings(), device="cpu").info
     attrs = {**enc_info, "data_fingerprint": dataset.fingerprint(dataset.read(ws / p.data.dir)),
              "on_bad_image": p.data.on_bad_image}
     splits = full_size_splits()

@@ -1,11 +1,12 @@
 """3. Extraction throughput: memes/s end to end, with decode and encoder time apart, and dedup.
 
 On the CPU: `tiny` and a random-init ViT-B-32. On a GPU: a random-init ViT-L-14 at 224 px, in
-fp32 and in bf16 (open_clip's mixed mode), decode workers on. Memes come from the synthetic generator (every
+fp32 (the committed clip.precision) and in bf16 (open_clip's mixed mode), decode workers on. Memes come from the synthetic generator (every
 meme has its own image file; captions repeat, as in the real set).
 """
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -16,26 +17,26 @@ from benchmarks.common import record, seconds, synthetic_params, timed, working_
 from stages import dataset, encoder, extract, synthetic
 
 
-def measure(model: str, n: int, device: str, batch_size: int, precision: str = "auto") -> None:
+def measure(model: str, n: int, device: str, batch_size: int, precision: str = "fp32") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         synthetic.generate(work / "memes", n=n, seed=0)
         p = synthetic_params(work / "memes", model, batch_size, device)
+        p = dataclasses.replace(p, clip=dataclasses.replace(p.clip, precision=precision))
         with working_directory(work):
-            summary = extract.extract(p, precision=precision)
+            summary = extract.extract(p)
         figures = {"memes": summary["memes"], "unique images": summary["unique_images"],
                    "unique captions": summary["unique_captions"],
                    "end to end, decode workers on (memes/s)": summary["memes"] / summary["encode_seconds"]}
-        figures.update(split_costs(p, batch_size, precision))
+        figures.update(split_costs(p, batch_size))
     record("extraction", {"model": f"{model} (random init)", "device": device, "batch": batch_size,
-                          "precision": encoder.resolve_precision(precision, torch.device(device)),
-                          **figures})
+                          "precision": precision, **figures})
 
 
-def split_costs(p, batch_size: int, precision: str) -> dict:
+def split_costs(p, batch_size: int) -> dict:
     """Decode alone (the same DataLoader workers), the encoder alone, and what dedup saved."""
     data = dataset.read(p.data.dir)
-    enc = encoder.load(p.clip.model, "none", p.clip.device, precision)
+    enc = encoder.load(**p.clip.feature_settings(), device=p.clip.device)
     paths = [data.root / img for img in dataset.unique_images(data)]
     loader = DataLoader(extract.ImageFiles(paths, enc.prepare_image), batch_size=batch_size,
                         collate_fn=extract.collate, num_workers=extract.decode_workers())

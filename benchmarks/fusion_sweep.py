@@ -19,7 +19,7 @@ import torch
 
 from benchmarks.common import record, seconds, synthetic_params, timed, working_directory
 from scripts.workspace import set_param
-from stages import extract, features, params, synthetic, train
+from stages import extract, feature_reader, features, params, synthetic, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def main(device: torch.device) -> None:
         p = dataclasses.replace(p, train=params.load(ROOT / "params.yaml").train)
         with working_directory(work):
             extract.extract(p)
-            splits, _ = features.read(features.CACHE, ["train", "dev"])
+            splits, _ = feature_reader.read(features.CACHE, ["train", "dev"])
             figures = {}
             for fusion in params.FUSIONS:
                 (_, history), loop = timed(lambda fusion=fusion: train.train(

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from benchmarks.common import record, seconds, synthetic_params, working_directory
 from benchmarks.head_training import textbook_step
-from stages import dataset, encoder, extract, features, head as head_module, synthetic, train
+from stages import dataset, encoder, extract, feature_reader, features, head as head_module, synthetic, train
 
 EPOCHS = 10
 SWEEP = [dict(fusion="cross"), dict(fusion="align"), dict(fusion="cross_nd"),
@@ -53,11 +53,11 @@ def measure(model: str, n: int, device: torch.device) -> None:
         synthetic.generate(work / "memes", n=n, seed=0)
         p = synthetic_params(work / "memes", model, 32, device.type, epochs=EPOCHS)
         data = dataset.read(p.data.dir)
-        enc = encoder.load(model, "none", device.type)
+        enc = encoder.load(**p.clip.feature_settings(), device=device.type)
         reencode = seconds(lambda: reencoding_run(p, enc, data, device), device)
         with working_directory(work):
             extraction = seconds(lambda: extract.extract(p), device)
-            splits, _ = features.read(features.CACHE, ["train", "dev"])
+            splits, _ = feature_reader.read(features.CACHE, ["train", "dev"])
         cached = [seconds(lambda c=c: train.train(with_fusion(p, c["fusion"]), splits, device,
                                               log=lambda _: None), device) for c in SWEEP]
     n_train = len(data.splits["train"])

@@ -15,7 +15,7 @@ Hate-CLIPper demo. Read this first:
 So every AUROC below is a smoke test of the pipeline, not a result on Hateful Memes.
 NOTE
 
-step "Making a scratch DVC workspace in demo/ with 1000 synthetic memes"
+step "Making a scratch DVC workspace in demo/ with 1000 synthetic memes (tracked by dvc add)"
 python scripts/workspace.py demo --n 1000
 cd demo
 
@@ -31,6 +31,13 @@ time (dvc exp run -S fusion=align 2>&1 | grep -v "^epoch")
 
 step "dvc metrics diff: align (workspace) against cross (HEAD)"
 dvc metrics diff
+
+step "dvc exp run --queue, twice, then dvc queue start: each in a fresh copy of the repo"
+dvc exp run --queue -S fusion=cross_nd
+dvc exp run --queue -S fusion=concat
+dvc queue start -j 1
+while dvc queue status | grep -qE "Queued|Running"; do sleep 2; done
+dvc queue status
 
 step "dvc exp show --only-changed"
 dvc exp show --only-changed

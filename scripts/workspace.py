@@ -4,8 +4,9 @@
 
 Copies the pipeline (stages/, dvc.yaml, params.yaml, ignore files) into a fresh git + DVC repo
 at DIR, so the user's own params.yaml, dvc.lock and caches are never touched. With --n it also
-generates a synthetic meme set in DIR/data/synthetic and points params.yaml at it with the
-`tiny` random encoder. --set edits params.yaml lines in place, keeping their comments.
+generates a synthetic meme set in DIR/data/synthetic, tracks it with `dvc add` as the README
+asks of the real set (so queued and --temp experiments find it), and points params.yaml at it
+with the `tiny` random encoder. --set edits params.yaml lines in place, keeping their comments.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ["stages", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore",
             "features/.gitignore", "models/.gitignore", "reports/.gitignore",
-            "data/hateful_memes/README.md"]
+            "data/README.md"]
 SYNTHETIC = {"data.dir": "data/synthetic", "clip.model": "tiny", "clip.pretrained": "none"}
 
 
@@ -61,6 +62,7 @@ def make(target: Path, data: str | None, n: int | None, layout: str, settings: l
     if n is not None:
         run([sys.executable, "-m", "stages.synthetic", "data/synthetic", "--n", str(n),
              "--layout", layout], target)
+        run([sys.executable, "-m", "dvc", "add", "-q", "data/synthetic"], target)
         for key, value in SYNTHETIC.items():
             set_param(params_file, key, value)
         if layout == "challenge":

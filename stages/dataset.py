@@ -44,8 +44,8 @@ class Dataset:
 
 def missing_data_hint(root: Path) -> str:
     return (
-        f"put the Hateful Memes dataset in {root}/ (the *.jsonl files and img/; see README "
-        "'Placing the real dataset'), or set data.dir in params.yaml; "
+        f"put the Hateful Memes dataset in {root}/ (the *.jsonl files and img/), then "
+        f"`dvc add {root}` (see data/README.md), or set data.dir in params.yaml; "
         "to try the pipeline without it, run `make demo`"
     )
 

@@ -1,17 +1,24 @@
-"""The frozen CLIP encoders, built by open_clip from `clip.model` and `clip.pretrained`.
+"""The frozen CLIP encoders, built by open_clip from the `clip.*` params.
 
 `clip.pretrained` is an open_clip pretrained tag (`openai` for the paper's ViT-L-14), a local
 checkpoint path, or `none` for a seeded random init. The model config `tiny`, shipped in
 stages/model_configs/, is a small random ViT that runs fast on a CPU for tests and the demo.
 
-Hate-CLIPper reads the *pooled* outputs of both towers, before CLIP's final projections into
-the shared embedding space. open_clip applies those projections inside each tower, so the
-encoder takes them out of the model and applies them itself: one forward pass yields both
-the pooled features and the projected embeddings.
+With the committed params the features are those of the official Hate-CLIPper code (Hugging
+Face's CLIPModel on OpenAI's weights):
+- images: PIL `convert("RGB")`, then `resize((S, S))` bicubic whatever the aspect ratio
+  (`clip.resize: squash`), OpenAI's mean/std;
+- activation: QuickGELU wherever the pretrained tag says its weights were trained with it
+  (open_clip's plain `ViT-L-14` config would otherwise build GELU and only warn);
+- captions: [SOT] + BPE + [EOT], cut at 77 tokens as the official collator cuts them (a longer
+  caption loses its EOT and is pooled at its highest token id, as CLIP's argmax pooling does);
+- fp32 (`clip.precision`), and the *pooled* outputs of both towers, before CLIP's final
+  projections: open_clip applies those inside each tower, so the encoder takes them out of the
+  model and applies them itself, and one forward pass yields pooled and projected features.
 
-Image preprocessing is open_clip's, split in two: decode workers resize and crop to uint8
-tensors (`prepare_image`), and the scaling and normalisation run on the device, where they
-are free; uint8 batches also cross to the GPU at a quarter of the bytes.
+Image preprocessing is split in two: decode workers resize to uint8 tensors (`prepare_image`),
+and the scaling and normalisation run on the device, where they are free; uint8 batches also
+cross to the GPU at a quarter of the bytes.
 """
 from __future__ import annotations
 
@@ -36,11 +43,11 @@ RANDOM_INIT_SEED = 0  # fixed so random-init features are reproducible across ru
 @dataclass
 class Encoder:
     model: nn.Module
-    prepare_image: Compose  # PIL image -> uint8 (3, H, W), resized and cropped as CLIP wants
+    prepare_image: Compose  # PIL image -> uint8 (3, S, S), resized as clip.resize says
     mean: torch.Tensor  # (3, 1, 1) on the device: open_clip's Normalize
     std: torch.Tensor
-    input_dtype: torch.dtype  # bf16 where the weights are (GPU), float32 on the CPU
-    tokenizer: object  # list[str] -> (N, context_length) token ids
+    input_dtype: torch.dtype  # the weights' dtype (clip.precision)
+    tokenizer: open_clip.tokenizer.SimpleTokenizer  # CLIP's BPE
     image_projection: torch.Tensor | nn.Module
     text_projection: torch.Tensor | nn.Module
     device: torch.device
@@ -65,9 +72,21 @@ class Encoder:
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Captions -> pooled (N, width), projected (N, embed_dim); long ones truncated as CLIP does."""
-        pooled = self.model.encode_text(self.tokenizer(texts).to(self.device))
+        """Captions -> pooled (N, width), projected (N, embed_dim)."""
+        pooled = self.model.encode_text(self.tokenize(texts).to(self.device))
         return to_numpy(pooled), to_numpy(project(pooled, self.text_projection))
+
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        """[SOT] + BPE + [EOT], cut to the context length as the official collator cuts
+        (`input_ids[:, :77]`, keeping no EOT), zero-padded. open_clip's own tokenizer would put
+        an EOT in the last place instead, which changes the features of every long caption."""
+        tokenizer = self.tokenizer
+        length = tokenizer.context_length
+        tokens = torch.zeros(len(texts), length, dtype=torch.long)
+        for row, text in enumerate(texts):
+            ids = [tokenizer.sot_token_id, *tokenizer.encode(text), tokenizer.eot_token_id][:length]
+            tokens[row, :len(ids)] = torch.tensor(ids)
+        return tokens
 
 
 def project(pooled: torch.Tensor, projection: torch.Tensor | nn.Module) -> torch.Tensor:
@@ -80,66 +99,90 @@ def to_numpy(x: torch.Tensor) -> np.ndarray:
     return x.float().cpu().numpy()
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """`auto`: open_clip's bf16 mode (OpenAI-style: bf16 weights, fp32 LayerNorm) on GPUs that
-    have bf16, full precision elsewhere."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "fp32"
-
-
-def load(model_name: str, pretrained: str, device: str = "auto", precision: str = "auto"
-         ) -> Encoder:
+def load(model: str, pretrained: str, resize: str = "squash", precision: str = "fp32",
+         device: str = "auto") -> Encoder:
     """Build the frozen encoder; errors for unknown names or unreachable weights are one line."""
-    if model_name not in open_clip.list_models():
+    if model not in open_clip.list_models():
         raise InputError(
-            f"clip.model: unknown open_clip model {model_name!r} "
+            f"clip.model: unknown open_clip model {model!r} "
             "(see open_clip.list_models(); `tiny` is the small config shipped here)"
         )
-    check_pretrained(model_name, pretrained)
+    check_pretrained(model, pretrained)
+    quick_gelu = uses_quick_gelu(model, pretrained)
     torch_device = params.resolve_device(device)
-    precision = resolve_precision(precision, torch_device)
+    if precision == "fp32":  # TF32 convolutions (cuDNN's default) would round the patch embedding
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_INIT_SEED)
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=None if pretrained == RANDOM_INIT else pretrained,
-                device=torch_device, precision=precision,
+            clip, _, preprocess = open_clip.create_model_and_transforms(
+                model, pretrained=None if pretrained == RANDOM_INIT else pretrained,
+                device=torch_device, precision=precision, force_quick_gelu=quick_gelu,
+                image_resize_mode=resize,
+                # the official code's PIL resize is bicubic; the other modes follow the tag
+                image_interpolation="bicubic" if resize == "squash" else None,
             )
         except Exception as err:  # noqa: BLE001 - hub, file and format errors all land here
             raise InputError(
-                f"clip.pretrained: could not load {pretrained!r} weights for {model_name} "
+                f"clip.pretrained: could not load {pretrained!r} weights for {model} "
                 f"({type(err).__name__}: {err}). Pretrained tags download on first use; on an "
                 "offline machine point clip.pretrained at a local checkpoint file"
             ) from None
-    model.eval().requires_grad_(False)
-    image_projection, text_projection = detach_projections(model, model_name)
-    image_size = model.visual.image_size
+    clip.eval().requires_grad_(False)
+    image_projection, text_projection = detach_projections(clip, model)
+    image_size = clip.visual.image_size
     prepare_image, normalize = split_preprocess(preprocess)
     return Encoder(
-        model=model,
+        model=clip,
         prepare_image=prepare_image,
         mean=torch.tensor(normalize.mean, device=torch_device).view(3, 1, 1),
         std=torch.tensor(normalize.std, device=torch_device).view(3, 1, 1),
         input_dtype=open_clip.get_input_dtype(precision) or torch.float32,
-        tokenizer=open_clip.get_tokenizer(model_name),
+        tokenizer=bpe_tokenizer(model),
         image_projection=image_projection,
         text_projection=text_projection,
         device=torch_device,
         info={
-            "model": model_name,
+            "model": model,
             "pretrained": pretrained,
+            "resize": resize,
+            "precision": precision,
+            "activation": "quick_gelu" if quick_gelu else "gelu",
             "image_size": int(image_size[0] if isinstance(image_size, tuple) else image_size),
             "open_clip_version": open_clip.__version__,
-            "precision": precision,  # recorded, not part of the cache identity: see README
         },
     )
 
 
+def uses_quick_gelu(model: str, pretrained: str) -> bool:
+    """The activation the weights were trained with: a pretrained tag's `quick_gelu` decides.
+
+    open_clip builds `ViT-L-14` with GELU even for OpenAI's QuickGELU weights, and only warns.
+    A local checkpoint carries no such flag: its model name decides (`ViT-L-14-quickgelu` for
+    OpenAI's weights, see README)."""
+    model_quick_gelu = bool(open_clip.get_model_config(model).get("quick_gelu", False))
+    tag = open_clip.get_pretrained_cfg(model, pretrained)
+    if not tag:
+        return model_quick_gelu
+    tag_quick_gelu = bool(tag.get("quick_gelu", False))
+    if model_quick_gelu and not tag_quick_gelu:
+        raise InputError(
+            f"clip.model {model} uses QuickGELU, but the {pretrained!r} weights were trained "
+            f"with GELU; use the model name without -quickgelu"
+        )
+    return tag_quick_gelu
+
+
+def bpe_tokenizer(model: str) -> open_clip.tokenizer.SimpleTokenizer:
+    tokenizer = open_clip.get_tokenizer(model)
+    if not isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer):
+        raise InputError(f"clip.model {model}: its text tower does not use CLIP's BPE tokenizer "
+                         "(the CLIP ViT family does, as in the paper)")
+    return tokenizer
+
+
 def split_preprocess(preprocess: Compose) -> tuple[Compose, Normalize]:
-    """open_clip's eval transform is resize, crop, RGB, ToTensor, Normalize: keep the part
+    """open_clip's eval transform is resize (and crop), RGB, ToTensor, Normalize: keep the part
     before ToTensor for the decode workers (ending in a uint8 tensor) and hand back Normalize."""
     steps = preprocess.transforms
     to_tensor = next((i for i, step in enumerate(steps) if "ToTensor" in type(step).__name__), None)
@@ -149,25 +192,25 @@ def split_preprocess(preprocess: Compose) -> tuple[Compose, Normalize]:
     return Compose([*steps[:to_tensor], pil_to_tensor]), steps[-1]
 
 
-def check_pretrained(model_name: str, pretrained: str) -> None:
+def check_pretrained(model: str, pretrained: str) -> None:
     if pretrained == RANDOM_INIT or Path(pretrained).is_file():
         return
-    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    tags = open_clip.list_pretrained_tags_by_model(model)
     if pretrained not in tags:
         known = ", ".join(tags) or "none for this model"
         raise InputError(
-            f"clip.pretrained: {pretrained!r} is neither a pretrained tag of {model_name} "
+            f"clip.pretrained: {pretrained!r} is neither a pretrained tag of {model} "
             f"(known: {known}), a checkpoint file, nor `none`"
         )
 
 
-def detach_projections(model: nn.Module, model_name: str):
+def detach_projections(clip: nn.Module, model: str):
     """Take CLIP's final projections out of both towers, so the towers return pooled features."""
-    visual = model.visual
-    text_tower = getattr(model, "text", model)  # CustomTextCLIP keeps its text tower apart
+    visual = clip.visual
+    text_tower = getattr(clip, "text", clip)  # CustomTextCLIP keeps its text tower apart
     if getattr(visual, "proj", None) is None or getattr(text_tower, "text_projection", None) is None:
         raise InputError(
-            f"clip.model {model_name}: pooled features need a ViT image tower and a text tower "
+            f"clip.model {model}: pooled features need a ViT image tower and a text tower "
             "with separate final projections (the CLIP ViT family, as in the paper)"
         )
     image_projection, visual.proj = visual.proj, None

@@ -25,7 +25,10 @@ from stages import dataset, encoder, features, params as params_module
 from stages.outputs import InputError, atomic_path, run_stage, write_csv
 
 BAD_IMAGES_REPORT = Path("reports/bad_images.csv")
-BATCHES_PER_CHUNK = 16  # resume granularity: a chunk is saved every this many batches
+# Resume granularity: images or captions per saved chunk (--chunk-size). Not a multiple of the
+# batch size, so a rerun with another clip.batch_size finds chunks of exactly the same rows.
+CHUNK_SIZE = 1024
+PART_KEYS = ("pooled", "proj", "reason")
 
 
 def decode_workers() -> int:
@@ -112,23 +115,43 @@ def encode_text_chunks(enc: encoder.Encoder, texts: list[str], starts: list[int]
 
 def encode_table(name: str, n: int, chunk: int, parts_dir: Path, encode_chunks, unit: str
                  ) -> dict[str, np.ndarray]:
-    """Encode n items chunk by chunk, reusing the chunks a previous interrupted run saved."""
-    saved = {start for start in chunk_starts(n, chunk) if part_path(parts_dir, name, start).exists()}
-    todo = [start for start in chunk_starts(n, chunk) if start not in saved]
-    done_items = sum(min(chunk, n - start) for start in saved)
-    if saved:
-        print(f"resuming {name}: {len(saved)} finished chunks reused ({done_items} {unit})")
-    with tqdm(total=n, initial=done_items, desc=f"encode {name}", unit=unit) as bar:
+    """Encode n items chunk by chunk, reusing the chunks a previous interrupted run saved.
+
+    A saved chunk is reused only if it holds exactly the rows its place calls for; anything
+    else is encoded again, so a resumed table can never shift rows onto the wrong memes.
+    """
+    starts = chunk_starts(n, chunk)
+    parts = {start: load_part(part_path(parts_dir, name, start), min(chunk, n - start))
+             for start in starts}
+    parts = {start: part for start, part in parts.items() if part is not None}
+    if parts:
+        print(f"resuming {name}: {len(parts)} finished chunks reused "
+              f"({sum(len(p['reason']) for p in parts.values())} {unit})")
+    todo = [start for start in starts if start not in parts]
+    with tqdm(total=n, initial=n - sum(min(chunk, n - s) for s in todo), desc=f"encode {name}",
+              unit=unit) as bar:
         for start, rows in encode_chunks(todo):
             with atomic_path(part_path(parts_dir, name, start)) as tmp:
                 with open(tmp, "wb") as f:
                     np.savez(f, **rows)
+            parts[start] = rows
             bar.update(len(rows["reason"]))
-    loaded = []
-    for start in chunk_starts(n, chunk):
-        with np.load(part_path(parts_dir, name, start), allow_pickle=False) as part:
-            loaded.append({key: part[key] for key in ("pooled", "proj", "reason")})
-    return {key: np.concatenate([part[key] for part in loaded]) for key in ("pooled", "proj", "reason")}
+    table = {key: np.concatenate([parts[start][key] for start in starts]) for key in PART_KEYS}
+    if len(table["reason"]) != n:
+        raise RuntimeError(f"{name}: assembled {len(table['reason'])} rows for {n} items")
+    return table
+
+
+def load_part(path: Path, rows: int) -> dict[str, np.ndarray] | None:
+    """A saved chunk if it is whole and holds `rows` rows in every array, else None."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as part:
+            loaded = {key: part[key] for key in PART_KEYS}
+    except (OSError, ValueError, KeyError):
+        return None
+    return loaded if all(len(array) == rows for array in loaded.values()) else None
 
 
 def part_path(parts_dir: Path, name: str, start: int) -> Path:
@@ -170,27 +193,26 @@ def write_bad_images_report(skipped: list[tuple]) -> None:
         print(f"{len(skipped)} memes skipped for unreadable images; listed in {BAD_IMAGES_REPORT}")
 
 
-def extract(p: params_module.Params, cache: Path = features.CACHE, precision: str = "auto") -> dict:
-    """Run the extraction; returns what it did (counts and encoding time) for logs and benchmarks.
-
-    `precision` is the encoder's (see encoder.load); benchmarks set it to compare fp32 and bf16.
-    """
+def extract(p: params_module.Params, cache: Path = features.CACHE, chunk_size: int = CHUNK_SIZE
+            ) -> dict:
+    """Run the extraction; returns what it did (counts and encoding time) for logs and benchmarks."""
     data = dataset.read(p.data.dir)
     images, texts = dataset.unique_images(data), dataset.unique_texts(data)
     n_memes = sum(len(m) for m in data.splits.values())
     print(f"{data.root}: {n_memes} memes in {len(data.splits)} splits "
           f"({', '.join(data.splits)}); {len(images)} unique images, {len(texts)} unique captions")
-    enc = encoder.load(p.clip.model, p.clip.pretrained, p.clip.device, precision)
+    enc = encoder.load(**p.clip.feature_settings(), device=p.clip.device)
     attrs = {**enc.info, "data_fingerprint": dataset.fingerprint(data),
              "on_bad_image": p.data.on_bad_image}
-    # Chunks are keyed by everything that decides their numbers, so stale ones are never reused;
-    # those of other data or encoders (an abandoned run) are removed.
-    parts_dir = cache.with_name(f".{cache.name}.parts-{features.cache_fingerprint(attrs)}")
+    # Chunks are keyed by everything that decides their rows (the cache identity and the chunk
+    # size), so stale ones are never reused; those of an abandoned run are removed.
+    parts_dir = cache.with_name(
+        f".{cache.name}.parts-{features.cache_fingerprint(attrs)}-{chunk_size}")
     for stale in cache.parent.glob(f".{cache.name}.parts-*"):
         if stale != parts_dir:
             shutil.rmtree(stale)
     parts_dir.mkdir(parents=True, exist_ok=True)
-    chunk, batch = BATCHES_PER_CHUNK * p.clip.batch_size, p.clip.batch_size
+    chunk, batch = chunk_size, p.clip.batch_size
     paths = [data.root / img for img in images]
     started = time.perf_counter()
     image_rows = encode_table("images", len(images), chunk, parts_dir, lambda todo: encode_image_chunks(
@@ -211,8 +233,13 @@ def extract(p: params_module.Params, cache: Path = features.CACHE, precision: st
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Cache frozen-CLIP features of every meme.")
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE,
+                        help="images or captions per saved chunk, the unit an interrupted run "
+                             f"resumes from (default {CHUNK_SIZE}); does not change the features")
     args = parser.parse_args(argv)
-    extract(params_module.load(args.params))
+    if args.chunk_size < 1:
+        raise InputError(f"--chunk-size must be a positive integer, got {args.chunk_size}")
+    extract(params_module.load(args.params), chunk_size=args.chunk_size)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages import features
+from stages import feature_reader, features
 from stages.outputs import InputError, atomic_path
 
 CHECKPOINT = Path("models/head.pt")
@@ -162,7 +162,7 @@ def load_checked(p, splits: list[str] | None = None
                  ) -> tuple[HateClipper, dict, dict[str, features.SplitFeatures]]:
     """The trained head, its meta and the cache splits it reads, checked to belong together."""
     head, meta = load(CHECKPOINT)
-    loaded, attrs = features.load_checked(features.CACHE, p, splits)
+    loaded, attrs = feature_reader.load_checked(features.CACHE, p, splits)
     if meta["cache_fingerprint"] != attrs["fingerprint"]:
         raise InputError(
             f"{CHECKPOINT} was trained on another feature cache (fingerprint "

@@ -15,6 +15,10 @@ FUSIONS = ("align", "cross", "cross_nd", "concat", "align_concat", "image", "tex
 HEAD_FEATURES = ("pooled", "projected")
 BAD_IMAGE_POLICIES = ("fail", "skip")
 DEVICES = ("auto", "cpu", "cuda")
+RESIZE_MODES = ("squash", "shortest", "longest")  # squash: the official code's resize((S, S))
+PRECISIONS = ("fp32", "bf16", "fp16")  # fp32: the official code's
+# The clip.* settings that change a feature's value: extract params, and the cache's identity.
+FEATURE_SETTINGS = ("model", "pretrained", "resize", "precision")
 
 
 @dataclass(frozen=True)
@@ -28,8 +32,14 @@ class DataParams:
 class ClipParams:
     model: str
     pretrained: str
+    resize: str
+    precision: str
     batch_size: int
     device: str
+
+    def feature_settings(self) -> dict[str, str]:
+        """What decides the features (not batch size or device): keyword arguments of encoder.load."""
+        return {key: getattr(self, key) for key in FEATURE_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,8 @@ def parse(raw, source: str = "params.yaml") -> Params:
     clip = ClipParams(
         model=reader.string("clip.model"),
         pretrained=reader.string("clip.pretrained"),
+        resize=reader.choice("clip.resize", RESIZE_MODES),
+        precision=reader.choice("clip.precision", PRECISIONS),
         batch_size=reader.positive_int("clip.batch_size"),
         device=reader.choice("clip.device", DEVICES),
     )

@@ -5,8 +5,9 @@
     python -m stages.predict --jsonl memes.jsonl      lines as in the dataset; img relative to it
 
 The CSVs hold `id` (exactly as in the jsonl), `prob_hate` and `pred_label` (prob_hate >= 0.5).
-New memes go through the encoder named in the head's checkpoint, then the head: the same
-numbers the pipeline gives for the same meme.
+New memes go through the encoder settings recorded in the head's checkpoint (those of the cache
+it was trained on: model, weights, resize, precision), then the head: the same numbers the
+pipeline gives for the same meme.
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def predict_new(memes: list[dataset.Meme], root: Path, head_path: Path, device: 
     from stages import encoder
 
     head, meta = head_module.load(head_path)
-    enc = encoder.load(meta["encoder"]["model"], meta["encoder"]["pretrained"], device)
+    enc = encoder.load(**meta["encoder"], device=device)
     image, text = encode_memes(enc, memes, root, meta["features"])
     probs = head_module.predict_probs(head, image, text)
     print(prediction_table([m.id for m in memes], probs).to_csv(index=False), end="")

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from stages import features, head as head_module, params as params_module, scoring
+from stages import feature_reader, features, head as head_module, params as params_module, scoring
 from stages.dataset import TRAIN_SPLIT
 from stages.head import predict_probs
 from stages.outputs import InputError, run_stage, write_csv, write_json
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     p = params_module.load(args.params)
-    splits, attrs = features.load_checked(features.CACHE, p, [TRAIN_SPLIT, p.data.dev_split])
+    splits, attrs = feature_reader.load_checked(features.CACHE, p, [TRAIN_SPLIT, p.data.dev_split])
     check_splits(splits, p.data.dev_split)
     device = params_module.resolve_device("auto")
     started = time.perf_counter()
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     seconds = time.perf_counter() - started
     best = max(history, key=lambda h: h["dev_auroc"])
     head_module.save(head_module.CHECKPOINT, head.cpu(), {
-        "encoder": {"model": attrs["model"], "pretrained": attrs["pretrained"]},
+        # new memes are encoded with the very settings of the cache (predict --image/--jsonl)
+        "encoder": {key: attrs[key] for key in params_module.FEATURE_SETTINGS},
         "features": p.head.features,
         "cache_fingerprint": attrs["fingerprint"],
         "best_epoch": best["epoch"],

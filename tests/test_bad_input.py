@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stages import evaluate, extract, features, predict, train
+from stages import evaluate, extract, feature_reader, features, predict, train
 from stages.outputs import run_stage
 from tests.conftest import ROOT, write_params
 
@@ -120,7 +120,7 @@ def test_skip_leaves_bad_memes_out_and_lists_them(memes, monkeypatch, capsys):
     (memes / dev[1]["img"]).unlink()
     code, err, out = run_entry(extract, monkeypatch, capsys)
     assert code == 0, err
-    cached, _ = features.read(features.CACHE)
+    cached, _ = feature_reader.read(features.CACHE)
     assert cached["dev"].ids == [str(m["id"]) for m in dev[2:]]
     assert len(cached["train"]) == len((memes / "train.jsonl").read_text().splitlines())
     report = pd.read_csv(extract.BAD_IMAGES_REPORT, dtype=str)
@@ -148,7 +148,7 @@ def test_awkward_but_valid_input_is_accepted(memes, monkeypatch, capsys):
     (memes / "train.jsonl").write_text("".join(json.dumps(l, ensure_ascii=False) + "\n" for l in lines))
     code, err, _ = run_entry(extract, monkeypatch, capsys)
     assert code == 0, err
-    assert features.read(features.CACHE)[0]["train"].ids[:4] == [str(l["id"]) for l in lines[:4]]
+    assert feature_reader.read(features.CACHE)[0]["train"].ids[:4] == [str(l["id"]) for l in lines[:4]]
 
 
 def test_missing_data_dir_and_empty_data_dir(memes, monkeypatch, capsys, tmp_path):
@@ -234,11 +234,16 @@ def test_predict_new_memes_with_bad_input(extracted, monkeypatch, capsys, tmp_pa
     assert code == 2 and "new.jsonl:2: not valid JSON" in err
 
 
-def test_predict_new_memes_matches_the_pipeline(extracted, monkeypatch, capsys):
-    assert run_entry(train, monkeypatch, capsys)[0] == 0
-    assert run_entry(predict, monkeypatch, capsys)[0] == 0
+@pytest.mark.parametrize("settings", [{}, {"clip__resize": "shortest", "clip__precision": "bf16"}])
+def test_predict_new_memes_matches_the_pipeline(memes, monkeypatch, capsys, settings):
+    """New memes are encoded with the settings of the cache the head was trained on, whatever
+    params.yaml says now."""
+    write_params(Path.cwd(), memes, train__epochs=2, **settings)
+    for stage in (extract, train, predict):
+        assert run_entry(stage, monkeypatch, capsys)[0] == 0, stage
     pipeline = pd.read_csv("reports/predictions/test.csv", dtype={"id": str})
-    code, err, out = run_entry(predict, monkeypatch, capsys, "--jsonl", str(extracted / "test.jsonl"))
+    write_params(Path.cwd(), memes, train__epochs=2)  # the committed squash and fp32
+    code, err, out = run_entry(predict, monkeypatch, capsys, "--jsonl", str(memes / "test.jsonl"))
     assert code == 0, err
     new = pd.read_csv(io.StringIO(out), dtype={"id": str})
     assert new["id"].tolist() == pipeline["id"].tolist()
@@ -257,8 +262,9 @@ def test_the_real_cli_prints_one_line_and_exits_2(memes):
 def test_kill_9_mid_extraction_keeps_the_old_cache_and_resumes(memes, monkeypatch, capsys):
     assert run_entry(extract, monkeypatch, capsys)[0] == 0
     previous = features.CACHE.read_bytes()
-    write_params(Path.cwd(), memes, clip__batch_size=1)  # 16-image chunks: many to kill between
-    process = subprocess.Popen([sys.executable, "-m", "stages.extract"], stdout=subprocess.DEVNULL,
+    write_params(Path.cwd(), memes, clip__batch_size=1)
+    process = subprocess.Popen([sys.executable, "-m", "stages.extract", "--chunk-size", "16"],
+                               stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 120
     while not list(Path("features").glob(".clip_features.h5.parts-*/images-*.npz")):
@@ -267,10 +273,10 @@ def test_kill_9_mid_extraction_keeps_the_old_cache_and_resumes(memes, monkeypatc
     process.send_signal(signal.SIGKILL)  # no handler runs, nothing is cleaned up
     process.wait()
     assert features.CACHE.read_bytes() == previous
-    code, err, out = run_entry(extract, monkeypatch, capsys)
+    code, err, out = run_entry(extract, monkeypatch, capsys, "--chunk-size", "16")
     assert code == 0, err
     assert "resuming images" in out
     assert not list(Path("features").glob(".clip_features.h5.parts-*"))
-    np.testing.assert_allclose(features.read(features.CACHE)[0]["train"].image,
+    np.testing.assert_allclose(feature_reader.read(features.CACHE)[0]["train"].image,
                                h5py.File(io.BytesIO(previous), "r")["train/image"][()],
                                rtol=1e-5, atol=1e-6)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from scripts.workspace import set_param
 from tests.conftest import ROOT
@@ -102,7 +103,9 @@ def test_what_reruns_after_a_param_change(repo):
                                            ("train.lr", "0.001", False),
                                            ("head.map_dim", "16", False),
                                            ("clip.model", "ViT-B-32", True),
-                                           ("clip.pretrained", "openai", True)]:
+                                           ("clip.pretrained", "openai", True),
+                                           ("clip.resize", "shortest", True),
+                                           ("clip.precision", "bf16", True)]:
             params.write_text(original)
             set_param(params, key, value)
             dry = sh("dvc repro --dry", repo).stdout
@@ -110,6 +113,56 @@ def test_what_reruns_after_a_param_change(repo):
             assert ("Running stage 'train'" in dry) == (key not in ("clip.batch_size", "clip.device")), key
     finally:
         params.write_text(original)
+
+
+def test_code_edits_rerun_only_the_stages_that_run_that_code(repo):
+    """A comment in the cache reader (head stages only) must not throw away a GPU extraction."""
+    for module, reruns_extract in (("feature_reader", False), ("params", False), ("encoder", True)):
+        path = repo / f"stages/{module}.py"
+        original = path.read_text()
+        try:
+            path.write_text(original + "# a comment-only edit\n")
+            dry = sh("dvc repro --dry", repo).stdout
+            assert ("Running stage 'extract'" in dry) == reruns_extract, module
+            if not reruns_extract:  # (a dry run cannot know that a new cache reruns train)
+                assert "Running stage 'train'" in dry, module
+        finally:
+            path.write_text(original)
+
+
+@pytest.mark.parametrize("stage", ["extract", "train", "evaluate", "predict"])
+def test_each_stage_lists_the_modules_it_runs(stage):
+    """dvc.yaml's code deps are what the stage imports: all of it for the head stages; for
+    extract, all but the params parser and output helpers, which decide no feature."""
+    imported = sh(f"{sys.executable} -c \"import sys, stages.{stage}; print(' '.join(sorted("
+                  f"m for m in sys.modules if m.startswith('stages.'))))\"", ROOT).stdout.split()
+    modules = {f"stages/{name.split('.')[1]}.py" for name in imported}
+    if stage == "extract":
+        modules -= {"stages/params.py", "stages/outputs.py"}
+    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["deps"]
+    assert {d for d in deps if d.endswith(".py")} == modules
+
+
+def test_temp_and_queued_experiments_run_head_only(repo):
+    """The README's recipe: with the data tracked by `dvc add`, a --temp run and a queue run in
+    fresh copies of the repo, find the data in DVC's cache and skip extraction."""
+    run = sh("dvc exp run --temp -S fusion=concat", repo)
+    assert "Stage 'extract' didn't change, skipping" in run.stdout, run.stdout
+    sh("dvc exp run --queue -S fusion=cross_nd && dvc exp run --queue -S fusion=cross -S head.map_dim=8",
+       repo)
+    sh("dvc queue start -j 1", repo)
+    deadline = time.monotonic() + 300
+    while any(word in sh("dvc queue status", repo).stdout for word in ("Queued", "Running")):
+        assert time.monotonic() < deadline, "the queue did not finish"
+        time.sleep(2)
+    status = sh("dvc queue status", repo).stdout
+    assert status.count("Success") == 2 and "Failed" not in status, status
+    for task in [line.split()[0] for line in status.splitlines()[1:] if "Success" in line]:
+        assert "Stage 'extract' didn't change, skipping" in sh(f"dvc queue logs {task}", repo).stdout
+    table = list(csv.DictReader(sh("dvc exp show --csv", repo).stdout.splitlines()))
+    runs = {(row["fusion"], row["head.map_dim"]): row["dev_seen.auroc"] for row in table}
+    for cell in (("concat", "32"), ("cross_nd", "32"), ("cross", "8")):
+        assert 0 <= float(runs[cell]) <= 1, (cell, runs)
 
 
 def test_changing_the_encoder_reruns_extract_for_real(tmp_path):
@@ -125,16 +178,34 @@ def test_changing_the_encoder_reruns_extract_for_real(tmp_path):
 
 
 def test_missing_dataset_stops_with_directions(tmp_path):
-    """The committed params.yaml is the paper's real config; it is never swapped for fake data."""
+    """The committed params.yaml is the paper's real config; it is never swapped for fake data.
+    Without the folder DVC itself stops, naming it; data/README.md, beside it, says what to do."""
     ws = workspace(tmp_path / "ws")
     result = sh("dvc repro", ws, ok=False)
     assert result.returncode != 0
-    assert "data/hateful_memes" in result.stderr and "make demo" in result.stderr
+    assert "failed to reproduce 'extract'" in result.stderr and "data/hateful_memes" in result.stderr
     assert not (ws / "features/clip_features.h5").exists()
+    readme = (ws / "data/README.md").read_text()
+    assert "failed to reproduce 'extract'" in readme and "make demo" in readme
+    (ws / "data/hateful_memes").mkdir()  # present but empty: the stage's own directions
+    result = sh("dvc repro", ws, ok=False)
+    assert "no *.jsonl split files in data/hateful_memes" in result.stderr
+    assert "dvc add data/hateful_memes" in result.stderr and "make demo" in result.stderr
+
+
+def test_the_placed_dataset_can_be_dvc_added(tmp_path):
+    """`dvc add data/hateful_memes`, as the README says, is accepted (git ignores the folder)."""
+    ws = workspace(tmp_path / "ws")
+    sh(f"{sys.executable} -m stages.synthetic data/hateful_memes --n 40", ws)
+    sh("dvc add data/hateful_memes && git add data/hateful_memes.dvc", ws)
+    assert "data/hateful_memes/" not in sh("git status --porcelain --untracked-files=all", ws).stdout
 
 
 def test_dvc_repro_after_kill_9_mid_extraction(tmp_path):
     ws = workspace(tmp_path / "ws", "--n 200", "--set clip.batch_size=1", "--set train.epochs=1")
+    dvc_yaml = ws / "dvc.yaml"  # small resume chunks, so that the kill falls between two
+    dvc_yaml.write_text(dvc_yaml.read_text().replace("cmd: python -m stages.extract\n",
+                                                     "cmd: python -m stages.extract --chunk-size 8\n"))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     dvc = subprocess.Popen(["dvc", "repro"], cwd=ws, env=env, start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

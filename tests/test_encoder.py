@@ -10,7 +10,7 @@ from stages.outputs import InputError
 
 @pytest.fixture(scope="module")
 def tiny():
-    return encoder.load("tiny", "none", "cpu")
+    return encoder.load("tiny", "none", device="cpu")
 
 
 IMAGES = [Image.new("RGB", (90, 70), (200, 30, 30)), Image.new("RGB", (50, 80), (20, 20, 220)),
@@ -18,47 +18,97 @@ IMAGES = [Image.new("RGB", (90, 70), (200, 30, 30)), Image.new("RGB", (50, 80), 
 
 
 def pixels(enc):
-    """What the decode workers hand over: uint8, resized and cropped."""
+    """What the decode workers hand over: uint8, resized."""
     return torch.stack([enc.prepare_image(image) for image in IMAGES])
 
 
 def test_random_init_is_seeded(tiny):
-    again = encoder.load("tiny", "none", "cpu")
+    again = encoder.load("tiny", "none", device="cpu")
     x = pixels(tiny)
     assert np.array_equal(tiny.encode_images(x)[0], again.encode_images(x)[0])
     assert np.array_equal(tiny.encode_texts(["a cat"])[0], again.encode_texts(["a cat"])[0])
 
 
-def test_projected_features_are_clips_own_embeddings(tiny):
-    """`*_proj` must equal what an untouched open_clip model returns from encode_image/text."""
+def test_projected_features_are_clips_own_embeddings():
+    """With `resize: shortest`, `*_proj` equal what an untouched open_clip model returns from
+    its own preprocessing and encode_image/encode_text (captions within 77 tokens)."""
+    shortest = encoder.load("tiny", "none", resize="shortest", device="cpu")
     with torch.random.fork_rng():
         torch.manual_seed(encoder.RANDOM_INIT_SEED)
         reference, _, preprocess = open_clip.create_model_and_transforms("tiny", pretrained=None)
     reference.eval()
-    tokens = open_clip.get_tokenizer("tiny")(["a cat", "", "x " * 200])
+    captions = ["a cat", "", "x " * 70]
     with torch.no_grad():  # open_clip's own preprocessing and forward pass, untouched
         image_embedding = reference.encode_image(torch.stack([preprocess(i) for i in IMAGES])).numpy()
-        text_embedding = reference.encode_text(tokens).numpy()
-    assert pixels(tiny).dtype == torch.uint8
-    image_pooled, image_proj = tiny.encode_images(pixels(tiny))
-    text_pooled, text_proj = tiny.encode_texts(["a cat", "", "x " * 200])
+        text_embedding = reference.encode_text(open_clip.get_tokenizer("tiny")(captions)).numpy()
+    assert pixels(shortest).dtype == torch.uint8
+    image_pooled, image_proj = shortest.encode_images(pixels(shortest))
+    text_pooled, text_proj = shortest.encode_texts(captions)
     np.testing.assert_allclose(image_proj, image_embedding, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(text_proj, text_embedding, rtol=1e-5, atol=1e-6)
     # pooled features are the towers' pre-projection widths (the paper's features)
     assert image_pooled.shape == (3, 96) and text_pooled.shape == (3, 128)
-    np.testing.assert_allclose(image_pooled @ tiny.image_projection.numpy(), image_proj, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(image_pooled @ shortest.image_projection.numpy(), image_proj,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_squash_resizes_the_whole_image_to_a_square(tiny):
+    """The official code's PIL resize((S, S)) keeps every pixel column; a crop would not."""
+    image = Image.new("RGB", (300, 100), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 30, 100))  # a red band in the left tenth, outside any crop
+    expected = torch.from_numpy(np.array(image.resize((64, 64), Image.BICUBIC))).permute(2, 0, 1)
+    assert torch.equal(tiny.prepare_image(image), expected)
+    assert encoder.load("tiny", "none", resize="shortest", device="cpu").prepare_image(image)[0].max() < 50
+    longest = encoder.load("tiny", "none", resize="longest", device="cpu").prepare_image(image)
+    assert longest.shape == (3, 64, 64) and longest[:, 0].eq(0).all()  # padded above and below
+
+
+def test_long_captions_are_cut_as_the_official_collator_cuts_them(tiny):
+    """[SOT] + BPE + [EOT], sliced to 77: a long caption keeps no EOT (open_clip would add one)."""
+    tokenizer = open_clip.get_tokenizer("tiny")
+    long_caption = "word " * 100
+    tokens = tiny.tokenize(["a cat", long_caption])
+    assert tokens[0, :4].tolist() == [tokenizer.sot_token_id, *tokenizer.encode("a cat"),
+                                      tokenizer.eot_token_id] and not tokens[0, 4:].any()
+    assert tokens[1].tolist() == [tokenizer.sot_token_id, *tokenizer.encode(long_caption)][:77]
+    assert tokenizer([long_caption])[0, -1] == tokenizer.eot_token_id != tokens[1, -1]
+
+
+def test_precision_changes_the_features(tiny):
+    """Why clip.precision is part of the cache identity: bf16 is far from the official fp32."""
+    bf16 = encoder.load("tiny", "none", precision="bf16", device="cpu")
+    for ours, theirs in ((tiny.encode_images(pixels(tiny))[0], bf16.encode_images(pixels(bf16))[0]),
+                         (tiny.encode_texts(["a cat", "when they bring kites"])[0],
+                          bf16.encode_texts(["a cat", "when they bring kites"])[0])):
+        error = np.linalg.norm(ours - theirs, axis=1) / np.linalg.norm(ours, axis=1)
+        assert (error > 3e-3).all() and (error < 3e-2).all(), error
 
 
 def test_info_names_the_encoder(tiny):
-    assert tiny.info == {"model": "tiny", "pretrained": "none", "image_size": 64,
-                         "open_clip_version": open_clip.__version__, "precision": "fp32"}
+    assert tiny.info == {"model": "tiny", "pretrained": "none", "resize": "squash",
+                         "precision": "fp32", "activation": "gelu", "image_size": 64,
+                         "open_clip_version": open_clip.__version__}
+
+
+def test_activation_follows_the_pretrained_tag(monkeypatch):
+    """OpenAI's tags say quick_gelu: the plain ViT-B-32 config is built with it, without a warning;
+    a -quickgelu model with GELU-trained weights is an error, not a warning."""
+    assert encoder.uses_quick_gelu("ViT-B-32", "openai")
+    assert encoder.uses_quick_gelu("ViT-B-32-quickgelu", "openai")
+    assert not encoder.uses_quick_gelu("ViT-B-32", "laion2b_s34b_b79k")
+    assert not encoder.uses_quick_gelu("ViT-B-32", "none")
+    assert encoder.uses_quick_gelu("ViT-B-32-quickgelu", "none")
+    # no registered pair mismatches today; a future GELU tag of a -quickgelu name must not pass
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda model, tag: {"quick_gelu": False})
+    with pytest.raises(InputError, match="uses QuickGELU, but the 'newtag' weights"):
+        encoder.uses_quick_gelu("ViT-B-16-quickgelu", "newtag")
 
 
 def test_unknown_model_and_tag_are_clear_errors():
     with pytest.raises(InputError, match="unknown open_clip model 'ViT-Q-99'"):
-        encoder.load("ViT-Q-99", "none", "cpu")
+        encoder.load("ViT-Q-99", "none", device="cpu")
     with pytest.raises(InputError, match="'laion9b' is neither a pretrained tag of ViT-L-14.*openai"):
-        encoder.load("ViT-L-14", "laion9b", "cpu")
+        encoder.load("ViT-L-14", "laion9b", device="cpu")
 
 
 def test_local_checkpoint_path_loads(tmp_path, tiny):
@@ -68,7 +118,7 @@ def test_local_checkpoint_path_loads(tmp_path, tiny):
         other = open_clip.create_model("tiny", pretrained=None)
     checkpoint = tmp_path / "tiny-weights.pt"
     torch.save(other.state_dict(), checkpoint)
-    loaded = encoder.load("tiny", str(checkpoint), "cpu")
+    loaded = encoder.load("tiny", str(checkpoint), resize="shortest", device="cpu")
     with torch.no_grad():
         _, _, preprocess = open_clip.create_model_and_transforms("tiny", pretrained=None)
         expected = other.eval().encode_image(torch.stack([preprocess(i) for i in IMAGES])).numpy()
@@ -79,4 +129,4 @@ def test_broken_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="could not load"):
-        encoder.load("tiny", str(bad), "cpu")
+        encoder.load("tiny", str(bad), device="cpu")

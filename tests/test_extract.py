@@ -4,7 +4,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from stages import dataset, encoder, extract, features, params
+from stages import dataset, encoder, extract, feature_reader, features, params
 from tests.conftest import params_dict
 
 
@@ -25,7 +25,7 @@ def challenge_cache(challenge_set, tmp_path_factory):
 
 def test_all_splits_in_jsonl_order(challenge_set, challenge_cache):
     root, _ = challenge_set
-    cached, attrs = features.read(challenge_cache)
+    cached, attrs = feature_reader.read(challenge_cache)
     assert set(cached) == {"train", "dev_seen", "dev_unseen", "test_seen", "test_unseen"}
     for name in cached:
         lines = [json.loads(l) for l in (root / f"{name}.jsonl").read_text().splitlines()]
@@ -37,7 +37,7 @@ def test_all_splits_in_jsonl_order(challenge_set, challenge_cache):
 
 def test_repeated_captions_and_shared_memes_have_identical_rows(challenge_set, challenge_cache):
     root, _ = challenge_set
-    cached, _ = features.read(challenge_cache)
+    cached, _ = feature_reader.read(challenge_cache)
     data = dataset.read(root)
     rows_by_text = defaultdict(list)
     for name, memes in data.splits.items():
@@ -54,9 +54,9 @@ def test_repeated_captions_and_shared_memes_have_identical_rows(challenge_set, c
 
 
 def test_projected_rows_are_pooled_rows_through_clips_projection(challenge_cache):
-    enc = encoder.load("tiny", "none", "cpu")
-    pooled, _ = features.read(challenge_cache, ["train"], "pooled")
-    projected, _ = features.read(challenge_cache, ["train"], "projected")
+    enc = encoder.load("tiny", "none", device="cpu")
+    pooled, _ = feature_reader.read(challenge_cache, ["train"], "pooled")
+    projected, _ = feature_reader.read(challenge_cache, ["train"], "projected")
     np.testing.assert_allclose(pooled["train"].image @ enc.image_projection.numpy(),
                                projected["train"].image, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(pooled["train"].text @ enc.text_projection.numpy(),
@@ -93,9 +93,10 @@ def test_each_unique_image_and_caption_is_encoded_once(challenge_set, tmp_path, 
 
 def test_interrupted_extraction_resumes_and_leaves_no_partial_cache(challenge_set, challenge_cache,
                                                                     tmp_path, monkeypatch, counting):
+    """Killed with clip.batch_size 8, resumed with 32: chunks are 128 images whatever the batch,
+    so the resumed cache equals an uninterrupted run's, row for row."""
     root, _ = challenge_set
     monkeypatch.chdir(tmp_path)
-    p = extract_params(root, clip__batch_size=8)  # chunks of 128 images: two for this set
     real_encode = encoder.Encoder.encode_images  # the fixture's counting wrapper
 
     def crash_in_second_chunk(self, pixels):
@@ -105,21 +106,44 @@ def test_interrupted_extraction_resumes_and_leaves_no_partial_cache(challenge_se
 
     monkeypatch.setattr(encoder.Encoder, "encode_images", crash_in_second_chunk)
     with pytest.raises(KeyboardInterrupt):
-        extract.extract(p)
+        extract.extract(extract_params(root, clip__batch_size=8), chunk_size=128)
     assert not features.CACHE.exists()
     assert len(list(features.CACHE.parent.glob(".clip_features.h5.parts-*/images-*.npz"))) == 1
 
     monkeypatch.setattr(encoder.Encoder, "encode_images", real_encode)
     before = counting["images"]
-    extract.extract(p)
+    extract.extract(extract_params(root, clip__batch_size=32), chunk_size=128)
     n_images = len(dataset.unique_images(dataset.read(root)))
     assert counting["images"] - before == n_images - 128  # only the unfinished chunk again
     assert not list(features.CACHE.parent.glob(".clip_features.h5.parts-*"))  # cleaned up
-    resumed, _ = features.read(features.CACHE)
-    uninterrupted, _ = features.read(challenge_cache)
+    resumed, _ = feature_reader.read(features.CACHE)
+    uninterrupted, _ = feature_reader.read(challenge_cache)
     for name in uninterrupted:
-        np.testing.assert_allclose(resumed[name].image, uninterrupted[name].image, rtol=1e-5, atol=1e-6)
         assert resumed[name].ids == uninterrupted[name].ids
+        for key in ("image", "text"):
+            np.testing.assert_allclose(getattr(resumed[name], key), getattr(uninterrupted[name], key),
+                                       rtol=1e-5, atol=1e-6)
+
+
+def test_a_saved_chunk_of_the_wrong_length_is_encoded_again(tmp_path):
+    """Reuse needs exactly the rows a chunk's place calls for; a short one is never shifted in."""
+    rows = {"pooled": np.zeros((3, 2), np.float32), "proj": np.zeros((3, 1), np.float32),
+            "reason": np.array(["", "", ""])}
+    np.savez(extract.part_path(tmp_path, "images", 0), **rows)
+    encoded = []
+
+    def encode_chunks(todo):
+        for start in todo:
+            encoded.append(start)
+            n = min(4, 6 - start)
+            yield start, {"pooled": np.full((n, 2), start, np.float32),
+                          "proj": np.full((n, 1), start, np.float32), "reason": np.full(n, "")}
+
+    table = extract.encode_table("images", 6, 4, tmp_path, encode_chunks, unit="img")
+    assert encoded == [0, 4]  # the 3-row chunk 0 was not taken for a 4-row one
+    assert table["pooled"][:, 0].tolist() == [0, 0, 0, 0, 4, 4]
+    again = extract.encode_table("images", 6, 4, tmp_path, encode_chunks, unit="img")
+    assert encoded == [0, 4] and np.array_equal(again["pooled"], table["pooled"])  # both reused
 
 
 def test_a_failed_run_keeps_the_previous_cache(challenge_set, tmp_path, monkeypatch):
@@ -141,13 +165,12 @@ def test_skip_survives_a_chunk_of_only_bad_images(challenge_set, copy_of, tmp_pa
     """With chunks of 8 images, break all of the first chunk: its rows still have the right width."""
     root = copy_of(challenge_set[0])
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(extract, "BATCHES_PER_CHUNK", 1)
     data = dataset.read(root)
     first_chunk = dataset.unique_images(data)[:8]
     for img in first_chunk:
         (root / img).write_bytes(b"")
-    extract.extract(extract_params(root, clip__batch_size=8, data__on_bad_image="skip"))
-    cached, _ = features.read(features.CACHE)
+    extract.extract(extract_params(root, clip__batch_size=8, data__on_bad_image="skip"), chunk_size=8)
+    cached, _ = feature_reader.read(features.CACHE)
     kept = sum(len(s) for s in cached.values())
     dropped = sum(m.img in first_chunk for memes in data.splits.values() for m in memes)
     assert kept == sum(len(m) for m in data.splits.values()) - dropped

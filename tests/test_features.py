@@ -1,11 +1,14 @@
+import dataclasses
+
 import h5py
 import numpy as np
 import pytest
 
-from stages import features
+from stages import feature_reader, features, params
 from stages.outputs import InputError
 
-ATTRS = {"model": "tiny", "pretrained": "none", "image_size": 64, "open_clip_version": "x",
+ATTRS = {"model": "tiny", "pretrained": "none", "resize": "squash", "precision": "fp32",
+         "activation": "gelu", "image_size": 64, "open_clip_version": "x",
          "data_fingerprint": "abc", "on_bad_image": "fail"}
 
 
@@ -25,8 +28,8 @@ def test_round_trip(tmp_path):
     written = {"train": split(5, rng), "test": split(3, rng, labeled=False)}
     path = tmp_path / "f.h5"
     features.write(path, written, ATTRS)
-    pooled, attrs = features.read(path)
-    projected, _ = features.read(path, ["test"], "projected")
+    pooled, attrs = feature_reader.read(path)
+    projected, _ = feature_reader.read(path, ["test"], "projected")
     assert attrs["fingerprint"] == features.cache_fingerprint(ATTRS)
     for name, s in written.items():
         assert pooled[name].ids == s.ids  # zero-padded string ids survive as written
@@ -65,15 +68,27 @@ def test_checks(tmp_path):
     with h5py.File(path, "r+") as f:  # a cache damaged or written by something else
         f["dev/image"][1, 2] = np.nan
     with pytest.raises(InputError, match="split 'dev' has non-finite image features"):
-        features.read(path, ["dev"])
+        feature_reader.read(path, ["dev"])
     with pytest.raises(InputError, match="no split 'dev_seen'.*it has: dev, train.*data.dev_split"):
-        features.read(path, ["dev_seen"])
+        feature_reader.read(path, ["dev_seen"])
+    clip = params.ClipParams(model="tiny", pretrained="none", resize="squash", precision="fp32",
+                             batch_size=8, device="cpu")
+    feature_reader.check_encoder(ATTRS, clip, path)  # batch size and device are not identity
     with pytest.raises(InputError, match="extracted with clip.model=tiny clip.pretrained=none.*ViT-L-14"):
-        features.check_encoder(ATTRS, "ViT-L-14", "openai", path)
+        feature_reader.check_encoder(ATTRS, dataclasses.replace(clip, model="ViT-L-14"), path)
+    for key, value in (("resize", "shortest"), ("precision", "bf16")):
+        with pytest.raises(InputError, match=f"clip.{key}=.*params.yaml says.*clip.{key}={value}"):
+            feature_reader.check_encoder(ATTRS, dataclasses.replace(clip, **{key: value}), path)
     with pytest.raises(InputError, match="another version of the data"):
-        features.check_data(ATTRS, "def", path)
+        feature_reader.check_data(ATTRS, "def", path)
     with pytest.raises(InputError, match="feature cache not found"):
-        features.read(tmp_path / "missing.h5")
+        feature_reader.read(tmp_path / "missing.h5")
     (tmp_path / "junk.h5").write_bytes(b"junk")
     with pytest.raises(InputError, match="not a readable HDF5"):
-        features.read(tmp_path / "junk.h5")
+        feature_reader.read(tmp_path / "junk.h5")
+
+
+@pytest.mark.parametrize("key, other", [("resize", "shortest"), ("precision", "bf16"),
+                                        ("activation", "quick_gelu"), ("model", "ViT-L-14")])
+def test_every_feature_setting_is_part_of_the_cache_identity(key, other):
+    assert features.cache_fingerprint({**ATTRS, key: other}) != features.cache_fingerprint(ATTRS)

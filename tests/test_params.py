@@ -10,6 +10,10 @@ def test_committed_params_are_the_papers_configuration():
     assert (p.clip.model, p.clip.pretrained) == ("ViT-L-14", "openai")
     assert p.data.dir == "data/hateful_memes"
     assert p.fusion == "cross" and p.head.map_dim == 32 and p.head.drop_probs == (0.2, 0.4, 0.1)
+    # the official code's features: squashed images, fp32 (QuickGELU follows the tag)
+    assert (p.clip.resize, p.clip.precision, p.head.features) == ("squash", "fp32", "pooled")
+    # the released run keeps the best dev epoch of all 20: no early stop
+    assert p.train.epochs == 20 and p.train.patience >= p.train.epochs
 
 
 def test_values_are_typed():
@@ -28,6 +32,8 @@ def test_values_are_typed():
     ({"head__drop_probs": [0.2, 0.1]}, "'head.drop_probs' must be three"),
     ({"data__on_bad_image": "ignore"}, "'data.on_bad_image' must be one of fail, skip"),
     ({"clip__device": "tpu"}, "'clip.device' must be one of auto, cpu, cuda"),
+    ({"clip__resize": "crop"}, "'clip.resize' must be one of squash, shortest, longest"),
+    ({"clip__precision": "auto"}, "'clip.precision' must be one of fp32, bf16, fp16"),
     ({"head__features": "raw"}, "'head.features' must be one of pooled, projected"),
 ])
 def test_bad_values_name_the_key(override, message):

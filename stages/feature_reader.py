@@ -1,0 +1,93 @@
+"""Reading the feature cache back for the head stages, after checking it is the right one.
+
+A cache records the encoder settings and the data it was computed from (see `features`); the
+readers here refuse one that does not match params.yaml or the data, and hand the head the
+feature kind that `head.features` names.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+
+from stages import dataset
+from stages.features import FEATURE_KEYS, SplitFeatures, check_finite
+from stages.outputs import InputError
+from stages.params import FEATURE_SETTINGS, ClipParams
+
+
+def read_attrs(path: str | Path) -> dict:
+    with _open(path) as f:
+        return dict(f.attrs)
+
+
+def read(path: str | Path, splits: list[str] | None = None, features: str = "pooled"
+         ) -> tuple[dict[str, SplitFeatures], dict]:
+    """Load the named splits (all if None) with the `features` kind as `image` / `text`."""
+    image_key, text_key = FEATURE_KEYS[features]
+    with _open(path) as f:
+        attrs = dict(f.attrs)
+        names = list(f.keys()) if splits is None else splits
+        loaded = {}
+        for name in names:
+            if name not in f:
+                raise InputError(
+                    f"{path}: no split '{name}' in the feature cache (it has: "
+                    f"{', '.join(f.keys())}); check data.dev_split in params.yaml"
+                )
+            group = f[name]
+            split = SplitFeatures(
+                ids=list(group["ids"].asstr()[()]),
+                labels=group["labels"][()],
+                image=group[image_key][()],
+                text=group[text_key][()],
+            )
+            check_finite(split, name, ("image", "text"), str(path))
+            loaded[name] = split
+    return loaded, attrs
+
+
+def check_encoder(attrs: dict, clip: ClipParams, path: str | Path) -> None:
+    """The cache must come from the encoder settings the params name."""
+    wanted = clip.feature_settings()
+    cached = {key: attrs.get(key) for key in FEATURE_SETTINGS}
+    if cached != wanted:
+        def describe(settings):
+            return " ".join(f"clip.{key}={value}" for key, value in settings.items())
+        raise InputError(f"{path} was extracted with {describe(cached)}, but params.yaml says "
+                         f"{describe(wanted)}; rerun `dvc repro extract`")
+
+
+def check_data(attrs: dict, data_fingerprint: str, path: str | Path) -> None:
+    if attrs.get("data_fingerprint") != data_fingerprint:
+        raise InputError(
+            f"{path} was extracted from another version of the data (fingerprint "
+            f"{attrs.get('data_fingerprint')}, the data now gives {data_fingerprint}); "
+            "rerun `dvc repro extract`"
+        )
+
+
+def _open(path: str | Path) -> h5py.File:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: feature cache not found; run `dvc repro extract` first")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise InputError(f"{path}: not a readable HDF5 feature cache ({err})") from None
+
+
+def load_checked(path: str | Path, p, splits: list[str] | None = None
+                 ) -> tuple[dict[str, SplitFeatures], dict]:
+    """Read splits for the head, after checking the cache matches params.yaml and the data.
+
+    The data check needs the dataset folder; a cache copied to a machine without the images
+    (extract on a GPU box, sweep elsewhere) is used as it is, with a note.
+    """
+    attrs = read_attrs(path)
+    check_encoder(attrs, p.clip, path)
+    if Path(p.data.dir).is_dir():
+        check_data(attrs, dataset.fingerprint(dataset.read(p.data.dir)), path)
+    else:
+        print(f"note: {p.data.dir} not found; using {path} without checking it against the data")
+    return read(path, splits, p.head.features)
