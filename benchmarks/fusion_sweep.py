@@ -35,10 +35,11 @@ def main(device: torch.device) -> None:
             splits, _ = feature_reader.read(features.CACHE, ["train", "dev"])
             figures = {}
             for fusion in params.FUSIONS:
-                (_, history), loop = timed(lambda fusion=fusion: train.train(
+                (_, history, _), loop = timed(lambda fusion=fusion: train.train(
                     dataclasses.replace(p, fusion=fusion), splits, device, log=lambda _: None))
-                best = max(history, key=lambda h: h["dev_auroc"])
-                figures[f"{fusion}: dev AUROC (best epoch {best['epoch']}, loop {loop:.1f}s)"] = best["dev_auroc"]
+                best = max(history, key=lambda h: h["dev_auroc"][0])  # the committed one run
+                figures[f"{fusion}: dev AUROC (best epoch {best['epoch']}, loop {loop:.1f}s)"] = \
+                    float(best["dev_auroc"][0])
             stage_params = work / "params.yaml"
             shutil.copy(ROOT / "params.yaml", stage_params)
             for key, value in (("data.dir", work / "memes"), ("clip.model", "tiny"),

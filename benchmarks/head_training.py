@@ -3,7 +3,8 @@
 8,500 train and 500 dev memes of random features (1024 image, 768 text: timing does not depend
 on the values), `cross` fusion, map_dim 32, batch 16, 20 epochs, lr 1e-4 (patience raised so
 all 20 epochs run). Beside this project's loop it times the textbook loop (nn.Dropout, plain
-AdamW, a gather per step) on the same work, and the FLOP-bound time on this machine.
+AdamW, a gather per step) on the same work, the FLOP-bound time on this machine, and the loop
+with train.runs = 1, 2, 5, 10, 20 (and 100 on a GPU) heads trained side by side.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from stages import features, head as head_module, params, train
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN, N_DEV, IMAGE_DIM, TEXT_DIM, EPOCHS = 8500, 500, 1024, 768, 20
+RUNS = (1, 2, 5, 10, 20)  # and 100 on a GPU
 
 
 def paper_params() -> params.Params:
@@ -39,15 +41,28 @@ def full_size_splits() -> dict[str, features.SplitFeatures]:
     return {"train": random_split(N_TRAIN, 0), "dev": random_split(N_DEV, 1)}
 
 
+class TextbookHead(nn.Module):
+    """The seed's one-run head as a first implementation writes it: nn.Linear, nn.Dropout and
+    nn.Sequential, one parameter tensor per layer (the paper's config: one mapping layer,
+    `cross` fusion, one pre-output layer)."""
+
+    def __init__(self, p: params.Params, image_dim: int = IMAGE_DIM, text_dim: int = TEXT_DIM):
+        super().__init__()
+        m, (p_map, p_fusion, p_pre) = p.head.map_dim, p.head.drop_probs
+        self.image = nn.Sequential(nn.Linear(image_dim, m), nn.Dropout(p_map))
+        self.text = nn.Sequential(nn.Linear(text_dim, m), nn.Dropout(p_map))
+        self.pre_output = nn.Sequential(nn.Dropout(p_fusion), nn.Linear(m * m, m), nn.ReLU(),
+                                        nn.Dropout(p_pre), nn.Linear(m, 1))
+
+    def forward(self, image, text):
+        image, text = F.normalize(self.image(image), dim=1), F.normalize(self.text(text), dim=1)
+        return self.pre_output(torch.bmm(image.unsqueeze(2), text.unsqueeze(1)).flatten(1)).squeeze(1)
+
+
 def textbook_loop(p: params.Params, split: features.SplitFeatures, device: torch.device) -> None:
-    """The loop a first implementation writes, for comparison: same work, same head."""
+    """The loop a first implementation writes, for comparison: same work, one run."""
     torch.manual_seed(p.train.seed)
-    config = head_module.HeadConfig.from_params(p, IMAGE_DIM, TEXT_DIM)
-    head = head_module.HateClipper(config).to(device).train()
-    for sequential in (head.image_projection, head.text_projection, head.pre_output):
-        for i, module in enumerate(sequential):
-            if isinstance(module, head_module.Dropout):
-                sequential[i] = nn.Dropout(module.p)
+    head = TextbookHead(p).to(device).train()
     optimizer = torch.optim.AdamW(head.parameters(), lr=p.train.lr, weight_decay=p.train.weight_decay)
     image, text = torch.from_numpy(split.image).to(device), torch.from_numpy(split.text).to(device)
     labels = torch.from_numpy(split.labels.astype(np.float32)).to(device)
@@ -85,6 +100,23 @@ def dropout_microseconds(device: torch.device) -> dict[str, float]:
     return figures
 
 
+def with_runs(p: params.Params, runs: int) -> params.Params:
+    return dataclasses.replace(p, train=dataclasses.replace(p.train, runs=runs))
+
+
+def runs_table(p: params.Params, splits, device: torch.device) -> dict[str, float]:
+    """Train-loop time for K runs in one batched loop, against one run (target: 5 runs <= 2x)."""
+    counts = RUNS + ((100,) if device.type == "cuda" else ())
+    times = {runs: seconds(lambda runs=runs: train.train(with_runs(p, runs), splits, device,
+                                                         log=lambda _: None), device)
+             for runs in counts}
+    figures = {}
+    for runs, elapsed in times.items():
+        figures[f"runs {runs}: loop (s)"] = elapsed
+        figures[f"runs {runs}: x one run"] = elapsed / times[1]
+    return figures
+
+
 def main(device: torch.device) -> None:
     p = paper_params()
     splits = full_size_splits()
@@ -104,3 +136,4 @@ def main(device: torch.device) -> None:
         "target (s, two CPU cores)": 10.0,
         **dropout_microseconds(device),
     })
+    record("head_training_runs", {"device": str(device), **runs_table(p, splits, device)})

@@ -16,8 +16,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.common import record, seconds, synthetic_params, working_directory
-from benchmarks.head_training import textbook_step
-from stages import dataset, encoder, extract, feature_reader, features, head as head_module, synthetic, train
+from benchmarks.head_training import TextbookHead, textbook_step
+from stages import dataset, encoder, extract, feature_reader, features, synthetic, train
 
 EPOCHS = 10
 SWEEP = [dict(fusion="cross"), dict(fusion="align"), dict(fusion="cross_nd"),
@@ -40,8 +40,7 @@ def reencoding_run(p, enc: encoder.Encoder, data: dataset.Dataset, device: torch
             image = torch.from_numpy(enc.encode_images(pixels)[0]).to(device)
             text = torch.from_numpy(enc.encode_texts([memes[i].text for i in indices])[0]).to(device)
             if head is None:
-                config = head_module.HeadConfig.from_params(p, image.shape[1], text.shape[1])
-                head = head_module.HateClipper(config).to(device).train()
+                head = TextbookHead(p, image.shape[1], text.shape[1]).to(device).train()
                 optimizer = torch.optim.AdamW(head.parameters(), lr=p.train.lr,
                                               weight_decay=p.train.weight_decay)
             textbook_step(head, optimizer, image, text, labels[indices], p.train.grad_clip)

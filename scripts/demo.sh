@@ -36,7 +36,8 @@ step "dvc exp run --queue, twice, then dvc queue start: each in a fresh copy of 
 dvc exp run --queue -S fusion=cross_nd
 dvc exp run --queue -S fusion=concat
 dvc queue start -j 1
-while dvc queue status | grep -qE "Queued|Running"; do sleep 2; done
+# grep without -q reads the whole status, so pipefail never sees a broken pipe
+while dvc queue status | grep -E "Queued|Running" >/dev/null; do sleep 2; done
 dvc queue status
 
 step "dvc exp show --only-changed"

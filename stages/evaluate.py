@@ -1,11 +1,13 @@
-"""Stage 3, evaluate: metrics and curves of the trained head on every labeled split but train.
+"""Stage 3, evaluate: metrics and curves of the trained heads on every labeled split but train.
 
     python -m stages.evaluate
 
-Writes reports/metrics.json (DVC metrics) and, per split, ROC, precision-recall and confusion
-data under reports/plots/ (DVC plots). The threshold with the best dev accuracy is reported
-in every split's entry (`dev_threshold`), with `accuracy_at_dev_threshold` beside the
-0.5-threshold metrics.
+Writes reports/metrics.json (DVC metrics): per split, `auroc` is the mean over runs, with
+`auroc_std` (sample std over runs), `auroc_ci_low`/`auroc_ci_high` (95% percentile bootstrap
+over the split's memes of that mean) and `ensemble_auroc` (AUROC of the runs' mean
+probability); every other metric is a mean over runs. Each run's threshold with the best dev
+accuracy gives `dev_threshold` and `accuracy_at_dev_threshold`. ROC, precision-recall and
+confusion data of the runs' ensemble go under reports/plots/ (DVC plots).
 """
 from __future__ import annotations
 
@@ -24,10 +26,10 @@ METRICS = Path("reports/metrics.json")
 PLOTS = Path("reports/plots")
 
 
-def summary(labels: np.ndarray, probs: np.ndarray, dev_threshold: float) -> dict:
+def run_summary(labels: np.ndarray, probs: np.ndarray, dev_threshold: float) -> dict:
+    """One run's metrics on one split."""
     predicted = (probs >= scoring.THRESHOLD).astype(int)
     return {
-        "n": int(len(labels)),
         "auroc": scoring.auroc(labels, probs),
         "average_precision": float(metrics.average_precision_score(labels, probs)),
         "accuracy": float(metrics.accuracy_score(labels, predicted)),
@@ -37,6 +39,19 @@ def summary(labels: np.ndarray, probs: np.ndarray, dev_threshold: float) -> dict
         "dev_threshold": dev_threshold,
         "accuracy_at_dev_threshold": float(np.mean((probs >= dev_threshold) == labels)),
     }
+
+
+def summary(labels: np.ndarray, run_probs: np.ndarray, dev_thresholds: np.ndarray) -> dict:
+    """A split's entry in metrics.json from every run's probabilities (runs, N)."""
+    per_run = [run_summary(labels, probs, t) for probs, t in zip(run_probs, dev_thresholds)]
+    result = {key: float(np.mean([run[key] for run in per_run])) for key in per_run[0]}
+    aurocs = np.array([run["auroc"] for run in per_run])
+    low, high = scoring.auroc_interval(labels, run_probs)
+    result.update(n=int(len(labels)), runs=len(run_probs),
+                  auroc_std=float(aurocs.std(ddof=1)) if len(aurocs) > 1 else 0.0,
+                  auroc_ci_low=low, auroc_ci_high=high,
+                  ensemble_auroc=scoring.auroc(labels, run_probs.mean(axis=0)))
+    return result
 
 
 def roc_points(labels: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
@@ -70,16 +85,18 @@ def main(argv: list[str] | None = None) -> None:
                          f"{features.CACHE} (it has: {', '.join(splits)})")
     probs = {name: head_module.predict_probs(head, s.image, s.text) for name, s in labeled.items()}
     dev = labeled[p.data.dev_split]
-    threshold = scoring.best_threshold(dev.labels, probs[p.data.dev_split])
-    results = {name: summary(s.labels, probs[name], threshold) for name, s in labeled.items()}
+    thresholds = np.array([scoring.best_threshold(dev.labels, run) for run in probs[p.data.dev_split]])
+    results = {name: summary(s.labels, probs[name], thresholds) for name, s in labeled.items()}
     with atomic_dir(PLOTS) as plots:
         for name, split in labeled.items():
-            write_curves(plots, name, split.labels, probs[name])
+            write_curves(plots, name, split.labels, probs[name].mean(axis=0))
     for name, m in results.items():
-        print(f"{name:12s} n={m['n']:5d}  AUROC {m['auroc']:.4f}  acc {m['accuracy']:.4f}  "
-              f"F1 {m['f1']:.4f}  AP {m['average_precision']:.4f}")
+        print(f"{name:12s} n={m['n']:5d}  AUROC {m['auroc']:.4f} ± {m['auroc_std']:.4f} "
+              f"[{m['auroc_ci_low']:.4f}, {m['auroc_ci_high']:.4f}]  ensemble "
+              f"{m['ensemble_auroc']:.4f}  acc {m['accuracy']:.4f}  F1 {m['f1']:.4f}")
     write_json(METRICS, results)  # one entry per split, nothing else, for dvc and scripts alike
-    print(f"wrote {METRICS} (dev threshold {threshold:.3f}) and curves under {PLOTS}/")
+    print(f"wrote {METRICS} ({len(thresholds)} run(s); AUROC mean ± std over runs, 95% bootstrap "
+          f"interval) and the ensemble's curves under {PLOTS}/")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The trainable Hate-CLIPper head (Kumar & Nandakumar 2022, Fig. 2, Sec. 3).
+"""The trainable Hate-CLIPper head (Kumar & Nandakumar 2022, Fig. 2, Sec. 3), K runs side by side.
 
     image features -> image projection -> L2 norm --\
                                                      fusion (FIM) -> pre-output -> 1 logit
@@ -7,6 +7,11 @@
 The feature interaction matrix (FIM) is the outer product of the two projections: `cross`
 keeps all of it, `align` only its diagonal, `cross_nd` all but the diagonal. `concat`,
 `align_concat` and the single-modality ablations `image` / `text` complete the set.
+
+Every weight carries a leading run dimension: `runs` independent heads (train.runs), each
+initialised from its own seed, computed by one batched matrix product per layer. A small head's
+step is bound by per-kernel overhead, not arithmetic, so K runs cost little more than one.
+Tensors flow as (runs, memes, width).
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ class HeadConfig:
     num_mapping_layers: int
     num_pre_output_layers: int
     drop_probs: tuple[float, float, float]  # map, fusion, pre-output
+    runs: int = 1  # independent heads trained side by side
 
     @classmethod
     def from_params(cls, p, image_dim: int, text_dim: int) -> "HeadConfig":
@@ -40,23 +46,23 @@ class HeadConfig:
         return cls(image_dim=image_dim, text_dim=text_dim, fusion=p.fusion,
                    map_dim=p.head.map_dim, num_mapping_layers=p.head.num_mapping_layers,
                    num_pre_output_layers=p.head.num_pre_output_layers,
-                   drop_probs=p.head.drop_probs)
+                   drop_probs=p.head.drop_probs, runs=p.train.runs)
 
 
 def fuse(fusion: str, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """Combine L2-normalised projections (N, map_dim) into one fused vector per meme."""
+    """Combine L2-normalised projections (..., map_dim) into one fused vector per meme."""
     if fusion == "align":  # the FIM's diagonal
         return image * text
     if fusion == "cross":  # the whole FIM, FIM[i, j] = image_i * text_j, flattened
-        return (image.unsqueeze(2) * text.unsqueeze(1)).flatten(1)
+        return (image.unsqueeze(-1) * text.unsqueeze(-2)).flatten(-2)
     if fusion == "cross_nd":  # the FIM without its diagonal
-        fim = image.unsqueeze(2) * text.unsqueeze(1)
-        off_diagonal = ~torch.eye(image.shape[1], dtype=torch.bool, device=image.device)
-        return fim[:, off_diagonal]
+        fim = image.unsqueeze(-1) * text.unsqueeze(-2)
+        off_diagonal = ~torch.eye(image.shape[-1], dtype=torch.bool, device=image.device)
+        return fim[..., off_diagonal]
     if fusion == "concat":
-        return torch.cat([image, text], dim=1)
+        return torch.cat([image, text], dim=-1)
     if fusion == "align_concat":
-        return torch.cat([image * text, image, text], dim=1)
+        return torch.cat([image * text, image, text], dim=-1)
     if fusion == "image":
         return image
     if fusion == "text":
@@ -93,37 +99,74 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
-def projection(in_dim: int, map_dim: int, layers: int, dropout: float) -> nn.Sequential:
-    """`layers` linear layers to map_dim, ReLU between them, dropout after each."""
-    modules: list[nn.Module] = [nn.Linear(in_dim, map_dim), Dropout(dropout)]
-    for _ in range(layers - 1):
-        modules += [nn.ReLU(), nn.Linear(map_dim, map_dim), Dropout(dropout)]
-    return nn.Sequential(*modules)
+def layer_shapes(config: HeadConfig) -> list[tuple[str, int, int]]:
+    """The head's linear layers as data, (part, in, out), in the order they are initialised."""
+    map_dim, fused = config.map_dim, fused_dim(config.fusion, config.map_dim)
+    shapes = []
+    for part, in_dim in (("image", config.image_dim), ("text", config.text_dim)):
+        shapes += [(part, in_dim if k == 0 else map_dim, map_dim)
+                   for k in range(config.num_mapping_layers)]
+    shapes += [("pre_output", fused if k == 0 else map_dim, map_dim)
+               for k in range(config.num_pre_output_layers)]
+    return shapes + [("output", map_dim if config.num_pre_output_layers else fused, 1)]
 
 
 class HateClipper(nn.Module):
-    def __init__(self, config: HeadConfig):
+    """config.runs heads; run k is initialised from seed + k, exactly as a one-run head with
+    that seed would be.
+
+    All weights live in one parameter, one row per run: each layer's weight and bias are views
+    of it. The optimizer, the per-run gradient clipping and zero_grad then each touch one
+    tensor, and the backward pass gathers every layer's gradient in one concatenation.
+    """
+
+    def __init__(self, config: HeadConfig, seed: int = 0):
         super().__init__()
         self.config = config
-        map_dim, (p_map, p_fusion, p_pre) = config.map_dim, config.drop_probs
-        self.image_projection = projection(config.image_dim, map_dim, config.num_mapping_layers,
-                                           p_map)
-        self.text_projection = projection(config.text_dim, map_dim, config.num_mapping_layers,
-                                          p_map)
-        width = fused_dim(config.fusion, map_dim)
-        pre_output: list[nn.Module] = [Dropout(p_fusion)]
-        for _ in range(config.num_pre_output_layers):
-            pre_output += [nn.Linear(width, map_dim), nn.ReLU(), Dropout(p_pre)]
-            width = map_dim
-        self.pre_output = nn.Sequential(*pre_output)
-        self.output = nn.Linear(width, 1)
+        self.shapes = layer_shapes(config)
+        self.sizes = [size for _, i, o in self.shapes for size in (i * o, o)]  # weight, bias
+        self.weights = nn.Parameter(torch.empty(config.runs, sum(self.sizes)))
+        p_map, p_fusion, p_pre = config.drop_probs
+        self.map_dropout, self.fusion_dropout = Dropout(p_map), Dropout(p_fusion)
+        self.pre_output_dropout = Dropout(p_pre)
+        with torch.no_grad():
+            for run in range(config.runs):
+                generator = torch.Generator().manual_seed(seed + run)
+                for (_, in_dim, _), chunk in zip(self.shapes, self.weights[run].split(
+                        [i * o + o for _, i, o in self.shapes])):
+                    bound = in_dim ** -0.5  # nn.Linear's default init, weight then bias
+                    chunk.uniform_(-bound, bound, generator=generator)
+
+    def layers(self) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Each part's (weight (runs, in, out), bias (runs, 1, out)) pairs, as views of `weights`."""
+        views = self.weights.split(self.sizes, dim=1)
+        parts: dict[str, list] = {"image": [], "text": [], "pre_output": [], "output": []}
+        for k, (part, in_dim, out_dim) in enumerate(self.shapes):
+            weight, bias = views[2 * k], views[2 * k + 1]
+            parts[part].append((weight.view(-1, in_dim, out_dim), bias.unsqueeze(1)))
+        return parts
+
+    def project(self, x: torch.Tensor, layers: list) -> torch.Tensor:
+        """Linear layers to map_dim, ReLU between them, dropout after each, then L2 norm."""
+        for k, (weight, bias) in enumerate(layers):
+            x = self.map_dropout(torch.baddbmm(bias, F.relu(x) if k else x, weight))
+        return F.normalize(x, dim=-1)
+
+    def run(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (runs, N, image_dim), (runs, N, text_dim) -> (embedding, logits (runs, N)):
+        the embedding is the pre-output layers' output, the space RGCL retrieves in."""
+        layers = self.layers()
+        fused = fuse(self.config.fusion, self.project(image, layers["image"]),
+                     self.project(text, layers["text"]))
+        x = self.fusion_dropout(fused)
+        for weight, bias in layers["pre_output"]:
+            x = self.pre_output_dropout(F.relu(torch.baddbmm(bias, x, weight)))
+        (weight, bias), = layers["output"]
+        return x, torch.baddbmm(bias, x, weight).squeeze(-1)
 
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Features (N, image_dim), (N, text_dim) -> hate logits (N,)."""
-        image = F.normalize(self.image_projection(image), dim=1)
-        text = F.normalize(self.text_projection(text), dim=1)
-        fused = fuse(self.config.fusion, image, text)
-        return self.output(self.pre_output(fused)).squeeze(1)
+        """Features (runs, N, image_dim), (runs, N, text_dim) -> hate logits (runs, N)."""
+        return self.run(image, text)[1]
 
 
 def save(path: str | Path, head: HateClipper, meta: dict) -> None:
@@ -150,12 +193,15 @@ def load(path: str | Path) -> tuple[HateClipper, dict]:
 
 @torch.no_grad()
 def predict_probs(head: HateClipper, image, text, batch_size: int = 4096) -> np.ndarray:
-    """Hate probabilities for feature rows (tensors on the head's device, or numpy arrays)."""
+    """Every run's hate probabilities (runs, N) for feature rows (N, D): tensors on the head's
+    device, or numpy arrays. The runs' ensemble is the mean over the first axis."""
     image, text = torch.as_tensor(image), torch.as_tensor(text)
+    runs = head.config.runs
     head.eval()
-    logits = [head(image[i:i + batch_size], text[i:i + batch_size])
+    logits = [head(image[i:i + batch_size].expand(runs, -1, -1),
+                   text[i:i + batch_size].expand(runs, -1, -1))
               for i in range(0, len(image), batch_size)]
-    return torch.sigmoid(torch.cat(logits)).float().cpu().numpy()
+    return torch.sigmoid(torch.cat(logits, dim=1)).float().cpu().numpy()
 
 
 def load_checked(p, splits: list[str] | None = None

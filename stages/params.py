@@ -60,6 +60,7 @@ class TrainParams:
     grad_clip: float
     patience: int
     seed: int
+    runs: int
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ def parse(raw, source: str = "params.yaml") -> Params:
         grad_clip=reader.positive_float("train.grad_clip"),
         patience=reader.positive_int("train.patience"),
         seed=reader.count("train.seed"),
+        runs=reader.positive_int("train.runs"),
     )
     params = Params(data, clip, reader.choice("fusion", FUSIONS), head, train)
     reader.reject_unknown(params)

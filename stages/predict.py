@@ -1,10 +1,13 @@
 """Stage 4, predict: hate probabilities for every meme of every split, and for new memes.
 
     python -m stages.predict                          every split -> reports/predictions/<split>.csv
+                                                                   and reports/submission/<split>.csv
     python -m stages.predict --image meme.png --text "caption"
     python -m stages.predict --jsonl memes.jsonl      lines as in the dataset; img relative to it
 
-The CSVs hold `id` (exactly as in the jsonl), `prob_hate` and `pred_label` (prob_hate >= 0.5).
+The prediction CSVs hold `id` (exactly as in the jsonl), `prob_hate` (the mean over the trained
+runs: their ensemble) and `pred_label` (prob_hate >= 0.5); the submission CSVs the same numbers
+in the challenge's format, `id,proba,label`.
 New memes go through the encoder settings recorded in the head's checkpoint (those of the cache
 it was trained on: model, weights, resize, precision), then the head: the same numbers the
 pipeline gives for the same meme.
@@ -22,6 +25,7 @@ from stages import dataset, head as head_module, params as params_module, scorin
 from stages.outputs import InputError, atomic_dir, run_stage, write_csv
 
 PREDICTIONS = Path("reports/predictions")
+SUBMISSION = Path("reports/submission")
 
 
 def prediction_table(ids: list[str], probs: np.ndarray) -> pd.DataFrame:
@@ -32,12 +36,20 @@ def prediction_table(ids: list[str], probs: np.ndarray) -> pd.DataFrame:
 def predict_splits(params_path: str) -> None:
     p = params_module.load(params_path)
     head, _, splits = head_module.load_checked(p)
-    with atomic_dir(PREDICTIONS) as out:
+    with atomic_dir(PREDICTIONS) as out, atomic_dir(SUBMISSION) as submission:
         for name, split in splits.items():
-            probs = head_module.predict_probs(head, split.image, split.text)
-            write_csv(out / f"{name}.csv", prediction_table(split.ids, probs))
-            print(f"{name:12s} {len(split):6d} memes, mean prob_hate {probs.mean():.3f}")
-    print(f"wrote {PREDICTIONS}/<split>.csv")
+            table = prediction_table(split.ids, ensemble(head, split.image, split.text))
+            write_csv(out / f"{name}.csv", table)
+            write_csv(submission / f"{name}.csv", table.rename(
+                columns={"prob_hate": "proba", "pred_label": "label"}))
+            print(f"{name:12s} {len(split):6d} memes, mean prob_hate {table['prob_hate'].mean():.3f}")
+    print(f"wrote {PREDICTIONS}/<split>.csv and {SUBMISSION}/<split>.csv "
+          f"(the ensemble of {head.config.runs} run(s))")
+
+
+def ensemble(head: head_module.HateClipper, image, text) -> np.ndarray:
+    """prob_hate: the mean of the runs' probabilities."""
+    return head_module.predict_probs(head, image, text).mean(axis=0)
 
 
 def encode_memes(enc, memes: list[dataset.Meme], root: Path, kind: str,
@@ -61,8 +73,8 @@ def predict_new(memes: list[dataset.Meme], root: Path, head_path: Path, device: 
     head, meta = head_module.load(head_path)
     enc = encoder.load(**meta["encoder"], device=device)
     image, text = encode_memes(enc, memes, root, meta["features"])
-    probs = head_module.predict_probs(head, image, text)
-    print(prediction_table([m.id for m in memes], probs).to_csv(index=False), end="")
+    print(prediction_table([m.id for m in memes], ensemble(head, image, text)).to_csv(index=False),
+          end="")
 
 
 def main(argv: list[str] | None = None) -> None:

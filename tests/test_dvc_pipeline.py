@@ -102,6 +102,7 @@ def test_what_reruns_after_a_param_change(repo):
                                            ("clip.device", "cpu", False),
                                            ("train.lr", "0.001", False),
                                            ("head.map_dim", "16", False),
+                                           ("train.runs", "5", False),
                                            ("clip.model", "ViT-B-32", True),
                                            ("clip.pretrained", "openai", True),
                                            ("clip.resize", "shortest", True),

@@ -53,24 +53,41 @@ def config(**kw):
     return HeadConfig(**{**base, **kw})
 
 
+def shapes(head, part):
+    return [(tuple(w.shape), tuple(b.shape)) for w, b in head.layers()[part]]
+
+
 def test_layers_follow_the_paper():
-    head = HateClipper(config())
-    linear = [m for m in head.image_projection if isinstance(m, torch.nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in linear] == [(10, 6), (6, 6)]
-    pre = [m for m in head.pre_output if isinstance(m, torch.nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in pre] == [(36, 6), (6, 6)]
-    assert head.output.in_features == 6
-    assert HateClipper(config(num_pre_output_layers=0)).output.in_features == 36
-    drops = [m.p for m in head.pre_output if isinstance(m, head_module.Dropout)]
-    assert drops == [0.4, 0.1, 0.1]
+    head = HateClipper(config(runs=3))
+    assert shapes(head, "image") == [((3, 10, 6), (3, 1, 6)), ((3, 6, 6), (3, 1, 6))]  # (runs, in, out)
+    assert shapes(head, "text") == [((3, 7, 6), (3, 1, 6)), ((3, 6, 6), (3, 1, 6))]
+    assert shapes(head, "pre_output") == [((3, 36, 6), (3, 1, 6)), ((3, 6, 6), (3, 1, 6))]
+    assert shapes(head, "output") == [((3, 6, 1), (3, 1, 1))]
+    assert shapes(HateClipper(config(num_pre_output_layers=0)), "output") == [((1, 36, 1), (1, 1, 1))]
+    image, text, pre_output, output = 10 * 6 + 6 + 6 * 6 + 6, 7 * 6 + 6 + 6 * 6 + 6, 36 * 6 + 6 + 6 * 6 + 6, 6 + 1
+    assert head.weights.shape == (3, image + text + pre_output + output)  # one row per run
+    assert (head.map_dropout.p, head.fusion_dropout.p, head.pre_output_dropout.p) == (0.2, 0.4, 0.1)
 
 
-def test_projections_are_l2_normalised_before_fusion():
-    head = HateClipper(config(fusion="image", num_pre_output_layers=0)).eval()
-    image = torch.randn(5, 10)
-    projected = torch.nn.functional.normalize(head.image_projection(image), dim=1)
-    expected = head.output(projected).squeeze(1)
-    assert torch.allclose(head(image, torch.randn(5, 7)), expected)
+def test_each_run_is_the_paper_head_computed_directly():
+    """Run k's logits equal the head written out with plain matrix products on run k's weights:
+    projections, L2 norm, the flattened FIM, pre-output ReLU layers, one logit."""
+    head = HateClipper(config(runs=3, num_mapping_layers=2, drop_probs=(0.0, 0.0, 0.0))).eval()
+    image, text = torch.randn(3, 5, 10), torch.randn(3, 5, 7)
+    layers = head.layers()
+    for k in range(3):
+        def project(x, part):
+            for j, (w, b) in enumerate(layers[part]):
+                x = (torch.relu(x) if j else x) @ w[k] + b[k]
+            return x / x.norm(dim=1, keepdim=True)
+        i, t = project(image[k], "image"), project(text[k], "text")
+        x = torch.stack([torch.outer(i[n], t[n]).flatten() for n in range(5)])
+        for w, b in layers["pre_output"]:
+            x = torch.relu(x @ w[k] + b[k])
+        (w, b), = layers["output"]
+        torch.testing.assert_close(head(image, text)[k], (x @ w[k] + b[k]).squeeze(1))
+    bound = 10 ** -0.5  # nn.Linear's init: U(-1/sqrt(in), 1/sqrt(in))
+    assert layers["image"][0][0].abs().max() <= bound and layers["image"][0][0].abs().max() > 0.9 * bound
 
 
 def test_checkpoint_round_trip_with_weights_only(tmp_path):
@@ -81,5 +98,18 @@ def test_checkpoint_round_trip_with_weights_only(tmp_path):
     assert raw["cache_fingerprint"] == "abc"
     loaded, meta = head_module.load(path)
     assert loaded.config == head.config and meta["features"] == "pooled"
-    x, t = torch.randn(4, 10), torch.randn(4, 7)
+    x, t = torch.randn(1, 4, 10), torch.randn(1, 4, 7)
     assert torch.equal(loaded(x, t), head(x, t))
+
+
+def test_all_runs_in_one_weights_only_checkpoint(tmp_path):
+    head = HateClipper(config(runs=5), seed=3).eval()
+    path = tmp_path / "head.pt"
+    head_module.save(path, head, {"cache_fingerprint": "abc", "features": "pooled",
+                                  "best_epochs": [3, 1, 4, 1, 5]})
+    loaded, meta = head_module.load(path)
+    assert loaded.config.runs == 5 and meta["best_epochs"] == [3, 1, 4, 1, 5]
+    x, t = torch.randn(4, 10), torch.randn(4, 7)
+    probs = head_module.predict_probs(loaded, x, t)
+    assert probs.shape == (5, 4) and len({tuple(row) for row in probs.round(6).tolist()}) == 5
+    assert (probs == head_module.predict_probs(head, x, t)).all()

@@ -1,9 +1,12 @@
-"""The head learns the image-caption interaction; single modalities cannot."""
+"""The head learns the image-caption interaction; single modalities cannot; K runs in one loop
+are K independent heads."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from stages import features, params, train
+from stages import features, head as head_module, params, train
 from tests.conftest import params_dict
 
 DEVICE = torch.device("cpu")
@@ -33,45 +36,109 @@ def run(splits, fusion, **overrides):
     return train.train(p, splits, DEVICE, log=lambda _: None)
 
 
+def best_dev_auroc(history, run=0):
+    return max(h["dev_auroc"][run] for h in history)
+
+
 @pytest.mark.parametrize("fusion", ["cross", "align", "cross_nd", "align_concat", "concat"])
 def test_fused_heads_learn_the_interaction(splits, fusion):
-    _, history = run(splits, fusion)
-    best = max(h["dev_auroc"] for h in history)
+    _, history, _ = run(splits, fusion)
     if fusion == "concat":  # no multiplicative term, but the MLP on top can still fit XOR
-        assert best > 0.6
+        assert best_dev_auroc(history) > 0.6
     else:
-        assert best >= 0.9, fusion
-    assert history[-1]["train_loss"] < history[0]["train_loss"]
+        assert best_dev_auroc(history) >= 0.9, fusion
+    assert history[-1]["train_loss"][0] < history[0]["train_loss"][0]
 
 
 @pytest.mark.parametrize("fusion", ["image", "text"])
 def test_single_modalities_stay_near_chance(splits, fusion):
-    _, history = run(splits, fusion)
-    assert 0.4 < max(h["dev_auroc"] for h in history) < 0.62
+    _, history, _ = run(splits, fusion)
+    assert 0.4 < best_dev_auroc(history) < 0.62
+
+
+def same_history(a, b) -> bool:
+    return all(x["epoch"] == y["epoch"] and np.array_equal(x["train_loss"], y["train_loss"])
+               and np.array_equal(x["dev_auroc"], y["dev_auroc"]) for x, y in zip(a, b))
 
 
 def test_same_seed_same_run_other_seed_other_run(splits):
-    head_a, history_a = run(splits, "align")
-    head_b, history_b = run(splits, "align")
-    _, history_c = run(splits, "align", train__seed=7)
-    assert history_a == history_b
+    head_a, history_a, _ = run(splits, "align")
+    head_b, history_b, _ = run(splits, "align")
+    _, history_c, _ = run(splits, "align", train__seed=7)
+    assert same_history(history_a, history_b)
     assert all((x == y).all() for x, y in zip(head_a.state_dict().values(), head_b.state_dict().values()))
-    assert history_a != history_c
+    assert not same_history(history_a, history_c)
 
 
 def test_early_stopping_keeps_the_best_epoch(splits):
-    head, history = run(splits, "align", train__patience=2, train__epochs=40)
-    best = max(history, key=lambda h: h["dev_auroc"])
+    head, history, best_epochs = run(splits, "align", train__patience=2, train__epochs=40)
+    best = max(history, key=lambda h: h["dev_auroc"][0])
+    assert best_epochs.tolist() == [best["epoch"]]
     assert len(history) == best["epoch"] + 2 < 40
     dev = splits["dev"]
     probs = train.predict_probs(head, dev.image, dev.text)
-    assert train.scoring.auroc(dev.labels, probs) == pytest.approx(best["dev_auroc"])
+    assert probs.shape == (1, len(dev))
+    assert train.scoring.auroc(dev.labels, probs[0]) == pytest.approx(best["dev_auroc"][0])
 
 
-def test_auroc_matches_sklearn_with_ties():
-    from sklearn.metrics import roc_auc_score
-    rng = np.random.default_rng(3)
-    labels = rng.integers(0, 2, 500)
-    probs = np.round(rng.random(500) * 0.5 + labels * 0.2, 2)  # many ties
-    assert train.scoring.auroc(labels, probs) == pytest.approx(roc_auc_score(labels, probs), abs=1e-12)
-    assert np.isnan(train.scoring.auroc(np.ones(4), probs[:4]))
+NO_DROPOUT = dict(head__drop_probs=[0.0, 0.0, 0.0], train__epochs=4, train__patience=4)
+
+
+def test_k_batched_runs_are_k_separately_seeded_runs(splits):
+    """Run k of one batched loop is the one-run computation seeded seed + k: the same
+    initialisation, batch order and, with dropout off, the same losses and dev AUROCs."""
+    head, history, _ = run(splits, "cross", train__runs=3, **NO_DROPOUT)
+    for k in range(3):
+        single, single_history, _ = run(splits, "cross", train__seed=42 + k, **NO_DROPOUT)
+        for batched_row, single_row in zip(history, single_history):
+            np.testing.assert_allclose(batched_row["train_loss"][k], single_row["train_loss"][0],
+                                       rtol=1e-5)
+            assert batched_row["dev_auroc"][k] == pytest.approx(single_row["dev_auroc"][0], abs=1e-5)
+        for batched, alone in zip(head.state_dict().values(), single.state_dict().values()):
+            np.testing.assert_allclose(batched[k].numpy(), alone[0].numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_initialisation_follows_each_runs_seed():
+    config = head_module.HeadConfig(image_dim=10, text_dim=7, fusion="cross", map_dim=6,
+                                    num_mapping_layers=2, num_pre_output_layers=2,
+                                    drop_probs=(0.2, 0.4, 0.1), runs=4)
+    batched = head_module.HateClipper(config, seed=5).state_dict()
+    for k in range(4):
+        alone = head_module.HateClipper(dataclasses.replace(config, runs=1), seed=5 + k).state_dict()
+        assert all(torch.equal(batched[key][k], alone[key][0]) for key in alone)
+    assert not torch.equal(batched["weights"][0], batched["weights"][1])
+
+
+def test_runs_differ_with_dropout_and_their_own_batch_order(splits):
+    _, history, _ = run(splits, "align", train__runs=3, train__epochs=3)
+    losses = history[-1]["train_loss"]
+    assert len(set(losses.tolist())) == 3
+
+
+def test_gradient_clipping_is_per_run():
+    """Each run's gradients are scaled by its own norm, as clip_grad_norm_ would do alone."""
+    grads = [torch.randn(3, 4, 5), torch.randn(3, 1, 5)]
+    grads[0][1] *= 100  # run 1 explodes; runs 0 and 2 stay below the limit
+    parameters = [torch.zeros_like(g, requires_grad=True) for g in grads]
+    for parameter, grad in zip(parameters, grads):
+        parameter.grad = grad.clone()
+    train.clip_grad_norm_per_run(parameters, max_norm=5.0)
+    for k in range(3):
+        alone = [torch.zeros_like(g[k], requires_grad=True) for g in grads]
+        for parameter, grad in zip(alone, grads):
+            parameter.grad = grad[k].clone()
+        torch.nn.utils.clip_grad_norm_(alone, 5.0)
+        for parameter, single in zip(parameters, alone):
+            torch.testing.assert_close(parameter.grad[k], single.grad)
+
+
+def test_a_run_that_stops_keeps_its_epoch_while_others_go_on(splits):
+    head, history, best_epochs = run(splits, "align", train__runs=4, train__patience=2,
+                                     train__epochs=30, train__lr=1e-2)
+    aurocs = np.stack([h["dev_auroc"] for h in history])  # (epochs, runs)
+    for k, epoch in enumerate(best_epochs):
+        # the saved epoch is the run's best up to the point where its patience ran out
+        assert aurocs[epoch - 1, k] == aurocs[:epoch + 2, k].max()
+    probs = train.predict_probs(head, splits["dev"].image, splits["dev"].text)
+    for k, epoch in enumerate(best_epochs):
+        assert train.scoring.auroc(splits["dev"].labels, probs[k]) == pytest.approx(aurocs[epoch - 1, k])
