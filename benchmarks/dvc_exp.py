@@ -40,7 +40,7 @@ def full_size_cache(ws: Path) -> None:
     p = params.load(ws / "params.yaml")
     enc_info = encoder.load(**p.clip.feature_settings(), device="cpu").info
     attrs = {**enc_info, "data_fingerprint": dataset.fingerprint(dataset.read(ws / p.data.dir)),
-             "on_bad_image": p.data.on_bad_image}
+             "on_bad_image": p.data.on_bad_image, "augment_views": p.clip.augment_views}
     splits = full_size_splits()
     for split in splits.values():  # the projected rows are not read by the default head
         split.image_proj, split.text_proj = split.image[:, :64], split.text[:, :64]

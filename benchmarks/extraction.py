@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.common import record, seconds, synthetic_params, timed, working_directory
-from stages import dataset, encoder, extract, synthetic
+from stages import dataset, encoder, extract, features, synthetic
 
 
 def measure(model: str, n: int, device: str, batch_size: int, precision: str = "fp32") -> None:
@@ -59,6 +60,24 @@ def split_costs(p, batch_size: int) -> dict:
     }
 
 
+def views_cost(model: str, n: int, device: str, batch_size: int) -> None:
+    """What clip.augment_views costs: extraction time and cache size for 0 and 2 views."""
+    figures = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        synthetic.generate(work / "memes", n=n, seed=0)
+        for views in (0, 2):
+            p = synthetic_params(work / "memes", model, batch_size, device)
+            p = dataclasses.replace(p, clip=dataclasses.replace(p.clip, augment_views=views))
+            with working_directory(work):
+                started = time.perf_counter()
+                extract.extract(p)
+                figures[f"augment_views {views}: extract (s)"] = time.perf_counter() - started
+                figures[f"augment_views {views}: cache (MB)"] = features.CACHE.stat().st_size / 1e6
+    record("extraction_views", {"model": f"{model} (random init)", "device": device, "memes": n,
+                                **figures})
+
+
 def main(device: torch.device) -> None:
     if device.type == "cuda":
         for batch_size in (256, 64):
@@ -67,3 +86,4 @@ def main(device: torch.device) -> None:
     else:
         measure("tiny", 600, "cpu", 64)
         measure("ViT-B-32", 96, "cpu", 32)
+        views_cost("tiny", 600, "cpu", 64)

@@ -22,12 +22,15 @@ cross to the GPU at a quarter of the bytes.
 """
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import open_clip
 import torch
+from PIL import Image
 from torch import nn
 from torchvision.transforms import Compose, Normalize
 from torchvision.transforms.functional import pil_to_tensor
@@ -87,6 +90,24 @@ class Encoder:
             ids = [tokenizer.sot_token_id, *tokenizer.encode(text), tokenizer.eot_token_id][:length]
             tokens[row, :len(ids)] = torch.tensor(ids)
         return tokens
+
+
+def augmented_view(image: Image.Image, seed: str) -> Image.Image:
+    """One augmented view, drawn from `seed` alone (so a cache is reproducible whatever the
+    worker order): a random crop of 80-100% of the area (aspect ratio 3/4-4/3, as torchvision's
+    RandomResizedCrop draws it) and a horizontal flip half the time. prepare_image then resizes
+    it by clip.resize, as any image."""
+    rng = random.Random(seed)
+    width, height = image.size
+    for _ in range(10):
+        area = width * height * rng.uniform(0.8, 1.0)
+        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        crop_width, crop_height = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+        if 0 < crop_width <= width and 0 < crop_height <= height:
+            left, top = rng.randint(0, width - crop_width), rng.randint(0, height - crop_height)
+            image = image.crop((left, top, left + crop_width, top + crop_height))
+            break
+    return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else image
 
 
 def project(pooled: torch.Tensor, projection: torch.Tensor | nn.Module) -> torch.Tensor:

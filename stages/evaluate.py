@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics
 
-from stages import features, head as head_module, params as params_module, scoring
+from stages import features, head as head_module, params as params_module, retrieval, scoring
 from stages.dataset import TRAIN_SPLIT
 from stages.outputs import InputError, atomic_dir, run_stage, write_csv, write_json
 
@@ -78,12 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     p = params_module.load(args.params)
     head, _, splits = head_module.load_checked(p)
+    index = retrieval.index_for(p, head)
     labeled = {name: s for name, s in splits.items()
                if name != TRAIN_SPLIT and (s.labels >= 0).all()}
     if p.data.dev_split not in labeled:
         raise InputError(f"data.dev_split '{p.data.dev_split}' is not a labeled split of "
                          f"{features.CACHE} (it has: {', '.join(splits)})")
-    probs = {name: head_module.predict_probs(head, s.image, s.text) for name, s in labeled.items()}
+    probs = {name: retrieval.classify(p, head, s.image, s.text, index) for name, s in labeled.items()}
     dev = labeled[p.data.dev_split]
     thresholds = np.array([scoring.best_threshold(dev.labels, run) for run in probs[p.data.dev_split]])
     results = {name: summary(s.labels, probs[name], thresholds) for name, s in labeled.items()}

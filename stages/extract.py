@@ -37,17 +37,22 @@ def decode_workers() -> int:
 
 
 class ImageFiles(TorchDataset):
-    """Decodes and prepares (resize, crop) one image per item, reporting failures instead of raising."""
+    """Decodes and prepares (resize) one image per item, reporting failures instead of raising.
 
-    def __init__(self, paths: list[Path], prepare_image):
-        self.paths, self.prepare_image = paths, prepare_image
+    With `view_seeds`, item i is the augmented view that seed draws (encoder.augmented_view)."""
+
+    def __init__(self, paths: list[Path], prepare_image, view_seeds: list[str] | None = None):
+        self.paths, self.prepare_image, self.view_seeds = paths, prepare_image, view_seeds
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int):
         try:
-            return index, self.prepare_image(dataset.load_image(self.paths[index])), ""
+            image = dataset.load_image(self.paths[index])
+            if self.view_seeds is not None:
+                image = encoder.augmented_view(image, self.view_seeds[index])
+            return index, self.prepare_image(image), ""
         except InputError as err:
             return index, None, str(err)
 
@@ -72,11 +77,11 @@ def batch_ranges(start: int, chunk: int, batch_size: int, n: int) -> list[range]
 
 
 def encode_image_chunks(enc: encoder.Encoder, paths: list[Path], starts: list[int], chunk: int,
-                        batch_size: int, on_bad_image: str):
+                        batch_size: int, on_bad_image: str, view_seeds: list[str] | None = None):
     """Yield (start, rows) per chunk of `paths`; rows hold pooled, proj and a failure reason."""
     batches = [list(r) for start in starts for r in batch_ranges(start, chunk, batch_size, len(paths))]
     loader = DataLoader(
-        ImageFiles(paths, enc.prepare_image), batch_sampler=batches, collate_fn=collate,
+        ImageFiles(paths, enc.prepare_image, view_seeds), batch_sampler=batches, collate_fn=collate,
         num_workers=decode_workers(), pin_memory=enc.device.type == "cuda", prefetch_factor=4,
     )
     rows: dict[int, tuple] = {}
@@ -158,9 +163,18 @@ def part_path(parts_dir: Path, name: str, start: int) -> Path:
     return parts_dir / f"{name}-{start:09d}.npz"
 
 
+def view_items(data: dataset.Dataset, views: int) -> tuple[list[str], list[str]]:
+    """The training split's unique images, and the seed of each augmented view to encode:
+    `views` per image, image-major, each seeded by its image path and view number."""
+    images = list(dict.fromkeys(m.img for m in data.splits[dataset.TRAIN_SPLIT]))
+    return images, [f"{img}\0{view}" for img in images for view in range(views)]
+
+
 def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: list[str],
-             texts: list[str]) -> tuple[dict[str, features.SplitFeatures], list[tuple]]:
-    """Per-split feature rows in jsonl order; memes whose image failed are left out and listed."""
+             texts: list[str], view_rows: dict | None = None
+             ) -> tuple[dict[str, features.SplitFeatures], list[tuple]]:
+    """Per-split feature rows in jsonl order; memes whose image failed are left out and listed.
+    The training split also gets its augmented views' rows when `view_rows` holds them."""
     image_index = {img: i for i, img in enumerate(images)}
     text_index = {text: i for i, text in enumerate(texts)}
     splits, skipped = {}, []
@@ -182,7 +196,19 @@ def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: l
             image=image_rows["pooled"][img_rows], text=text_rows["pooled"][txt_rows],
             image_proj=image_rows["proj"][img_rows], text_proj=text_rows["proj"][txt_rows],
         )
+        if name == dataset.TRAIN_SPLIT and view_rows is not None:
+            attach_views(splits[name], kept, view_rows, view_items(data, 0)[0])
     return splits, skipped
+
+
+def attach_views(split: features.SplitFeatures, memes: list[dataset.Meme], view_rows: dict,
+                 train_images: list[str]) -> None:
+    """(N, views, D) rows of each meme's augmented views, from the image-major view table."""
+    position = {img: i for i, img in enumerate(train_images)}
+    rows = [position[m.img] for m in memes]
+    views = len(view_rows["reason"]) // len(train_images)
+    split.image_views = view_rows["pooled"].reshape(len(train_images), views, -1)[rows]
+    split.image_proj_views = view_rows["proj"].reshape(len(train_images), views, -1)[rows]
 
 
 def write_bad_images_report(skipped: list[tuple]) -> None:
@@ -203,7 +229,7 @@ def extract(p: params_module.Params, cache: Path = features.CACHE, chunk_size: i
           f"({', '.join(data.splits)}); {len(images)} unique images, {len(texts)} unique captions")
     enc = encoder.load(**p.clip.feature_settings(), device=p.clip.device)
     attrs = {**enc.info, "data_fingerprint": dataset.fingerprint(data),
-             "on_bad_image": p.data.on_bad_image}
+             "on_bad_image": p.data.on_bad_image, "augment_views": p.clip.augment_views}
     # Chunks are keyed by everything that decides their rows (the cache identity and the chunk
     # size), so stale ones are never reused; those of an abandoned run are removed.
     parts_dir = cache.with_name(
@@ -219,8 +245,15 @@ def extract(p: params_module.Params, cache: Path = features.CACHE, chunk_size: i
         enc, paths, todo, chunk, batch, p.data.on_bad_image), unit="img")
     text_rows = encode_table("captions", len(texts), chunk, parts_dir, lambda todo: encode_text_chunks(
         enc, texts, todo, chunk, batch), unit="caption")
+    view_rows = None
+    if p.clip.augment_views:
+        train_images, seeds = view_items(data, p.clip.augment_views)
+        view_paths = [data.root / img for img in train_images for _ in range(p.clip.augment_views)]
+        # "skip": an unreadable image already failed (or was left out) in the plain pass
+        view_rows = encode_table("views", len(seeds), chunk, parts_dir, lambda todo: encode_image_chunks(
+            enc, view_paths, todo, chunk, batch, "skip", seeds), unit="view")
     seconds = time.perf_counter() - started
-    splits, skipped = assemble(data, image_rows, text_rows, images, texts)
+    splits, skipped = assemble(data, image_rows, text_rows, images, texts, view_rows)
     features.write(cache, splits, attrs)
     write_bad_images_report(skipped)
     shutil.rmtree(parts_dir)

@@ -21,10 +21,11 @@ def read_attrs(path: str | Path) -> dict:
         return dict(f.attrs)
 
 
-def read(path: str | Path, splits: list[str] | None = None, features: str = "pooled"
-         ) -> tuple[dict[str, SplitFeatures], dict]:
-    """Load the named splits (all if None) with the `features` kind as `image` / `text`."""
-    image_key, text_key = FEATURE_KEYS[features]
+def read(path: str | Path, splits: list[str] | None = None, features: str = "pooled",
+         views: bool = False) -> tuple[dict[str, SplitFeatures], dict]:
+    """Load the named splits (all if None) with the `features` kind as `image` / `text`, and
+    with `views` the augmented image views where a split has them (the training split)."""
+    image_key, text_key, views_key = FEATURE_KEYS[features]
     with _open(path) as f:
         attrs = dict(f.attrs)
         names = list(f.keys()) if splits is None else splits
@@ -41,16 +42,18 @@ def read(path: str | Path, splits: list[str] | None = None, features: str = "poo
                 labels=group["labels"][()],
                 image=group[image_key][()],
                 text=group[text_key][()],
+                image_views=group[views_key][()] if views and views_key in group else None,
             )
-            check_finite(split, name, ("image", "text"), str(path))
+            check_finite(split, name, ("image", "text", "image_views"), str(path))
             loaded[name] = split
     return loaded, attrs
 
 
 def check_encoder(attrs: dict, clip: ClipParams, path: str | Path) -> None:
-    """The cache must come from the encoder settings the params name."""
-    wanted = clip.feature_settings()
+    """The cache must come from the encoder settings the params name, with as many views."""
+    wanted = {**clip.feature_settings(), "augment_views": clip.augment_views}
     cached = {key: attrs.get(key) for key in FEATURE_SETTINGS}
+    cached["augment_views"] = int(attrs.get("augment_views", 0))
     if cached != wanted:
         def describe(settings):
             return " ".join(f"clip.{key}={value}" for key, value in settings.items())
@@ -77,7 +80,7 @@ def _open(path: str | Path) -> h5py.File:
         raise InputError(f"{path}: not a readable HDF5 feature cache ({err})") from None
 
 
-def load_checked(path: str | Path, p, splits: list[str] | None = None
+def load_checked(path: str | Path, p, splits: list[str] | None = None, views: bool = False
                  ) -> tuple[dict[str, SplitFeatures], dict]:
     """Read splits for the head, after checking the cache matches params.yaml and the data.
 
@@ -90,4 +93,4 @@ def load_checked(path: str | Path, p, splits: list[str] | None = None
         check_data(attrs, dataset.fingerprint(dataset.read(p.data.dir)), path)
     else:
         print(f"note: {p.data.dir} not found; using {path} without checking it against the data")
-    return read(path, splits, p.head.features)
+    return read(path, splits, p.head.features, views)

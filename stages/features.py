@@ -2,7 +2,8 @@
 
 Each group holds `ids` (UTF-8, jsonl order), `labels` (int8, -1 where unlabeled), `image` and
 `text` (pooled, pre-projection: the paper's features), `image_proj` and `text_proj` (CLIP's
-embedding space). File attributes name the encoder settings and the data the features were
+embedding space). With clip.augment_views > 0 the training split also holds `image_views` and
+`image_proj_views`, (N, views, D): augmented views of each meme's image, for training only. File attributes name the encoder settings and the data the features were
 computed from; `feature_reader` checks them, so a cache from another encoder or data version is
 an error, not wrong numbers. Extraction imports this module and not the reader, so that DVC
 reruns a GPU extraction only for code that decides the features.
@@ -20,11 +21,13 @@ import numpy as np
 from stages.outputs import InputError, atomic_path
 
 CACHE = Path("features/clip_features.h5")
-# Which datasets `head.features` selects.
-FEATURE_KEYS = {"pooled": ("image", "text"), "projected": ("image_proj", "text_proj")}
+# Which datasets `head.features` selects: image, text, and the image's augmented views.
+FEATURE_KEYS = {"pooled": ("image", "text", "image_views"),
+                "projected": ("image_proj", "text_proj", "image_proj_views")}
+VIEW_KEYS = ("image_views", "image_proj_views")
 # The attributes that decide what the cached numbers are; their digest is the cache fingerprint.
 IDENTITY_ATTRS = ("model", "pretrained", "resize", "precision", "activation", "image_size",
-                  "open_clip_version", "data_fingerprint", "on_bad_image")
+                  "open_clip_version", "data_fingerprint", "on_bad_image", "augment_views")
 
 
 @dataclass
@@ -35,19 +38,22 @@ class SplitFeatures:
     text: np.ndarray  # (N, D_text)
     image_proj: np.ndarray | None = None  # absent when only one kind was loaded
     text_proj: np.ndarray | None = None
+    image_views: np.ndarray | None = None  # (N, views, D): training split, augment_views > 0
+    image_proj_views: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
 def cache_fingerprint(attrs: dict) -> str:
-    identity = {key: str(attrs[key]) for key in IDENTITY_ATTRS}
+    identity = {key: str(attrs.get(key, 0 if key == "augment_views" else None))
+                for key in IDENTITY_ATTRS}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def check_finite(split: SplitFeatures, name: str, keys: tuple[str, ...], where: str) -> None:
     for key in keys:
-        if not np.isfinite(getattr(split, key)).all():
+        if getattr(split, key) is not None and not np.isfinite(getattr(split, key)).all():
             raise InputError(f"{where}: split '{name}' has non-finite {key} features")
 
 
@@ -55,7 +61,7 @@ def write(path: str | Path, splits: dict[str, SplitFeatures], attrs: dict) -> No
     """Write the cache atomically: readers never see a half-written file, nor one they would
     refuse for non-finite values."""
     for name, split in splits.items():
-        check_finite(split, name, ("image", "text", "image_proj", "text_proj"),
+        check_finite(split, name, ("image", "text", "image_proj", "text_proj", *VIEW_KEYS),
                      f"{path} not written (an encoder overflow? compare with clip.device: cpu)")
     attrs = {**attrs, "fingerprint": cache_fingerprint(attrs)}
     with atomic_path(path) as tmp:
@@ -65,5 +71,6 @@ def write(path: str | Path, splits: dict[str, SplitFeatures], attrs: dict) -> No
                 group = f.create_group(name)
                 group.create_dataset("ids", data=split.ids, dtype=h5py.string_dtype("utf-8"))
                 group.create_dataset("labels", data=split.labels.astype(np.int8))
-                for key in ("image", "text", "image_proj", "text_proj"):
-                    group.create_dataset(key, data=getattr(split, key).astype(np.float32))
+                for key in ("image", "text", "image_proj", "text_proj", *VIEW_KEYS):
+                    if getattr(split, key) is not None:
+                        group.create_dataset(key, data=getattr(split, key).astype(np.float32))

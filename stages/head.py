@@ -153,16 +153,20 @@ class HateClipper(nn.Module):
         return F.normalize(x, dim=-1)
 
     def run(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features (runs, N, image_dim), (runs, N, text_dim) -> (embedding, logits (runs, N)):
-        the embedding is the pre-output layers' output, the space RGCL retrieves in."""
+        """Features (runs, N, image_dim), (runs, N, text_dim) -> (embedding, logits (runs, N)).
+
+        The embedding is the space RGCL retrieves in: as in RGCL's code, the last pre-output
+        layer's output before its ReLU and dropout (the fused vector without pre-output layers).
+        """
         layers = self.layers()
-        fused = fuse(self.config.fusion, self.project(image, layers["image"]),
-                     self.project(text, layers["text"]))
-        x = self.fusion_dropout(fused)
+        embedding = fuse(self.config.fusion, self.project(image, layers["image"]),
+                         self.project(text, layers["text"]))
+        x = self.fusion_dropout(embedding)
         for weight, bias in layers["pre_output"]:
-            x = self.pre_output_dropout(F.relu(torch.baddbmm(bias, x, weight)))
+            embedding = torch.baddbmm(bias, x, weight)
+            x = self.pre_output_dropout(F.relu(embedding))
         (weight, bias), = layers["output"]
-        return x, torch.baddbmm(bias, x, weight).squeeze(-1)
+        return embedding, torch.baddbmm(bias, x, weight).squeeze(-1)
 
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Features (runs, N, image_dim), (runs, N, text_dim) -> hate logits (runs, N)."""
@@ -192,16 +196,23 @@ def load(path: str | Path) -> tuple[HateClipper, dict]:
 
 
 @torch.no_grad()
-def predict_probs(head: HateClipper, image, text, batch_size: int = 4096) -> np.ndarray:
-    """Every run's hate probabilities (runs, N) for feature rows (N, D): tensors on the head's
-    device, or numpy arrays. The runs' ensemble is the mean over the first axis."""
+def outputs(head: HateClipper, image, text, batch_size: int = 4096
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every run's embeddings (runs, N, E) and hate probabilities (runs, N), in eval mode, for
+    feature rows (N, D): tensors on the head's device, or numpy arrays."""
     image, text = torch.as_tensor(image), torch.as_tensor(text)
     runs = head.config.runs
     head.eval()
-    logits = [head(image[i:i + batch_size].expand(runs, -1, -1),
-                   text[i:i + batch_size].expand(runs, -1, -1))
-              for i in range(0, len(image), batch_size)]
-    return torch.sigmoid(torch.cat(logits, dim=1)).float().cpu().numpy()
+    parts = [head.run(image[i:i + batch_size].expand(runs, -1, -1),
+                      text[i:i + batch_size].expand(runs, -1, -1))
+             for i in range(0, len(image), batch_size)]
+    return (torch.cat([embedding for embedding, _ in parts], dim=1),
+            torch.sigmoid(torch.cat([logits for _, logits in parts], dim=1)))
+
+
+def predict_probs(head: HateClipper, image, text) -> np.ndarray:
+    """Every run's hate probabilities (runs, N); the runs' ensemble is the mean over axis 0."""
+    return outputs(head, image, text)[1].float().cpu().numpy()
 
 
 def load_checked(p, splits: list[str] | None = None

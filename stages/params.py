@@ -12,6 +12,8 @@ import yaml
 from stages.outputs import InputError
 
 FUSIONS = ("align", "cross", "cross_nd", "concat", "align_concat", "image", "text")
+CLASSIFIERS = ("logistic", "retrieval")  # the head's logit | RGCL's kNN vote in its embedding space
+LOSSES = ("bce", "rgcl")
 HEAD_FEATURES = ("pooled", "projected")
 BAD_IMAGE_POLICIES = ("fail", "skip")
 DEVICES = ("auto", "cpu", "cuda")
@@ -19,6 +21,7 @@ RESIZE_MODES = ("squash", "shortest", "longest")  # squash: the official code's 
 PRECISIONS = ("fp32", "bf16", "fp16")  # fp32: the official code's
 # The clip.* settings that change a feature's value: extract params, and the cache's identity.
 FEATURE_SETTINGS = ("model", "pretrained", "resize", "precision")
+# (clip.augment_views adds views beside the plain features and changes none of them.)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class ClipParams:
     pretrained: str
     resize: str
     precision: str
+    augment_views: int
     batch_size: int
     device: str
 
@@ -61,6 +65,13 @@ class TrainParams:
     patience: int
     seed: int
     runs: int
+    loss: str
+    rgcl_weight: float
+
+
+@dataclass(frozen=True)
+class RetrievalParams:
+    k: int
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,8 @@ class Params:
     data: DataParams
     clip: ClipParams
     fusion: str
+    classifier: str
+    retrieval: RetrievalParams
     head: HeadParams
     train: TrainParams
 
@@ -106,6 +119,7 @@ def parse(raw, source: str = "params.yaml") -> Params:
         pretrained=reader.string("clip.pretrained"),
         resize=reader.choice("clip.resize", RESIZE_MODES),
         precision=reader.choice("clip.precision", PRECISIONS),
+        augment_views=reader.count("clip.augment_views"),
         batch_size=reader.positive_int("clip.batch_size"),
         device=reader.choice("clip.device", DEVICES),
     )
@@ -125,8 +139,12 @@ def parse(raw, source: str = "params.yaml") -> Params:
         patience=reader.positive_int("train.patience"),
         seed=reader.count("train.seed"),
         runs=reader.positive_int("train.runs"),
+        loss=reader.choice("train.loss", LOSSES),
+        rgcl_weight=reader.unit_float("train.rgcl_weight"),
     )
-    params = Params(data, clip, reader.choice("fusion", FUSIONS), head, train)
+    params = Params(data, clip, reader.choice("fusion", FUSIONS),
+                    reader.choice("classifier", CLASSIFIERS),
+                    RetrievalParams(k=reader.positive_int("retrieval.k")), head, train)
     reader.reject_unknown(params)
     return params
 
@@ -190,6 +208,9 @@ class _Reader:
 
     def non_negative_float(self, key: str) -> float:
         return self._float(key, lambda v: v >= 0, "a non-negative number")
+
+    def unit_float(self, key: str) -> float:
+        return self._float(key, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
     def drop_probs(self, key: str) -> tuple[float, float, float]:
         value = self._get(key)

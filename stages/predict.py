@@ -4,10 +4,14 @@
                                                                    and reports/submission/<split>.csv
     python -m stages.predict --image meme.png --text "caption"
     python -m stages.predict --jsonl memes.jsonl      lines as in the dataset; img relative to it
+    python -m stages.predict --add-to-index new.jsonl labeled memes join the retrieval index
 
 The prediction CSVs hold `id` (exactly as in the jsonl), `prob_hate` (the mean over the trained
 runs: their ensemble) and `pred_label` (prob_hate >= 0.5); the submission CSVs the same numbers
-in the challenge's format, `id,proba,label`.
+in the challenge's format, `id,proba,label`. Probabilities come from params.yaml's `classifier`:
+the heads' logits, or RGCL's kNN vote among the training memes (stages/retrieval.py). Memes
+added with --add-to-index join the training memes when new memes are scored, at once and
+without retraining; the pipeline's own outputs keep to the training split.
 New memes go through the encoder settings recorded in the head's checkpoint (those of the cache
 it was trained on: model, weights, resize, precision), then the head: the same numbers the
 pipeline gives for the same meme.
@@ -21,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages import dataset, head as head_module, params as params_module, scoring
+from stages import dataset, head as head_module, params as params_module, retrieval, scoring
 from stages.outputs import InputError, atomic_dir, run_stage, write_csv
 
 PREDICTIONS = Path("reports/predictions")
@@ -33,12 +37,12 @@ def prediction_table(ids: list[str], probs: np.ndarray) -> pd.DataFrame:
                          "pred_label": (probs >= scoring.THRESHOLD).astype(int)})
 
 
-def predict_splits(params_path: str) -> None:
-    p = params_module.load(params_path)
+def predict_splits(p: params_module.Params) -> None:
     head, _, splits = head_module.load_checked(p)
+    index = retrieval.index_for(p, head)
     with atomic_dir(PREDICTIONS) as out, atomic_dir(SUBMISSION) as submission:
         for name, split in splits.items():
-            table = prediction_table(split.ids, ensemble(head, split.image, split.text))
+            table = prediction_table(split.ids, ensemble(p, head, split.image, split.text, index))
             write_csv(out / f"{name}.csv", table)
             write_csv(submission / f"{name}.csv", table.rename(
                 columns={"prob_hate": "proba", "pred_label": "label"}))
@@ -47,9 +51,9 @@ def predict_splits(params_path: str) -> None:
           f"(the ensemble of {head.config.runs} run(s))")
 
 
-def ensemble(head: head_module.HateClipper, image, text) -> np.ndarray:
+def ensemble(p, head: head_module.HateClipper, image, text, index) -> np.ndarray:
     """prob_hate: the mean of the runs' probabilities."""
-    return head_module.predict_probs(head, image, text).mean(axis=0)
+    return retrieval.classify(p, head, image, text, index).mean(axis=0)
 
 
 def encode_memes(enc, memes: list[dataset.Meme], root: Path, kind: str,
@@ -66,39 +70,65 @@ def encode_memes(enc, memes: list[dataset.Meme], root: Path, kind: str,
     return np.concatenate(image_rows), np.concatenate(text_rows)
 
 
-def predict_new(memes: list[dataset.Meme], root: Path, head_path: Path, device: str) -> None:
-    # open_clip takes seconds to import: only scoring new memes needs it, not the pipeline.
+def new_memes(memes: list[dataset.Meme], root: Path, head_path: Path, device: str):
+    """The trained head and the feature rows of new memes, encoded with the cache's settings."""
+    # open_clip takes seconds to import: only new memes need it, not the pipeline.
     from stages import encoder
 
     head, meta = head_module.load(head_path)
     enc = encoder.load(**meta["encoder"], device=device)
-    image, text = encode_memes(enc, memes, root, meta["features"])
-    print(prediction_table([m.id for m in memes], ensemble(head, image, text)).to_csv(index=False),
-          end="")
+    return head, *encode_memes(enc, memes, root, meta["features"])
+
+
+def predict_new(p, memes: list[dataset.Meme], root: Path, head_path: Path, device: str) -> None:
+    head, image, text = new_memes(memes, root, head_path, device)
+    probs = ensemble(p, head, image, text, retrieval.index_for(p, head, with_added=True))
+    print(prediction_table([m.id for m in memes], probs).to_csv(index=False), end="")
+
+
+def add_to_index(path: Path, head_path: Path, device: str) -> None:
+    """Labeled memes join the retrieval index (models/retrieval_added.pt), atomically."""
+    memes = dataset.read_split(path)
+    if memes[0].label == dataset.UNLABELED:
+        raise InputError(f"{path}: memes added to the retrieval index need a 'label' (0 or 1)")
+    head, image, text = new_memes(memes, path.parent, head_path, device)
+    added = retrieval.Index(head_module.outputs(head, image, text)[0],
+                            torch.tensor([m.label for m in memes]), [m.id for m in memes])
+    if retrieval.ADDED.is_file():
+        added = retrieval.load_checked(retrieval.ADDED, head).extended(added)
+    retrieval.save(retrieval.ADDED, added, {"head": retrieval.head_id(head)})
+    print(f"{retrieval.ADDED}: {len(memes)} memes added, {len(added)} in all; "
+          "`classifier: retrieval` now scores new memes against them too")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", default="params.yaml", help="for the per-split predictions")
+    parser.add_argument("--params", default="params.yaml", help="classifier and retrieval.k")
     parser.add_argument("--image", help="score one meme: its image file")
     parser.add_argument("--text", help="score one meme: its caption")
     parser.add_argument("--jsonl", help="score the memes of a jsonl file")
+    parser.add_argument("--add-to-index", metavar="JSONL",
+                        help="add the labeled memes of a jsonl file to the retrieval index")
     parser.add_argument("--head", default=str(head_module.CHECKPOINT))
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     args = parser.parse_args(argv)
-    if args.jsonl:
+    p = params_module.load(args.params)
+    jsonl = args.jsonl or args.add_to_index
+    if jsonl and not Path(jsonl).is_file():
+        raise InputError(f"{jsonl}: jsonl file not found")
+    if args.add_to_index:
+        add_to_index(Path(args.add_to_index), Path(args.head), args.device)
+    elif args.jsonl:
         path = Path(args.jsonl)
-        if not path.is_file():
-            raise InputError(f"{path}: jsonl file not found")
-        predict_new(dataset.read_split(path), path.parent, Path(args.head), args.device)
+        predict_new(p, dataset.read_split(path), path.parent, Path(args.head), args.device)
     elif args.image is not None or args.text is not None:
         if args.image is None or args.text is None:
             raise InputError("scoring one meme needs both --image and --text")
         image = Path(args.image)
         meme = dataset.Meme(id=image.stem, img=image.name, text=args.text, label=dataset.UNLABELED)
-        predict_new([meme], image.parent, Path(args.head), args.device)
+        predict_new(p, [meme], image.parent, Path(args.head), args.device)
     else:
-        predict_splits(args.params)
+        predict_splits(p)
 
 
 if __name__ == "__main__":

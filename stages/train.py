@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-from stages import feature_reader, features, head as head_module, params as params_module, scoring
+from stages import (feature_reader, features, head as head_module, losses, params as params_module,
+                    retrieval, scoring)
 from stages.dataset import TRAIN_SPLIT
 from stages.head import predict_probs
 from stages.outputs import InputError, run_stage, write_csv, write_json
@@ -53,6 +53,7 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     runs, seed = p.train.runs, p.train.seed
     torch.manual_seed(seed)  # dropout masks
     image, text, labels = as_tensors(splits[TRAIN_SPLIT], device)
+    views = image_views(splits[TRAIN_SPLIT], device)
     dev_image, dev_text, dev_labels = as_tensors(splits[p.data.dev_split], device)
     config = head_module.HeadConfig.from_params(p, image.shape[1], text.shape[1])
     head = head_module.HateClipper(config, seed).to(device)
@@ -62,18 +63,29 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     optimizer = torch.optim.AdamW(parameters, lr=p.train.lr, weight_decay=p.train.weight_decay,
                                   fused=True)
     orders = [torch.Generator().manual_seed(seed + run) for run in range(runs)]
+    view_draws = torch.Generator().manual_seed(seed)  # apart, so views change nothing else
     best = [parameter.detach().clone() for parameter in parameters]
     best_auroc, best_epoch = np.full(runs, -1.0), np.zeros(runs, dtype=int)
     stale = np.zeros(runs, dtype=int)
     stopped, history = np.zeros(runs, dtype=bool), []
     for epoch in range(1, p.train.epochs + 1):
+        # RGCL mines among the whole training split's embeddings, refreshed once per epoch
+        index = head_module.outputs(head, image, text)[0] if p.train.loss == "rgcl" else None
         head.train()
         order = torch.stack([torch.randperm(len(labels), generator=g) for g in orders]).to(device)
         total_loss = torch.zeros(runs, device=device)
         for start in range(0, len(labels), p.train.batch_size):
             batch = order[:, start:start + p.train.batch_size]  # (runs, b): each run's own memes
-            logits = head(image[batch], text[batch])
-            loss = F.binary_cross_entropy_with_logits(logits, labels[batch], reduction="none").mean(1)
+            if views is None:
+                batch_image = image[batch]
+            else:  # each meme, each epoch: one of its plain and augmented views
+                view = torch.randint(len(views), batch.shape, generator=view_draws).to(device)
+                batch_image = views[view, batch]
+            embedding, logits = head.run(batch_image, text[batch])
+            loss = losses.bce(logits, labels[batch])
+            if index is not None:
+                weight = p.train.rgcl_weight
+                loss = (1 - weight) * loss + weight * rgcl_loss(embedding, batch, labels, index)
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()  # runs share no weight: each gets its own loss's gradient
             clip_grad_norm_per_run(parameters, p.train.grad_clip)
@@ -105,6 +117,27 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     return head.eval(), history, best_epoch
 
 
+def image_views(split: features.SplitFeatures, device: torch.device) -> torch.Tensor | None:
+    """(1 + views, N, D): the plain image features, then each cached augmented view."""
+    if split.image_views is None:
+        return None
+    plain = torch.from_numpy(split.image)[None]
+    return torch.cat([plain, torch.from_numpy(split.image_views).transpose(0, 1)]).to(device)
+
+
+def rgcl_loss(embedding: torch.Tensor, batch: torch.Tensor, labels: torch.Tensor,
+              index: torch.Tensor) -> torch.Tensor:
+    """RGCL's contrastive loss of each run (runs,) for a batch of training positions (runs, b):
+    its positives and hard negatives are mined from `index`, the split's embeddings."""
+    positive, negative = retrieval.mine(embedding.detach(), labels[batch], batch, index, labels)
+    width = index.shape[-1]
+
+    def pick(positions):
+        return index.gather(1, positions[..., None].expand(-1, -1, width))
+
+    return losses.rgcl_contrastive(embedding, labels[batch], pick(positive), pick(negative))
+
+
 @torch.no_grad()
 def clip_grad_norm_per_run(parameters: list[torch.Tensor], max_norm: float) -> None:
     """clip_grad_norm_ for each run apart: run k's gradients scaled by its own total norm."""
@@ -113,6 +146,17 @@ def clip_grad_norm_per_run(parameters: list[torch.Tensor], max_norm: float) -> N
     scale = (max_norm / (norms + 1e-6)).clamp_(max=1.0)
     for grad in grads:
         grad.mul_(scale.view(-1, *[1] * (grad.dim() - 1)))
+
+
+def write_index(head: head_module.HateClipper, split: features.SplitFeatures,
+                fingerprint: str) -> None:
+    """The retrieval classifier's index: the trained runs' embeddings of the training split
+    (plain features), whichever classifier params.yaml names, so that switching it reruns
+    only evaluate and predict."""
+    embeddings, _ = head_module.outputs(head, split.image, split.text)
+    index = retrieval.Index(embeddings, torch.from_numpy(split.labels.astype(np.int64)), split.ids)
+    retrieval.save(retrieval.INDEX, index, {"cache_fingerprint": fingerprint,
+                                            "head": retrieval.head_id(head)})
 
 
 def spread(values: np.ndarray) -> str:
@@ -139,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     p = params_module.load(args.params)
-    splits, attrs = feature_reader.load_checked(features.CACHE, p, [TRAIN_SPLIT, p.data.dev_split])
+    splits, attrs = feature_reader.load_checked(features.CACHE, p, [TRAIN_SPLIT, p.data.dev_split],
+                                                views=True)
     check_splits(splits, p.data.dev_split)
     device = params_module.resolve_device("auto")
     started = time.perf_counter()
@@ -153,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         "cache_fingerprint": attrs["fingerprint"],
         "best_epochs": epochs.tolist(),
     })
+    write_index(head, splits[TRAIN_SPLIT], attrs["fingerprint"])
     write_csv(CURVES, curves(history))
     write_json(TRAIN_SUMMARY, {
         "runs": p.train.runs, "epochs_run": len(history),

@@ -106,14 +106,28 @@ def test_what_reruns_after_a_param_change(repo):
                                            ("clip.model", "ViT-B-32", True),
                                            ("clip.pretrained", "openai", True),
                                            ("clip.resize", "shortest", True),
-                                           ("clip.precision", "bf16", True)]:
+                                           ("clip.precision", "bf16", True),
+                                           ("clip.augment_views", "2", True),
+                                           ("train.loss", "rgcl", False),
+                                           ("classifier", "retrieval", False),
+                                           ("retrieval.k", "5", False)]:
             params.write_text(original)
             set_param(params, key, value)
             dry = sh("dvc repro --dry", repo).stdout
             assert ("Running stage 'extract'" in dry) == reruns_extract, key
-            assert ("Running stage 'train'" in dry) == (key not in ("clip.batch_size", "clip.device")), key
+            skips_train = key in ("clip.batch_size", "clip.device", "classifier", "retrieval.k")
+            assert ("Running stage 'train'" in dry) == (not skips_train), key
+            if skips_train:  # (a dry run cannot know that a new head reruns evaluate)
+                assert ("Running stage 'evaluate'" in dry) == (key in ("classifier", "retrieval.k")), key
     finally:
         params.write_text(original)
+
+
+def test_switching_to_the_retrieval_classifier_reruns_neither_extract_nor_train(repo):
+    run = sh("dvc exp run -S classifier=retrieval", repo)
+    assert "Stage 'extract' didn't change, skipping" in run.stdout
+    assert "Stage 'train' didn't change, skipping" in run.stdout
+    assert "Running stage 'evaluate'" in run.stdout and "Running stage 'predict'" in run.stdout
 
 
 def test_code_edits_rerun_only_the_stages_that_run_that_code(repo):

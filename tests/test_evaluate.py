@@ -1,5 +1,7 @@
 """evaluate and predict over K runs: mean, spread, interval and ensemble, through the stages."""
+import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from stages import evaluate, extract, feature_reader, features, head as head_module, predict, scoring, train
+from stages import (evaluate, extract, feature_reader, features, head as head_module, predict,
+                    retrieval, scoring, train)
+from stages.outputs import InputError
 from tests.conftest import write_params
 
 
@@ -67,3 +71,73 @@ def test_training_curves_hold_mean_and_spread(five_runs):
     assert len(curves) == 3 and (curves["dev_auroc_std"] > 0).any()
     summary = json.loads((five_runs / train.TRAIN_SUMMARY).read_text())
     assert summary["runs"] == 5 and summary["best_dev_auroc_std"] > 0
+
+
+
+@pytest.fixture
+def retrieval_workspace(five_runs, kaggle_set, tmp_path, monkeypatch):
+    """A private copy of the five-run workspace, switched to `classifier: retrieval`."""
+    work = tmp_path / "work"
+    shutil.copytree(five_runs, work)
+    monkeypatch.chdir(work)
+    write_params(work, kaggle_set[0], train__runs=5, train__epochs=3, train__lr=1e-4,
+                 classifier="retrieval", retrieval__k=5)
+    return work
+
+
+def test_retrieval_classifier_is_the_documented_vote_over_the_saved_index(retrieval_workspace):
+    evaluate.main([])
+    metrics = json.loads(evaluate.METRICS.read_text())["dev"]
+    head, _ = head_module.load(head_module.CHECKPOINT)
+    saved = torch.load(retrieval.INDEX, weights_only=True)
+    train_split, dev = (feature_reader.read(features.CACHE, [name])[0][name] for name in ("train", "dev"))
+    assert saved["ids"] == train_split.ids and saved["embeddings"].shape[:2] == (5, len(train_split))
+    embeddings = head_module.outputs(head, dev.image, dev.text)[0].numpy()
+    index = saved["embeddings"].numpy()
+    aurocs = []
+    for run in range(5):  # RGCL's vote, written out in numpy: k = 5, weights 5..1
+        q = embeddings[run] / np.linalg.norm(embeddings[run], axis=1, keepdims=True)
+        x = index[run] / np.linalg.norm(index[run], axis=1, keepdims=True)
+        sims = q @ x.T
+        nearest = np.argsort(-sims, axis=1)[:, :5]
+        votes = 2 * train_split.labels[nearest] - 1
+        score = (np.arange(5, 0, -1) * np.take_along_axis(sims, nearest, 1) * votes).sum(1) / 15
+        aurocs.append(scoring.auroc(dev.labels, (1 + score) / 2))
+    assert metrics["auroc"] == pytest.approx(np.mean(aurocs), abs=1e-6)
+
+
+def test_added_memes_change_their_neighbours_predictions_at_once(retrieval_workspace, kaggle_set, capsys):
+    root, _ = kaggle_set
+    lines = [json.loads(line) for line in (root / "dev.jsonl").read_text().splitlines()][:6]
+    new = retrieval_workspace / "new"  # new memes beside their own jsonl files
+    (new / "img").mkdir(parents=True)
+    for line in lines:
+        shutil.copy(root / line["img"], new / line["img"])
+    queries = new / "queries.jsonl"
+    queries.write_text("".join(json.dumps({k: v for k, v in l.items() if k != "label"}) + "\n"
+                               for l in lines))
+    evaluate.main([])
+    metrics = evaluate.METRICS.read_text()
+    capsys.readouterr()
+    predict.main(["--jsonl", str(queries)])
+    before = pd.read_csv(io.StringIO(capsys.readouterr().out))["prob_hate"].to_numpy()
+    hateful = new / "hateful.jsonl"  # the same memes, now known to be hateful
+    hateful.write_text("".join(json.dumps({**l, "label": 1}) + "\n" for l in lines))
+    predict.main(["--add-to-index", str(hateful)])
+    assert retrieval.ADDED.is_file()
+    capsys.readouterr()
+    predict.main(["--jsonl", str(queries)])
+    after = pd.read_csv(io.StringIO(capsys.readouterr().out))["prob_hate"].to_numpy()
+    assert (after > before).all()  # each meme's nearest neighbour is now its hateful twin
+    evaluate.main([])  # the pipeline's own metrics keep to the training split
+    assert evaluate.METRICS.read_text() == metrics
+    unlabeled = new / "unlabeled.jsonl"
+    unlabeled.write_text(queries.read_text())
+    with pytest.raises(InputError, match="need a 'label'"):
+        predict.main(["--add-to-index", str(unlabeled)])
+    broken = new / "broken.jsonl"
+    broken.write_text(json.dumps({**lines[0], "label": 1, "img": "img/missing.png"}) + "\n")
+    added = retrieval.ADDED.read_bytes()
+    with pytest.raises(InputError, match="missing.png: image file not found"):
+        predict.main(["--add-to-index", str(broken)])
+    assert retrieval.ADDED.read_bytes() == added  # nothing half-written

@@ -3,6 +3,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from stages import dataset, encoder, extract, feature_reader, features, params
 from tests.conftest import params_dict
@@ -175,3 +176,40 @@ def test_skip_survives_a_chunk_of_only_bad_images(challenge_set, copy_of, tmp_pa
     dropped = sum(m.img in first_chunk for memes in data.splits.values() for m in memes)
     assert kept == sum(len(m) for m in data.splits.values()) - dropped
     assert all(s.image.shape[1] == 96 for s in cached.values())
+
+
+def test_augmented_views_are_cached_for_the_training_split(challenge_set, challenge_cache, tmp_path,
+                                                           monkeypatch):
+    """augment_views: 2 stores two seeded views of each training image beside the plain rows,
+    which stay as they were; nothing else changes, and a second extraction is identical."""
+    root, _ = challenge_set
+    monkeypatch.chdir(tmp_path)
+    extract.extract(extract_params(root, clip__augment_views=2))
+    with_views, attrs = feature_reader.read(features.CACHE, views=True)
+    plain, _ = feature_reader.read(challenge_cache)
+    assert attrs["augment_views"] == 2
+    train = with_views["train"]
+    assert train.image_views.shape == (len(train), 2, train.image.shape[1])
+    assert all(with_views[name].image_views is None for name in with_views if name != "train")
+    np.testing.assert_allclose(train.image, plain["train"].image, rtol=1e-5, atol=1e-6)
+    for view in range(2):
+        error = np.linalg.norm(train.image_views[:, view] - train.image, axis=1)
+        assert (error > 1e-3 * np.linalg.norm(train.image, axis=1)).mean() > 0.9  # views differ
+    first = features.CACHE.with_name("first.h5")
+    features.CACHE.rename(first)
+    extract.extract(extract_params(root, clip__augment_views=2))
+    again, _ = feature_reader.read(features.CACHE, ["train"], views=True)
+    np.testing.assert_array_equal(again["train"].image_views,
+                                  feature_reader.read(first, ["train"], views=True)[0]["train"].image_views)
+
+
+def test_an_augmented_view_is_a_seeded_crop_and_flip():
+    image = Image.new("RGB", (200, 100))
+    image.paste((255, 0, 0), (0, 0, 20, 100))  # a red band on the left edge
+    views = [encoder.augmented_view(image, f"img/1.png\0{v}") for v in range(40)]
+    for view in views:
+        assert 0.8 * 0.98 <= view.size[0] * view.size[1] / 20000 <= 1.0
+        assert 3 / 4 - 0.05 <= (view.size[0] / view.size[1]) / 2 <= 4 / 3 + 0.05
+    flipped = [v for v in views if v.getpixel((v.size[0] - 1, 50)) == (255, 0, 0)]
+    assert 5 < len(flipped) < 35  # about half are mirrored, moving the band to the right
+    assert encoder.augmented_view(image, "img/1.png\0" "3").tobytes() == views[3].tobytes()

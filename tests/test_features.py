@@ -72,11 +72,11 @@ def test_checks(tmp_path):
     with pytest.raises(InputError, match="no split 'dev_seen'.*it has: dev, train.*data.dev_split"):
         feature_reader.read(path, ["dev_seen"])
     clip = params.ClipParams(model="tiny", pretrained="none", resize="squash", precision="fp32",
-                             batch_size=8, device="cpu")
+                             augment_views=0, batch_size=8, device="cpu")
     feature_reader.check_encoder(ATTRS, clip, path)  # batch size and device are not identity
     with pytest.raises(InputError, match="extracted with clip.model=tiny clip.pretrained=none.*ViT-L-14"):
         feature_reader.check_encoder(ATTRS, dataclasses.replace(clip, model="ViT-L-14"), path)
-    for key, value in (("resize", "shortest"), ("precision", "bf16")):
+    for key, value in (("resize", "shortest"), ("precision", "bf16"), ("augment_views", 2)):
         with pytest.raises(InputError, match=f"clip.{key}=.*params.yaml says.*clip.{key}={value}"):
             feature_reader.check_encoder(ATTRS, dataclasses.replace(clip, **{key: value}), path)
     with pytest.raises(InputError, match="another version of the data"):
@@ -89,6 +89,7 @@ def test_checks(tmp_path):
 
 
 @pytest.mark.parametrize("key, other", [("resize", "shortest"), ("precision", "bf16"),
-                                        ("activation", "quick_gelu"), ("model", "ViT-L-14")])
+                                        ("activation", "quick_gelu"), ("model", "ViT-L-14"),
+                                        ("augment_views", 2)])
 def test_every_feature_setting_is_part_of_the_cache_identity(key, other):
     assert features.cache_fingerprint({**ATTRS, key: other}) != features.cache_fingerprint(ATTRS)

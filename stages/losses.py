@@ -1,0 +1,35 @@
+"""Training losses, per run: binary cross-entropy, and RGCL's retrieval-guided contrastive loss.
+
+RGCL (Mei et al., ACL 2024, Sec. 3) pulls each training meme's embedding g towards its
+pseudo-gold positive g+ (the most similar same-label training meme) and away from its hard
+negative g- (the most similar other-label training meme) and from the in-batch memes of the
+other label N_b, with cosine similarity s and no temperature:
+
+    L_contrastive = -log( e^s(g, g+) / (e^s(g, g+) + e^s(g, g-) + sum_{n in N_b} e^s(g, n)) )
+
+g+ and g- come from the training split's embeddings, refreshed once per epoch (constants to the
+gradient, as in RGCL's retrieval); `train.loss: rgcl` trains on
+(1 - train.rgcl_weight) * BCE + train.rgcl_weight * L_contrastive.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy of each run: logits (runs, b), labels (runs, b) -> (runs,)."""
+    return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(-1)
+
+
+def rgcl_contrastive(embedding: torch.Tensor, labels: torch.Tensor, positive: torch.Tensor,
+                     negative: torch.Tensor) -> torch.Tensor:
+    """L_contrastive of each run, averaged over the batch: embedding, positive and negative
+    (runs, b, E), labels (runs, b) -> (runs,)."""
+    g = F.normalize(embedding, dim=-1)
+    s_positive = (g * F.normalize(positive, dim=-1)).sum(-1)  # (runs, b)
+    s_negative = (g * F.normalize(negative, dim=-1)).sum(-1)
+    other_label = labels[..., :, None] != labels[..., None, :]  # (runs, b, b); never itself
+    in_batch = (g @ g.transpose(-1, -2)).masked_fill(~other_label, -torch.inf)
+    terms = torch.cat([s_positive[..., None], s_negative[..., None], in_batch], dim=-1)
+    return (torch.logsumexp(terms, dim=-1) - s_positive).mean(-1)
