@@ -75,12 +75,13 @@ def test_each_run_is_the_paper_head_computed_directly():
     head = HateClipper(config(runs=3, num_mapping_layers=2, drop_probs=(0.0, 0.0, 0.0))).eval()
     image, text = torch.randn(3, 5, 10), torch.randn(3, 5, 7)
     layers = head.layers()
+    def project(x, part, k):
+        for j, (w, b) in enumerate(layers[part]):
+            x = (torch.relu(x) if j else x) @ w[k] + b[k]
+        return x / x.norm(dim=1, keepdim=True)
+
     for k in range(3):
-        def project(x, part):
-            for j, (w, b) in enumerate(layers[part]):
-                x = (torch.relu(x) if j else x) @ w[k] + b[k]
-            return x / x.norm(dim=1, keepdim=True)
-        i, t = project(image[k], "image"), project(text[k], "text")
+        i, t = project(image[k], "image", k), project(text[k], "text", k)
         x = torch.stack([torch.outer(i[n], t[n]).flatten() for n in range(5)])
         for w, b in layers["pre_output"]:
             x = torch.relu(x @ w[k] + b[k])
