@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from functools import partial
 import shutil
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset as TorchDataset
 from tqdm import tqdm
 
-from stages import dataset, encoder, features, params as params_module
+from stages import dataset, distributed, encoder, features, params as params_module
 from stages.outputs import InputError, atomic_path, run_stage, write_csv
 
 BAD_IMAGES_REPORT = Path("reports/bad_images.csv")
@@ -77,12 +78,14 @@ def batch_ranges(start: int, chunk: int, batch_size: int, n: int) -> list[range]
 
 
 def encode_image_chunks(enc: encoder.Encoder, paths: list[Path], starts: list[int], chunk: int,
-                        batch_size: int, on_bad_image: str, view_seeds: list[str] | None = None):
+                        batch_size: int, on_bad_image: str, view_seeds: list[str] | None = None,
+                        workers: int | None = None):
     """Yield (start, rows) per chunk of `paths`; rows hold pooled, proj and a failure reason."""
     batches = [list(r) for start in starts for r in batch_ranges(start, chunk, batch_size, len(paths))]
     loader = DataLoader(
         ImageFiles(paths, enc.prepare_image, view_seeds), batch_sampler=batches, collate_fn=collate,
-        num_workers=decode_workers(), pin_memory=enc.device.type == "cuda", prefetch_factor=4,
+        num_workers=decode_workers() if workers is None else workers,
+        pin_memory=enc.device.type == "cuda", prefetch_factor=4,
     )
     rows: dict[int, tuple] = {}
     for indices, pixels, failures in loader:
@@ -118,33 +121,50 @@ def encode_text_chunks(enc: encoder.Encoder, texts: list[str], starts: list[int]
                       "reason": np.full(batches[-1].stop - start, "", dtype=str)}
 
 
-def encode_table(name: str, n: int, chunk: int, parts_dir: Path, encode_chunks, unit: str
-                 ) -> dict[str, np.ndarray]:
-    """Encode n items chunk by chunk, reusing the chunks a previous interrupted run saved.
+def encode_missing(name: str, n: int, chunk: int, parts_dir: Path, encode_chunks, unit: str,
+                   shard: distributed.Shard = distributed.Shard()) -> None:
+    """Encode this shard's chunks of n items that no earlier run saved, saving each.
 
     A saved chunk is reused only if it holds exactly the rows its place calls for; anything
     else is encoded again, so a resumed table can never shift rows onto the wrong memes.
+    Rank 0's bar shows every shard's progress, read off the saved chunks.
     """
     starts = chunk_starts(n, chunk)
-    parts = {start: load_part(part_path(parts_dir, name, start), min(chunk, n - start))
-             for start in starts}
-    parts = {start: part for start, part in parts.items() if part is not None}
-    if parts:
-        print(f"resuming {name}: {len(parts)} finished chunks reused "
-              f"({sum(len(p['reason']) for p in parts.values())} {unit})")
-    todo = [start for start in starts if start not in parts]
-    with tqdm(total=n, initial=n - sum(min(chunk, n - s) for s in todo), desc=f"encode {name}",
-              unit=unit) as bar:
+    todo = [start for start in starts if shard.owns(start // chunk) and load_part(
+        part_path(parts_dir, name, start), min(chunk, n - start)) is None]
+
+    def done() -> int:
+        return sum(min(chunk, n - start) for start in starts
+                   if part_path(parts_dir, name, start).exists())
+
+    with tqdm(total=n, initial=done(), desc=f"encode {name}", unit=unit,
+              disable=not shard.is_main) as bar:
         for start, rows in encode_chunks(todo):
             with atomic_path(part_path(parts_dir, name, start)) as tmp:
                 with open(tmp, "wb") as f:
                     np.savez(f, **rows)
-            parts[start] = rows
-            bar.update(len(rows["reason"]))
-    table = {key: np.concatenate([parts[start][key] for start in starts]) for key in PART_KEYS}
-    if len(table["reason"]) != n:
-        raise RuntimeError(f"{name}: assembled {len(table['reason'])} rows for {n} items")
-    return table
+            bar.update(done() - bar.n)
+
+
+def report_resumed(tables: dict, chunk: int, parts_dir: Path) -> None:
+    """Say what an interrupted run left that this one reuses."""
+    for name, (n, unit, _) in tables.items():
+        saved = [start for start in chunk_starts(n, chunk) if load_part(
+            part_path(parts_dir, name, start), min(chunk, n - start)) is not None]
+        if saved:
+            print(f"resuming {name}: {len(saved)} finished chunks reused "
+                  f"({sum(min(chunk, n - start) for start in saved)} {unit})")
+
+
+def load_table(name: str, n: int, chunk: int, parts_dir: Path) -> dict[str, np.ndarray]:
+    """The n items' rows from their saved chunks, each checked to hold exactly its rows."""
+    parts = []
+    for start in chunk_starts(n, chunk):
+        part = load_part(part_path(parts_dir, name, start), min(chunk, n - start))
+        if part is None:
+            raise RuntimeError(f"{name}: chunk at {start} missing or of the wrong length")
+        parts.append(part)
+    return {key: np.concatenate([part[key] for part in parts]) for key in PART_KEYS}
 
 
 def load_part(path: Path, rows: int) -> dict[str, np.ndarray] | None:
@@ -221,46 +241,72 @@ def write_bad_images_report(skipped: list[tuple]) -> None:
 
 def extract(p: params_module.Params, cache: Path = features.CACHE, chunk_size: int = CHUNK_SIZE
             ) -> dict:
-    """Run the extraction; returns what it did (counts and encoding time) for logs and benchmarks."""
+    """Run the extraction; returns what it did (counts and encoding time) for logs and benchmarks.
+
+    In a world of several processes (torchrun, or `spawn` on a machine with several GPUs) each
+    encodes its share of the chunks, and rank 0 alone assembles and writes the cache.
+    """
+    shard = distributed.from_env()
+    device = shard.device(p.clip.device)
+    with distributed.process_group(shard, str(params_module.resolve_device(device))):
+        return extract_shard(p, cache, chunk_size, shard, device)
+
+
+def extract_shard(p: params_module.Params, cache: Path, chunk_size: int,
+                  shard: distributed.Shard, device: str) -> dict:
     data = dataset.read(p.data.dir)
     images, texts = dataset.unique_images(data), dataset.unique_texts(data)
     n_memes = sum(len(m) for m in data.splits.values())
-    print(f"{data.root}: {n_memes} memes in {len(data.splits)} splits "
-          f"({', '.join(data.splits)}); {len(images)} unique images, {len(texts)} unique captions")
-    enc = encoder.load(**p.clip.feature_settings(), device=p.clip.device)
+    if shard.is_main:
+        print(f"{data.root}: {n_memes} memes in {len(data.splits)} splits "
+              f"({', '.join(data.splits)}); {len(images)} unique images, {len(texts)} unique "
+              f"captions" + (f"; {shard.world} processes" if shard.world > 1 else ""))
+    enc = encoder.load(**p.clip.feature_settings(), device=device)
     attrs = {**enc.info, "data_fingerprint": dataset.fingerprint(data),
              "on_bad_image": p.data.on_bad_image, "augment_views": p.clip.augment_views}
     # Chunks are keyed by everything that decides their rows (the cache identity and the chunk
     # size), so stale ones are never reused; those of an abandoned run are removed.
     parts_dir = cache.with_name(
         f".{cache.name}.parts-{features.cache_fingerprint(attrs)}-{chunk_size}")
-    for stale in cache.parent.glob(f".{cache.name}.parts-*"):
-        if stale != parts_dir:
-            shutil.rmtree(stale)
-    parts_dir.mkdir(parents=True, exist_ok=True)
     chunk, batch = chunk_size, p.clip.batch_size
+    workers = max(1, decode_workers() // shard.local_world)  # the machine's cores, shared
     paths = [data.root / img for img in images]
-    started = time.perf_counter()
-    image_rows = encode_table("images", len(images), chunk, parts_dir, lambda todo: encode_image_chunks(
-        enc, paths, todo, chunk, batch, p.data.on_bad_image), unit="img")
-    text_rows = encode_table("captions", len(texts), chunk, parts_dir, lambda todo: encode_text_chunks(
-        enc, texts, todo, chunk, batch), unit="caption")
-    view_rows = None
+    tables = {"images": (len(images), "img", lambda todo: encode_image_chunks(
+        enc, paths, todo, chunk, batch, p.data.on_bad_image, workers=workers)),
+        "captions": (len(texts), "caption", lambda todo: encode_text_chunks(
+            enc, texts, todo, chunk, batch))}
     if p.clip.augment_views:
         train_images, seeds = view_items(data, p.clip.augment_views)
         view_paths = [data.root / img for img in train_images for _ in range(p.clip.augment_views)]
         # "skip": an unreadable image already failed (or was left out) in the plain pass
-        view_rows = encode_table("views", len(seeds), chunk, parts_dir, lambda todo: encode_image_chunks(
-            enc, view_paths, todo, chunk, batch, "skip", seeds), unit="view")
+        tables["views"] = (len(seeds), "view", lambda todo: encode_image_chunks(
+            enc, view_paths, todo, chunk, batch, "skip", seeds, workers=workers))
+    if shard.is_main:
+        for stale in cache.parent.glob(f".{cache.name}.parts-*"):
+            if stale != parts_dir:
+                shutil.rmtree(stale)
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        report_resumed(tables, chunk, parts_dir)
+    distributed.barrier(shard)  # the folder is ready, and no shard has saved a chunk yet
+    started = time.perf_counter()
+    for name, (n, unit, encode_chunks) in tables.items():
+        encode_missing(name, n, chunk, parts_dir, encode_chunks, unit, shard)
+    distributed.barrier(shard)  # every shard's chunks are saved
     seconds = time.perf_counter() - started
-    splits, skipped = assemble(data, image_rows, text_rows, images, texts, view_rows)
+    summary = {"memes": n_memes, "unique_images": len(images), "unique_captions": len(texts),
+               "encode_seconds": seconds}
+    if not shard.is_main:
+        return summary
+    rows = {name: load_table(name, n, chunk, parts_dir) for name, (n, _, _) in tables.items()}
+    splits, skipped = assemble(data, rows["images"], rows["captions"], images, texts,
+                               rows.get("views"))
     features.write(cache, splits, attrs)
     write_bad_images_report(skipped)
     shutil.rmtree(parts_dir)
     print(f"wrote {cache}: {n_memes} memes encoded in {seconds:.1f}s "
-          f"({n_memes / seconds:.1f} memes/s on {enc.device}, {p.clip.model}/{p.clip.pretrained})")
-    return {"memes": n_memes, "unique_images": len(images), "unique_captions": len(texts),
-            "encode_seconds": seconds}
+          f"({n_memes / seconds:.1f} memes/s on {shard.world} x {enc.device}, "
+          f"{p.clip.model}/{p.clip.pretrained})")
+    return summary
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -272,7 +318,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.chunk_size < 1:
         raise InputError(f"--chunk-size must be a positive integer, got {args.chunk_size}")
-    extract(params_module.load(args.params), chunk_size=args.chunk_size)
+    p = params_module.load(args.params)
+    processes = distributed.local_processes(p.clip.device)
+    if processes > 1:  # several GPUs and no launcher: one process per GPU, started here
+        distributed.spawn(processes, run_stage, partial(extract_main, p, args.chunk_size))
+    else:
+        extract(p, chunk_size=args.chunk_size)
+
+
+def extract_main(p: params_module.Params, chunk_size: int, _argv=None) -> None:
+    extract(p, chunk_size=chunk_size)
 
 
 if __name__ == "__main__":

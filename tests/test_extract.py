@@ -140,10 +140,12 @@ def test_a_saved_chunk_of_the_wrong_length_is_encoded_again(tmp_path):
             yield start, {"pooled": np.full((n, 2), start, np.float32),
                           "proj": np.full((n, 1), start, np.float32), "reason": np.full(n, "")}
 
-    table = extract.encode_table("images", 6, 4, tmp_path, encode_chunks, unit="img")
+    extract.encode_missing("images", 6, 4, tmp_path, encode_chunks, unit="img")
+    table = extract.load_table("images", 6, 4, tmp_path)
     assert encoded == [0, 4]  # the 3-row chunk 0 was not taken for a 4-row one
     assert table["pooled"][:, 0].tolist() == [0, 0, 0, 0, 4, 4]
-    again = extract.encode_table("images", 6, 4, tmp_path, encode_chunks, unit="img")
+    extract.encode_missing("images", 6, 4, tmp_path, encode_chunks, unit="img")
+    again = extract.load_table("images", 6, 4, tmp_path)
     assert encoded == [0, 4] and np.array_equal(again["pooled"], table["pooled"])  # both reused
 
 

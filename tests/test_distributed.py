@@ -1,0 +1,127 @@
+"""Sharded extraction with torch.distributed: torchrun (gloo, on the CPU) writes the cache one
+process writes; a failing rank leaves no cache and the rerun resumes every rank's chunks."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stages import dataset, distributed, extract, feature_reader, features, params
+from stages.outputs import run_stage
+from tests.conftest import ROOT, write_params
+
+CHUNK = 32  # several chunks per rank on the 240-meme set
+
+
+def torchrun_command(chunk: int = CHUNK) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+            "-m", "stages.extract", "--chunk-size", str(chunk)]
+
+
+def torchrun(workdir: Path, chunk: int = CHUNK) -> subprocess.CompletedProcess:
+    return subprocess.run(torchrun_command(chunk), cwd=workdir, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def single_process(challenge_set, tmp_path_factory):
+    root, _ = challenge_set
+    work = tmp_path_factory.mktemp("single")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        write_params(work, root, "dev_seen")
+        extract.extract(params.load(), chunk_size=CHUNK)
+    return feature_reader.read(work / features.CACHE)[0]
+
+
+def assert_same_cache(cache: Path, reference: dict) -> None:
+    sharded, _ = feature_reader.read(cache)
+    assert list(sharded) == list(reference)
+    for name, split in reference.items():
+        assert sharded[name].ids == split.ids
+        np.testing.assert_array_equal(sharded[name].labels, split.labels)
+        for key in ("image", "text"):
+            np.testing.assert_allclose(getattr(sharded[name], key), getattr(split, key),
+                                       rtol=1e-4, atol=1e-6)
+
+
+def test_torchrun_two_ranks_write_the_single_process_cache(challenge_set, single_process, tmp_path):
+    write_params(tmp_path, challenge_set[0], "dev_seen")
+    result = torchrun(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 processes" in result.stdout and result.stdout.count("wrote features/") == 1
+    assert_same_cache(tmp_path / features.CACHE, single_process)
+    assert not list((tmp_path / "features").glob(".clip_features.h5.parts-*"))
+
+
+def test_a_failing_rank_fails_the_run_and_the_rerun_resumes(challenge_set, copy_of, single_process,
+                                                            tmp_path):
+    root = copy_of(challenge_set[0])
+    work = tmp_path / "work"
+    work.mkdir()
+    write_params(work, root, "dev_seen")
+    images = dataset.unique_images(dataset.read(root))
+    broken = root / images[CHUNK + 3]  # in the second chunk: rank 1's
+    original = broken.read_bytes()
+    broken.write_bytes(b"\0" * len(original))  # same size: the data fingerprint, and so the
+    # resume folder, stay those of the repaired set (as after a crash or a kill)
+    result = torchrun(work)
+    assert result.returncode != 0
+    assert f"{broken}: unreadable image" in result.stderr
+    assert not (work / features.CACHE).exists()
+    saved = list((work / "features").glob(".clip_features.h5.parts-*/images-*.npz"))
+    assert saved  # rank 0's finished chunks wait for the rerun
+    broken.write_bytes(original)
+    result = torchrun(work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming images" in result.stdout
+    assert_same_cache(work / features.CACHE, single_process)
+
+
+def test_spawned_processes_write_the_same_cache(challenge_set, single_process, tmp_path, monkeypatch):
+    """The one-machine path (one process per GPU, started by extract itself), here on the CPU."""
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, challenge_set[0], "dev_seen")
+    distributed.spawn(2, run_stage, partial(extract.extract_main, params.load(), CHUNK))
+    assert_same_cache(tmp_path / features.CACHE, single_process)
+
+
+def test_one_process_per_visible_gpu_unless_launched_or_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert distributed.local_processes("auto") == 4 == distributed.local_processes("cuda")
+    assert distributed.local_processes("cpu") == 1
+    monkeypatch.setenv("WORLD_SIZE", "8")  # torchrun started the processes already
+    assert distributed.local_processes("auto") == 1
+    shard = distributed.Shard(rank=5, world=8, local_rank=1, local_world=4)
+    assert shard.device("auto") == "cuda:1" and not shard.is_main
+    assert [c for c in range(16) if shard.owns(c)] == [5, 13]
+
+
+def test_killing_one_rank_stops_the_run_and_the_rerun_resumes(challenge_set, single_process, tmp_path):
+    import psutil  # (installed with dvc)
+    write_params(tmp_path, challenge_set[0], "dev_seen", clip__batch_size=1)
+    launcher = subprocess.Popen(torchrun_command(8), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("features/.clip_features.h5.parts-*/images-*.npz")):
+        assert launcher.poll() is None and time.monotonic() < deadline, "extract ended too early"
+        time.sleep(0.005)
+    ranks = [p for p in psutil.Process(launcher.pid).children(recursive=True)
+             if "stages.extract" in " ".join(p.cmdline())]
+    ranks[-1].kill()  # one rank, with no chance to clean up
+    assert launcher.wait(timeout=120) != 0
+    assert not (tmp_path / features.CACHE).exists()
+    result = torchrun(tmp_path, chunk=8)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming images" in result.stdout
+    assert_same_cache(tmp_path / features.CACHE, single_process)
