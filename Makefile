@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 # Stages run as `python -m stages.X` from DVC: the venv's python must come first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: test demo bench venv clean-demo
+.PHONY: test demo bench venv clean-demo paper-table
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ demo: venv
 
 bench: venv
 	$(BIN)/python -m benchmarks
+
+# The paper's Table 1 as queued DVC experiments (after `dvc repro` and a commit); ARGS="--set ..."
+paper-table: venv
+	$(BIN)/python -m scripts.paper_table $(ARGS)
 
 clean-demo:
 	rm -rf demo

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ["stages", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore",
             "features/.gitignore", "models/.gitignore", "reports/.gitignore",
-            "data/README.md"]
+            "data/README.md", "paper_table.yaml"]
 SYNTHETIC = {"data.dir": "data/synthetic", "clip.model": "tiny", "clip.pretrained": "none"}
 
 
