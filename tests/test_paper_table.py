@@ -35,6 +35,8 @@ def nested(flat):
 
 
 def test_every_cell_of_the_papers_table_is_described():
+    if not REFERENCE.is_file():  # shared/ lies beside the checkout in CI and in the sessions
+        pytest.skip(f"{REFERENCE} (the published figures) is not beside this checkout")
     cells = paper_table.load_cells()
     with open(REFERENCE) as f:
         reference = list(csv.DictReader(line for line in f if not line.startswith("#")))
