@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stages import feature_reader, features
-from stages.outputs import InputError, atomic_path
+from stages.outputs import InputError, atomic_path, load_saved
 
 CHECKPOINT = Path("models/head.pt")
 
@@ -182,17 +182,13 @@ def save(path: str | Path, head: HateClipper, meta: dict) -> None:
 
 def load(path: str | Path) -> tuple[HateClipper, dict]:
     """Load a head saved by `save`: returns the model (eval mode) and the checkpoint's meta."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: trained head not found; run `dvc repro train` first")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    def build(checkpoint: dict) -> tuple[HateClipper, dict]:
         config = checkpoint.pop("config")
         head = HateClipper(HeadConfig(**{**config, "drop_probs": tuple(config["drop_probs"])}))
         head.load_state_dict(checkpoint.pop("state_dict"))
-    except Exception as err:  # noqa: BLE001 - any failure here means "not our checkpoint"
-        raise InputError(f"{path}: not a head checkpoint this project can load ({err})") from None
-    return head.eval(), checkpoint
+        return head.eval(), checkpoint
+
+    return load_saved(path, "trained head", "head checkpoint", build)
 
 
 @torch.no_grad()

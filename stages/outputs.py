@@ -13,7 +13,9 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
+
+import torch
 
 
 class InputError(Exception):
@@ -62,6 +64,22 @@ def write_csv(path: str | os.PathLike, table) -> None:
 
 def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+Built = TypeVar("Built")
+
+
+def load_saved(path: str | os.PathLike, missing: str, foreign: str,
+               build: Callable[[dict], Built]) -> Built:
+    """A file train wrote with torch.save, read with weights_only (no code is unpickled) and
+    built by `build`; a missing file or one `build` cannot use is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {missing} not found; run `dvc repro train` first")
+    try:
+        return build(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as err:  # noqa: BLE001 - any failure here means "not ours"
+        raise InputError(f"{path}: not a {foreign} this project can load ({err})") from None
 
 
 def run_stage(main: Callable[[list[str] | None], None]) -> None:

@@ -1,7 +1,8 @@
 """RGCL's retrieval side (Mei et al., ACL 2024): exact cosine search in the head's embedding
 space, the hard-negative / pseudo-gold-positive mining of its loss, and its kNN classifier.
 
-The embedding is the output of the head's pre-output layers (`HateClipper.run`). Every search
+The embedding is RGCL's: the head's last pre-output layer before its ReLU and dropout
+(`HateClipper.run`). Every search
 is one matrix product of L2-normalised embeddings, per run: for Hateful Memes (8,500 training
 memes) a query against the whole training split costs about as much as one head step. An
 approximate index (FAISS IVF/HNSW) would take over beyond a few million indexed memes, where
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from stages import head as head_module
-from stages.outputs import InputError, atomic_path
+from stages.outputs import InputError, atomic_path, load_saved
 
 INDEX = Path("models/retrieval_index.pt")  # the training split's embeddings, saved by train
 ADDED = Path("models/retrieval_added.pt")  # memes added later: predict --add-to-index
@@ -36,7 +37,7 @@ ADDED = Path("models/retrieval_added.pt")  # memes added later: predict --add-to
 
 @dataclass
 class Index:
-    embeddings: torch.Tensor  # (runs, N, E), L2-normalised
+    embeddings: torch.Tensor  # (runs, N, E), as the head gives them; searches normalise
     labels: torch.Tensor  # (N,) 0/1
     ids: list[str]
 
@@ -125,12 +126,7 @@ def save(path: str | Path, index: Index, meta: dict) -> None:
 
 
 def load(path: str | Path) -> tuple[Index, dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: retrieval index not found; run `dvc repro train` first")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-        index = Index(raw.pop("embeddings"), raw.pop("labels"), raw.pop("ids"))
-    except Exception as err:  # noqa: BLE001 - any failure here means "not our index"
-        raise InputError(f"{path}: not a retrieval index this project can load ({err})") from None
-    return index, raw
+    def build(raw: dict) -> tuple[Index, dict]:
+        return Index(raw.pop("embeddings"), raw.pop("labels"), raw.pop("ids")), raw
+
+    return load_saved(path, "retrieval index", "retrieval index", build)
