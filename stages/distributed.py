@@ -48,6 +48,9 @@ class Shard:
         return requested
 
 
+ONE_PROCESS = Shard()
+
+
 def from_env() -> Shard:
     env = os.environ
     world = int(env.get("WORLD_SIZE", 1))

@@ -48,7 +48,7 @@ def summary(labels: np.ndarray, run_probs: np.ndarray, dev_thresholds: np.ndarra
     aurocs = np.array([run["auroc"] for run in per_run])
     low, high = scoring.auroc_interval(labels, run_probs)
     result.update(n=int(len(labels)), runs=len(run_probs),
-                  auroc_std=float(aurocs.std(ddof=1)) if len(aurocs) > 1 else 0.0,
+                  auroc_std=scoring.std_over_runs(aurocs),
                   auroc_ci_low=low, auroc_ci_high=high,
                   ensemble_auroc=scoring.auroc(labels, run_probs.mean(axis=0)))
     return result

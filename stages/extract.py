@@ -122,7 +122,7 @@ def encode_text_chunks(enc: encoder.Encoder, texts: list[str], starts: list[int]
 
 
 def encode_missing(name: str, n: int, chunk: int, parts_dir: Path, encode_chunks, unit: str,
-                   shard: distributed.Shard = distributed.Shard()) -> None:
+                   shard: distributed.Shard = distributed.ONE_PROCESS) -> None:
     """Encode this shard's chunks of n items that no earlier run saved, saving each.
 
     A saved chunk is reused only if it holds exactly the rows its place calls for; anything
@@ -183,11 +183,15 @@ def part_path(parts_dir: Path, name: str, start: int) -> Path:
     return parts_dir / f"{name}-{start:09d}.npz"
 
 
-def view_items(data: dataset.Dataset, views: int) -> tuple[list[str], list[str]]:
-    """The training split's unique images, and the seed of each augmented view to encode:
-    `views` per image, image-major, each seeded by its image path and view number."""
-    images = list(dict.fromkeys(m.img for m in data.splits[dataset.TRAIN_SPLIT]))
-    return images, [f"{img}\0{view}" for img in images for view in range(views)]
+def training_images(data: dataset.Dataset) -> list[str]:
+    """The training split's unique images, in order of first appearance: the augmented views'."""
+    return list(dict.fromkeys(m.img for m in data.splits[dataset.TRAIN_SPLIT]))
+
+
+def view_seeds(images: list[str], views: int) -> list[str]:
+    """The seed of each augmented view to encode: `views` per image, image-major, each seeded
+    by its image path and view number."""
+    return [f"{img}\0{view}" for img in images for view in range(views)]
 
 
 def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: list[str],
@@ -217,7 +221,7 @@ def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: l
             image_proj=image_rows["proj"][img_rows], text_proj=text_rows["proj"][txt_rows],
         )
         if name == dataset.TRAIN_SPLIT and view_rows is not None:
-            attach_views(splits[name], kept, view_rows, view_items(data, 0)[0])
+            attach_views(splits[name], kept, view_rows, training_images(data))
     return splits, skipped
 
 
@@ -276,7 +280,8 @@ def extract_shard(p: params_module.Params, cache: Path, chunk_size: int,
         "captions": (len(texts), "caption", lambda todo: encode_text_chunks(
             enc, texts, todo, chunk, batch))}
     if p.clip.augment_views:
-        train_images, seeds = view_items(data, p.clip.augment_views)
+        train_images = training_images(data)
+        seeds = view_seeds(train_images, p.clip.augment_views)
         view_paths = [data.root / img for img in train_images for _ in range(p.clip.augment_views)]
         # "skip": an unreadable image already failed (or was left out) in the plain pass
         tables["views"] = (len(seeds), "view", lambda todo: encode_image_chunks(

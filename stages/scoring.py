@@ -8,6 +8,11 @@ BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 0  # the interval is reproducible: same predictions, same interval
 
 
+def std_over_runs(values: np.ndarray) -> float:
+    """The sample standard deviation over runs (ddof 1); 0 for a single run."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
 def auroc(labels: np.ndarray, probs: np.ndarray) -> float:
     """AUROC, or NaN where a split holds one class only (AUROC is undefined there)."""
     return float(auroc_rows(np.asarray(labels)[None], np.asarray(probs)[None])[0])

@@ -163,7 +163,7 @@ def spread(values: np.ndarray) -> str:
     """`0.8123` for one run, `0.8123 ± 0.0100 (5 runs)` for several (sample std)."""
     if len(values) == 1:
         return f"{values[0]:.4f}"
-    return f"{values.mean():.4f} ± {values.std(ddof=1):.4f} ({len(values)} runs)"
+    return f"{values.mean():.4f} ± {scoring.std_over_runs(values):.4f} ({len(values)} runs)"
 
 
 def curves(history: list[dict]) -> pd.DataFrame:
@@ -173,7 +173,7 @@ def curves(history: list[dict]) -> pd.DataFrame:
         row = {"epoch": h["epoch"]}
         for key in ("train_loss", "dev_auroc"):
             row[key] = float(h[key].mean())
-            row[f"{key}_std"] = float(h[key].std(ddof=1)) if len(h[key]) > 1 else 0.0
+            row[f"{key}_std"] = scoring.std_over_runs(h[key])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
         "runs": p.train.runs, "epochs_run": len(history),
         "best_epoch": float(epochs.mean()),  # mean over runs
         "best_dev_auroc": float(best_aurocs.mean()),
-        "best_dev_auroc_std": float(best_aurocs.std(ddof=1)) if p.train.runs > 1 else 0.0,
+        "best_dev_auroc_std": scoring.std_over_runs(best_aurocs),
     })
     print(f"saved {head_module.CHECKPOINT}: best epoch{'s' if p.train.runs > 1 else ''} "
           f"{', '.join(map(str, epochs))} ({p.data.dev_split} AUROC {spread(best_aurocs)}); "

@@ -3,7 +3,6 @@ process writes; a failing rank leaves no cache and the rerun resumes every rank'
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
