@@ -10,8 +10,9 @@ Face's CLIPModel on OpenAI's weights):
   (`clip.resize: squash`), OpenAI's mean/std;
 - activation: QuickGELU wherever the pretrained tag says its weights were trained with it
   (open_clip's plain `ViT-L-14` config would otherwise build GELU and only warn);
-- captions: [SOT] + BPE + [EOT], cut at 77 tokens as the official collator cuts them (a longer
-  caption loses its EOT and is pooled at its highest token id, as CLIP's argmax pooling does);
+- captions: [SOT] + BPE + [EOT] in 77 tokens; a longer caption keeps its first 75 BPE tokens and
+  its EOT, as the official collator's `CLIPTokenizer(truncation=True)` (model_max_length 77)
+  cuts it, and is pooled at that EOT;
 - fp32 (`clip.precision`), and the *pooled* outputs of both towers, before CLIP's final
   projections: open_clip applies those inside each tower, so the encoder takes them out of the
   model and applies them itself, and one forward pass yields pooled and projected features.
@@ -76,20 +77,9 @@ class Encoder:
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Captions -> pooled (N, width), projected (N, embed_dim)."""
-        pooled = self.model.encode_text(self.tokenize(texts).to(self.device))
+        # open_clip's tokenizer truncates as Hugging Face's does: the EOT takes the last place.
+        pooled = self.model.encode_text(self.tokenizer(texts).to(self.device))
         return to_numpy(pooled), to_numpy(project(pooled, self.text_projection))
-
-    def tokenize(self, texts: list[str]) -> torch.Tensor:
-        """[SOT] + BPE + [EOT], cut to the context length as the official collator cuts
-        (`input_ids[:, :77]`, keeping no EOT), zero-padded. open_clip's own tokenizer would put
-        an EOT in the last place instead, which changes the features of every long caption."""
-        tokenizer = self.tokenizer
-        length = tokenizer.context_length
-        tokens = torch.zeros(len(texts), length, dtype=torch.long)
-        for row, text in enumerate(texts):
-            ids = [tokenizer.sot_token_id, *tokenizer.encode(text), tokenizer.eot_token_id][:length]
-            tokens[row, :len(ids)] = torch.tensor(ids)
-        return tokens
 
 
 def augmented_view(image: Image.Image, seed: str) -> Image.Image:
@@ -196,9 +186,9 @@ def uses_quick_gelu(model: str, pretrained: str) -> bool:
 
 def bpe_tokenizer(model: str) -> open_clip.tokenizer.SimpleTokenizer:
     tokenizer = open_clip.get_tokenizer(model)
-    if not isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer):
+    if not isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer) or tokenizer.reduction_fn:
         raise InputError(f"clip.model {model}: its text tower does not use CLIP's BPE tokenizer "
-                         "(the CLIP ViT family does, as in the paper)")
+                         "with plain truncation (the CLIP ViT family does, as in the paper)")
     return tokenizer
 
 

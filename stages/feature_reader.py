@@ -11,7 +11,7 @@ from pathlib import Path
 import h5py
 
 from stages import dataset
-from stages.features import FEATURE_KEYS, SplitFeatures, check_finite
+from stages.features import FEATURE_KEYS, FORMAT_VERSION, SplitFeatures, check_finite
 from stages.outputs import InputError
 from stages.params import FEATURE_SETTINGS, ClipParams
 
@@ -75,9 +75,15 @@ def _open(path: str | Path) -> h5py.File:
     if not path.is_file():
         raise InputError(f"{path}: feature cache not found; run `dvc repro extract` first")
     try:
-        return h5py.File(path, "r")
+        cache = h5py.File(path, "r")
     except OSError as err:
         raise InputError(f"{path}: not a readable HDF5 feature cache ({err})") from None
+    version = int(cache.attrs.get("format_version", 1))
+    if version != FORMAT_VERSION:
+        cache.close()
+        raise InputError(f"{path} holds cache format {version}, this code reads format "
+                         f"{FORMAT_VERSION}; rerun `dvc repro extract`")
+    return cache
 
 
 def load_checked(path: str | Path, p, splits: list[str] | None = None, views: bool = False

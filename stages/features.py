@@ -25,8 +25,11 @@ CACHE = Path("features/clip_features.h5")
 FEATURE_KEYS = {"pooled": ("image", "text", "image_views"),
                 "projected": ("image_proj", "text_proj", "image_proj_views")}
 VIEW_KEYS = ("image_views", "image_proj_views")
+# What this code writes. 2: long captions keep their EOT (version 1 cut them without one, which
+# the official code never did). Readers refuse any other version, so an old cache is re-extracted.
+FORMAT_VERSION = 2
 # The attributes that decide what the cached numbers are; their digest is the cache fingerprint.
-IDENTITY_ATTRS = ("model", "pretrained", "resize", "precision", "activation", "image_size",
+IDENTITY_ATTRS = ("format_version", "model", "pretrained", "resize", "precision", "activation", "image_size",
                   "open_clip_version", "data_fingerprint", "on_bad_image", "augment_views")
 
 
@@ -46,8 +49,9 @@ class SplitFeatures:
 
 
 def cache_fingerprint(attrs: dict) -> str:
-    identity = {key: str(attrs.get(key, 0 if key == "augment_views" else None))
-                for key in IDENTITY_ATTRS}
+    """The digest of what decides a cache's numbers; unset, the format is this code's."""
+    defaults = {"augment_views": 0, "format_version": FORMAT_VERSION}
+    identity = {key: str(attrs.get(key, defaults.get(key))) for key in IDENTITY_ATTRS}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -63,7 +67,8 @@ def write(path: str | Path, splits: dict[str, SplitFeatures], attrs: dict) -> No
     for name, split in splits.items():
         check_finite(split, name, ("image", "text", "image_proj", "text_proj", *VIEW_KEYS),
                      f"{path} not written (an encoder overflow? compare with clip.device: cpu)")
-    attrs = {**attrs, "fingerprint": cache_fingerprint(attrs)}
+    attrs = {**attrs, "format_version": FORMAT_VERSION}
+    attrs["fingerprint"] = cache_fingerprint(attrs)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs.update(attrs)

@@ -63,15 +63,20 @@ def test_squash_resizes_the_whole_image_to_a_square(tiny):
     assert longest.shape == (3, 64, 64) and longest[:, 0].eq(0).all()  # padded above and below
 
 
-def test_long_captions_are_cut_as_the_official_collator_cuts_them(tiny):
-    """[SOT] + BPE + [EOT], sliced to 77: a long caption keeps no EOT (open_clip would add one)."""
+def test_long_captions_keep_their_eot_as_the_official_tokenizer_cuts_them(tiny, monkeypatch):
+    """[SOT] + the first 75 BPE tokens + [EOT]: Hugging Face's truncation=True at 77, which the
+    official collator uses; short captions are [SOT] + BPE + [EOT], zero-padded."""
     tokenizer = open_clip.get_tokenizer("tiny")
     long_caption = "word " * 100
-    tokens = tiny.tokenize(["a cat", long_caption])
+    seen = []
+    encode_text = tiny.model.encode_text
+    monkeypatch.setattr(tiny.model, "encode_text", lambda tokens: seen.append(tokens) or encode_text(tokens))
+    tiny.encode_texts(["a cat", long_caption])
+    tokens = seen[0]
     assert tokens[0, :4].tolist() == [tokenizer.sot_token_id, *tokenizer.encode("a cat"),
                                       tokenizer.eot_token_id] and not tokens[0, 4:].any()
-    assert tokens[1].tolist() == [tokenizer.sot_token_id, *tokenizer.encode(long_caption)][:77]
-    assert tokenizer([long_caption])[0, -1] == tokenizer.eot_token_id != tokens[1, -1]
+    assert tokens[1].tolist() == [tokenizer.sot_token_id, *tokenizer.encode(long_caption)[:75],
+                                  tokenizer.eot_token_id]
 
 
 def test_precision_changes_the_features(tiny):

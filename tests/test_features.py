@@ -93,3 +93,18 @@ def test_checks(tmp_path):
                                         ("augment_views", 2)])
 def test_every_feature_setting_is_part_of_the_cache_identity(key, other):
     assert features.cache_fingerprint({**ATTRS, key: other}) != features.cache_fingerprint(ATTRS)
+
+
+@pytest.mark.parametrize("old", [None, 1])
+def test_a_cache_of_another_format_is_refused(tmp_path, old):
+    """Format 1 cut long captions without their EOT: such a cache must be extracted again."""
+    path = tmp_path / "f.h5"
+    features.write(path, {"train": split(4, np.random.default_rng(0))}, ATTRS)
+    with h5py.File(path, "a") as f:
+        if old is None:
+            del f.attrs["format_version"]  # as written before the version was recorded
+        else:
+            f.attrs["format_version"] = old
+    for read in (feature_reader.read_attrs, feature_reader.read):
+        with pytest.raises(InputError, match="cache format 1, this code reads format 2.*dvc repro extract"):
+            read(path)

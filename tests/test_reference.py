@@ -5,8 +5,9 @@ features with Hugging Face's CLIPModel on OpenAI's weights:
   image: PIL open -> convert("RGB") -> resize((224, 224)) (PIL's bicubic) -> CLIPProcessor
          (a no-op resize and crop at 224, then /255 and OpenAI's mean/std) ->
          vision_model(...).pooler_output
-  text:  CLIPTokenizer (transformers 4's, cleaning with ftfy) with padding=True, then
-         input_ids[:, :77] -> text_model(...).pooler_output
+  text:  CLIPTokenizer (transformers 4's, cleaning with ftfy; model_max_length 77) called with
+         padding=True, truncation=True -> text_model(...).pooler_output
+         (a caption past 75 BPE tokens keeps its first 75 and its EOT, where CLIP pools)
 in fp32, with the QuickGELU activation of OpenAI's config. Here the weights are random (no
 download is possible), written in OpenAI's layout and loaded twice: by `dvc repro`'s code path
 through the real `openai` tag (open_clip's download replaced by the local file), and into a
@@ -37,8 +38,8 @@ from transformers.models.clip.tokenization_clip import CLIPTokenizer  # noqa: E4
 MODEL = "ViT-B-32"  # the smallest ViT with an `openai` tag
 OPENAI_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32)
 OPENAI_STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
-# Captions the synthetic sets lack: past CLIP's 77 tokens (the official slice drops the EOT),
-# and odd spacing and case.
+# Captions the synthetic sets lack: past CLIP's 77 tokens (about 120 BPE tokens), and odd
+# spacing and case.
 EXTRA_CAPTIONS = ["the same joke again and again " * 20, "  WHEN   they   SAY\tit  "]
 
 
@@ -118,7 +119,13 @@ def official_tokenizer() -> CLIPTokenizer:
     byte_tokens = list(bytes_to_unicode().values())
     vocab = [*byte_tokens, *(t + "</w>" for t in byte_tokens), *("".join(m) for m in merges),
              "<|startoftext|>", "<|endoftext|>"]
-    return CLIPTokenizer(vocab={token: i for i, token in enumerate(vocab)}, merges=merges)
+    return CLIPTokenizer(vocab={token: i for i, token in enumerate(vocab)}, merges=merges,
+                         model_max_length=77)  # as openai/clip-vit-large-patch14's config
+
+
+def cleaned_captions(memes: list[dataset.Meme]) -> list[str]:
+    """transformers 4's slow CLIPTokenizer cleaned with ftfy (in the official requirements)."""
+    return [" ".join(ftfy.fix_text(m.text).split()).lower() for m in memes]
 
 
 @torch.no_grad()
@@ -131,11 +138,9 @@ def official_features(model_and_tokenizer, root: Path, memes: list[dataset.Meme]
         array = (np.asarray(image, np.float32) / 255 - OPENAI_MEAN) / OPENAI_STD
         pixels.append(torch.from_numpy(array).permute(2, 0, 1))
     image = model.vision_model(pixel_values=torch.stack(pixels)).pooler_output
-    # transformers 4's slow CLIPTokenizer cleaned with ftfy (in the official requirements)
-    cleaned = [" ".join(ftfy.fix_text(m.text).split()).lower() for m in memes]
-    tokens = tokenizer(cleaned, padding=True, return_tensors="pt")
-    text = model.text_model(input_ids=tokens["input_ids"][:, :77],
-                            attention_mask=tokens["attention_mask"][:, :77]).pooler_output
+    tokens = tokenizer(cleaned_captions(memes), padding=True, truncation=True,
+                       return_tensors="pt")  # as the official collator calls it
+    text = model.text_model(**tokens).pooler_output
     return image.numpy(), text.numpy()
 
 
@@ -173,6 +178,8 @@ def test_committed_params_compute_the_official_features(extracted, official):
     assert {"PNG/RGBA", "PNG/P", "PNG/L", "JPEG/RGB"} <= kinds  # the real set's odd images
     cached, attrs = feature_reader.read(cache)
     assert (attrs["resize"], attrs["precision"], attrs["activation"]) == ("squash", "fp32", "quick_gelu")
+    _, tokenizer = official
+    assert max(len(ids) for ids in tokenizer(cleaned_captions(data.splits["train"]))["input_ids"]) > 100
     for name, memes in data.splits.items():
         image, text = official_features(official, root, memes)
         assert relative_error(cached[name].image, image).max() < 1e-4, name
@@ -182,7 +189,8 @@ def test_committed_params_compute_the_official_features(extracted, official):
 
 def test_each_fidelity_setting_matters(extracted, official):
     """The comparison above has teeth: GELU instead of QuickGELU, open_clip's centre crop instead
-    of the squash, and open_clip's EOT-keeping truncation each move some rows 10x past it."""
+    of the squash, and a cut that drops the EOT (`input_ids[:, :77]` of the untruncated
+    tokens) each move some rows 10x past it."""
     root, _, _ = extracted
     memes = dataset.read(root).splits["train"][:8]  # holds the extra captions, portrait images
     image, text = official_features(official, root, memes)
@@ -203,10 +211,13 @@ def test_each_fidelity_setting_matters(extracted, official):
         cropped = model.vision_model(pixel_values=torch.stack(
             [crop(dataset.load_image(root / m.img)) for m in memes])).pooler_output.numpy()
     assert relative_error(cropped, image).max() > 1e-3
+    untruncated = tokenizer(cleaned_captions(memes), padding=True, return_tensors="pt")
+    assert untruncated["input_ids"].shape[1] > 77
     with torch.no_grad():
-        eot_kept = model.text_model(input_ids=open_clip.get_tokenizer(MODEL)(
-            [m.text for m in memes])).pooler_output.numpy()
+        eot_dropped = model.text_model(input_ids=untruncated["input_ids"][:, :77],
+                                       attention_mask=untruncated["attention_mask"][:, :77]
+                                       ).pooler_output.numpy()
     long_caption = [k for k, m in enumerate(memes) if m.text == EXTRA_CAPTIONS[0]]
-    assert relative_error(eot_kept, text)[long_caption].min() > 1e-3
-    np.testing.assert_allclose(np.delete(eot_kept, long_caption, 0), np.delete(text, long_caption, 0),
+    assert long_caption and relative_error(eot_dropped, text)[long_caption].min() > 1e-3
+    np.testing.assert_allclose(np.delete(eot_dropped, long_caption, 0), np.delete(text, long_caption, 0),
                                rtol=1e-4, atol=1e-5)  # short captions: the same tokens
