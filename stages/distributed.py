@@ -1,9 +1,9 @@
 """Sharding extraction over processes, GPUs and machines with torch.distributed.
 
 Under `torchrun` (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE in the environment) every
-process is one shard: it encodes every world-th chunk of the images and captions, on its own
-device (`cuda:LOCAL_RANK` with NCCL, the CPU with gloo), and saves them as the usual resume
-chunks in the shared parts folder; once all have finished, rank 0 assembles the cache. On one
+process is one shard: it encodes its share of the units of work that `resume_store` plans, on
+its own device (`cuda:LOCAL_RANK` with NCCL, the CPU with gloo), and saves them as the usual
+resume units in the shared parts folder; once all have finished, rank 0 assembles the cache. On one
 machine with several GPUs, `python -m stages.extract` (so `dvc repro`) starts one process per
 visible GPU itself (`spawn`), with the same code. Without either, the world is one process.
 """
@@ -36,9 +36,6 @@ class Shard:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-    def owns(self, chunk_number: int) -> bool:
-        return chunk_number % self.world == self.rank
 
     def device(self, requested: str) -> str:
         """This process's device: its own GPU when several processes share a machine's GPUs."""

@@ -3,18 +3,20 @@
     python -m stages.extract          (reads params.yaml: data.*, clip.*)
 
 Each unique image and each unique caption is encoded once, however many splits or memes share
-it. Images are decoded in DataLoader workers while the encoder runs. Work is saved in chunks
-beside the output, so an interrupted run resumes where it stopped; the cache itself appears
-atomically when everything is done, and the chunks are removed.
+it. Images are decoded in DataLoader workers while the encoder runs. Work is saved in units
+beside the output (`resume_store`), so an interrupted run resumes where it stopped; the cache
+itself appears atomically when everything is done, and the units are removed.
 """
 from __future__ import annotations
 
 import argparse
 import os
-from functools import partial
 import shutil
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -22,14 +24,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset as TorchDataset
 from tqdm import tqdm
 
-from stages import dataset, distributed, encoder, features, params as params_module
-from stages.outputs import InputError, atomic_path, run_stage, write_csv
+from stages import dataset, distributed, encoder, features, params as params_module, resume_store
+from stages.outputs import InputError, run_stage, write_csv
 
 BAD_IMAGES_REPORT = Path("reports/bad_images.csv")
-# Resume granularity: images or captions per saved chunk (--chunk-size). Not a multiple of the
-# batch size, so a rerun with another clip.batch_size finds chunks of exactly the same rows.
-CHUNK_SIZE = 1024
-PART_KEYS = ("pooled", "proj", "reason")
 
 
 def decode_workers() -> int:
@@ -67,27 +65,23 @@ def collate(items):
     return indices, pixels, failures
 
 
-def chunk_starts(n: int, chunk: int) -> list[int]:
-    return list(range(0, n, chunk))
+def unit_batches(unit: range, batch_size: int) -> list[range]:
+    """The batches of a unit of work; no batch crosses its end."""
+    return [range(s, min(s + batch_size, unit.stop)) for s in range(unit.start, unit.stop, batch_size)]
 
 
-def batch_ranges(start: int, chunk: int, batch_size: int, n: int) -> list[range]:
-    """The batches of the chunk that begins at `start`; no batch crosses a chunk's end."""
-    end = min(start + chunk, n)
-    return [range(s, min(s + batch_size, end)) for s in range(start, end, batch_size)]
-
-
-def encode_image_chunks(enc: encoder.Encoder, paths: list[Path], starts: list[int], chunk: int,
-                        batch_size: int, on_bad_image: str, view_seeds: list[str] | None = None,
-                        workers: int | None = None):
-    """Yield (start, rows) per chunk of `paths`; rows hold pooled, proj and a failure reason."""
-    batches = [list(r) for start in starts for r in batch_ranges(start, chunk, batch_size, len(paths))]
+def encode_image_units(enc: encoder.Encoder, paths: list[Path], units: list[range], batch_size: int,
+                       on_bad_image: str, view_seeds: list[str] | None = None,
+                       workers: int | None = None):
+    """Yield (unit, rows) per unit of `paths`; rows hold pooled, proj and a failure reason."""
+    batches = [list(batch) for unit in units for batch in unit_batches(unit, batch_size)]
     loader = DataLoader(
         ImageFiles(paths, enc.prepare_image, view_seeds), batch_sampler=batches, collate_fn=collate,
         num_workers=decode_workers() if workers is None else workers,
         pin_memory=enc.device.type == "cuda", prefetch_factor=4,
     )
     rows: dict[int, tuple] = {}
+    pending = list(units)  # the loader keeps the batches' order, so units finish in this order
     for indices, pixels, failures in loader:
         if failures and on_bad_image == "fail":
             raise InputError(f"{failures[0][1]} (set data.on_bad_image: skip to leave such memes out)")
@@ -95,14 +89,13 @@ def encode_image_chunks(enc: encoder.Encoder, paths: list[Path], starts: list[in
             pooled, proj = enc.encode_images(pixels)
             rows.update({i: (pooled[k], proj[k], "") for k, i in enumerate(indices)})
         rows.update({i: (None, None, reason) for i, reason in failures})
-        start = min(rows) // chunk * chunk
-        end = min(start + chunk, len(paths))
-        if all(i in rows for i in range(start, end)):
-            yield start, stack_rows([rows.pop(i) for i in range(start, end)], enc.image_widths)
+        while pending and all(i in rows for i in pending[0]):
+            unit = pending.pop(0)
+            yield unit, stack_rows([rows.pop(i) for i in unit], enc.image_widths)
 
 
 def stack_rows(rows: list[tuple], widths: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Rows of a chunk as arrays; a failed image's rows are NaN (dropped before writing)."""
+    """Rows of a unit as arrays; a failed image's rows are NaN (dropped before writing)."""
     missing = [np.full(width, np.nan, np.float32) for width in widths]
     return {
         "pooled": np.stack([r[0] if r[0] is not None else missing[0] for r in rows]),
@@ -111,76 +104,40 @@ def stack_rows(rows: list[tuple], widths: tuple[int, int]) -> dict[str, np.ndarr
     }
 
 
-def encode_text_chunks(enc: encoder.Encoder, texts: list[str], starts: list[int], chunk: int,
-                       batch_size: int):
-    for start in starts:
-        batches = batch_ranges(start, chunk, batch_size, len(texts))
-        parts = [enc.encode_texts(texts[r.start:r.stop]) for r in batches]
-        yield start, {"pooled": np.concatenate([p for p, _ in parts]),
-                      "proj": np.concatenate([q for _, q in parts]),
-                      "reason": np.full(batches[-1].stop - start, "", dtype=str)}
+def encode_text_units(enc: encoder.Encoder, texts: list[str], units: list[range], batch_size: int):
+    for unit in units:
+        parts = [enc.encode_texts(texts[b.start:b.stop]) for b in unit_batches(unit, batch_size)]
+        yield unit, {"pooled": np.concatenate([p for p, _ in parts]),
+                     "proj": np.concatenate([q for _, q in parts]),
+                     "reason": np.full(len(unit), "", dtype=str)}
 
 
-def encode_missing(name: str, n: int, chunk: int, parts_dir: Path, encode_chunks, unit: str,
-                   shard: distributed.Shard = distributed.ONE_PROCESS) -> None:
-    """Encode this shard's chunks of n items that no earlier run saved, saving each.
-
-    A saved chunk is reused only if it holds exactly the rows its place calls for; anything
-    else is encoded again, so a resumed table can never shift rows onto the wrong memes.
-    Rank 0's bar shows every shard's progress, read off the saved chunks.
-    """
-    starts = chunk_starts(n, chunk)
-    todo = [start for start in starts if shard.owns(start // chunk) and load_part(
-        part_path(parts_dir, name, start), min(chunk, n - start)) is None]
-
-    def done() -> int:
-        return sum(min(chunk, n - start) for start in starts
-                   if part_path(parts_dir, name, start).exists())
-
-    with tqdm(total=n, initial=done(), desc=f"encode {name}", unit=unit,
-              disable=not shard.is_main) as bar:
-        for start, rows in encode_chunks(todo):
-            with atomic_path(part_path(parts_dir, name, start)) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, **rows)
-            bar.update(done() - bar.n)
+@dataclass(frozen=True)
+class Table:
+    """Rows to encode: unique images, unique captions or augmented views."""
+    name: str
+    n: int
+    unit: str  # what the progress bar counts
+    encode_units: Callable  # units -> (unit, rows) as each finishes
 
 
-def report_resumed(tables: dict, chunk: int, parts_dir: Path) -> None:
-    """Say what an interrupted run left that this one reuses."""
-    for name, (n, unit, _) in tables.items():
-        saved = [start for start in chunk_starts(n, chunk) if load_part(
-            part_path(parts_dir, name, start), min(chunk, n - start)) is not None]
+def encode_share(table: Table, units: list[range], store: resume_store.Store,
+                 shard: distributed.Shard = distributed.ONE_PROCESS) -> None:
+    """Encode and save this rank's units; rank 0's bar shows every rank's saved rows."""
+    with tqdm(total=table.n, initial=store.rows_done(table.name, table.n), unit=table.unit,
+              desc=f"encode {table.name}", disable=not shard.is_main) as bar:
+        for unit, rows in table.encode_units(units):
+            store.save(table.name, unit, rows)
+            bar.update(store.rows_done(table.name, table.n) - bar.n)
+
+
+def prepare_store(store: resume_store.Store, tables: list[Table]) -> None:
+    """Rank 0, before any rank plans: keep only whole units, say what an interrupted run left."""
+    for table in tables:
+        saved = store.prune(table.name, table.n)
         if saved:
-            print(f"resuming {name}: {len(saved)} finished chunks reused "
-                  f"({sum(min(chunk, n - start) for start in saved)} {unit})")
-
-
-def load_table(name: str, n: int, chunk: int, parts_dir: Path) -> dict[str, np.ndarray]:
-    """The n items' rows from their saved chunks, each checked to hold exactly its rows."""
-    parts = []
-    for start in chunk_starts(n, chunk):
-        part = load_part(part_path(parts_dir, name, start), min(chunk, n - start))
-        if part is None:
-            raise RuntimeError(f"{name}: chunk at {start} missing or of the wrong length")
-        parts.append(part)
-    return {key: np.concatenate([part[key] for part in parts]) for key in PART_KEYS}
-
-
-def load_part(path: Path, rows: int) -> dict[str, np.ndarray] | None:
-    """A saved chunk if it is whole and holds `rows` rows in every array, else None."""
-    if not path.exists():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as part:
-            loaded = {key: part[key] for key in PART_KEYS}
-    except (OSError, ValueError, KeyError):
-        return None
-    return loaded if all(len(array) == rows for array in loaded.values()) else None
-
-
-def part_path(parts_dir: Path, name: str, start: int) -> Path:
-    return parts_dir / f"{name}-{start:09d}.npz"
+            print(f"resuming {table.name}: {len(saved)} finished units reused "
+                  f"({sum(len(unit) for unit in saved)} {table.unit})")
 
 
 def training_images(data: dataset.Dataset) -> list[str]:
@@ -243,20 +200,20 @@ def write_bad_images_report(skipped: list[tuple]) -> None:
         print(f"{len(skipped)} memes skipped for unreadable images; listed in {BAD_IMAGES_REPORT}")
 
 
-def extract(p: params_module.Params, cache: Path = features.CACHE, chunk_size: int = CHUNK_SIZE
-            ) -> dict:
+def extract(p: params_module.Params, cache: Path = features.CACHE,
+            max_unit: int = resume_store.MAX_UNIT) -> dict:
     """Run the extraction; returns what it did (counts and encoding time) for logs and benchmarks.
 
     In a world of several processes (torchrun, or `spawn` on a machine with several GPUs) each
-    encodes its share of the chunks, and rank 0 alone assembles and writes the cache.
+    encodes its share of the units, and rank 0 alone assembles and writes the cache.
     """
     shard = distributed.from_env()
     device = shard.device(p.clip.device)
     with distributed.process_group(shard, str(params_module.resolve_device(device))):
-        return extract_shard(p, cache, chunk_size, shard, device)
+        return extract_shard(p, cache, max_unit, shard, device)
 
 
-def extract_shard(p: params_module.Params, cache: Path, chunk_size: int,
+def extract_shard(p: params_module.Params, cache: Path, max_unit: int,
                   shard: distributed.Shard, device: str) -> dict:
     data = dataset.read(p.data.dir)
     images, texts = dataset.unique_images(data), dataset.unique_texts(data)
@@ -268,46 +225,51 @@ def extract_shard(p: params_module.Params, cache: Path, chunk_size: int,
     enc = encoder.load(**p.clip.feature_settings(), device=device)
     attrs = {**enc.info, "data_fingerprint": dataset.fingerprint(data),
              "on_bad_image": p.data.on_bad_image, "augment_views": p.clip.augment_views}
-    # Chunks are keyed by everything that decides their rows (the cache identity and the chunk
-    # size), so stale ones are never reused; those of an abandoned run are removed.
-    parts_dir = cache.with_name(
-        f".{cache.name}.parts-{features.cache_fingerprint(attrs)}-{chunk_size}")
-    chunk, batch = chunk_size, p.clip.batch_size
+    # Units are kept under the cache identity, so stale ones are never reused; those of an
+    # abandoned run are removed. Their files name their rows, so any batch size, unit size or
+    # number of ranks reuses them.
+    store = resume_store.Store(cache.with_name(f".{cache.name}.parts-{features.cache_fingerprint(attrs)}"))
+    batch = p.clip.batch_size
     workers = max(1, decode_workers() // shard.local_world)  # the machine's cores, shared
     paths = [data.root / img for img in images]
-    tables = {"images": (len(images), "img", lambda todo: encode_image_chunks(
-        enc, paths, todo, chunk, batch, p.data.on_bad_image, workers=workers)),
-        "captions": (len(texts), "caption", lambda todo: encode_text_chunks(
-            enc, texts, todo, chunk, batch))}
+    tables = [Table("images", len(images), "img", lambda units: encode_image_units(
+                  enc, paths, units, batch, p.data.on_bad_image, workers=workers)),
+              Table("captions", len(texts), "caption", lambda units: encode_text_units(
+                  enc, texts, units, batch))]
     if p.clip.augment_views:
         train_images = training_images(data)
         seeds = view_seeds(train_images, p.clip.augment_views)
         view_paths = [data.root / img for img in train_images for _ in range(p.clip.augment_views)]
         # "skip": an unreadable image already failed (or was left out) in the plain pass
-        tables["views"] = (len(seeds), "view", lambda todo: encode_image_chunks(
-            enc, view_paths, todo, chunk, batch, "skip", seeds, workers=workers))
+        tables.append(Table("views", len(seeds), "view", lambda units: encode_image_units(
+            enc, view_paths, units, batch, "skip", seeds, workers=workers)))
     if shard.is_main:
         for stale in cache.parent.glob(f".{cache.name}.parts-*"):
-            if stale != parts_dir:
+            if stale != store.folder:
                 shutil.rmtree(stale)
-        parts_dir.mkdir(parents=True, exist_ok=True)
-        report_resumed(tables, chunk, parts_dir)
-    distributed.barrier(shard)  # the folder is ready, and no shard has saved a chunk yet
+        store.folder.mkdir(parents=True, exist_ok=True)
+        prepare_store(store, tables)
+    distributed.barrier(shard)  # only whole units are left, and no rank has saved one yet
+    shares = [store.plan(t.name, t.n, shard.world, max_unit)[shard.rank] for t in tables]
+    distributed.barrier(shard)  # every rank planned from the same units
     started = time.perf_counter()
-    for name, (n, unit, encode_chunks) in tables.items():
-        encode_missing(name, n, chunk, parts_dir, encode_chunks, unit, shard)
-    distributed.barrier(shard)  # every shard's chunks are saved
+    for table, units in zip(tables, shares):
+        encode_share(table, units, store, shard)
+    encoded = ", ".join(f"{sum(len(u) for u in units)} {t.name}" for t, units in zip(tables, shares))
+    if shard.world > 1:
+        print(f"rank {shard.rank} of {shard.world} encoded {encoded}", flush=True)
+    distributed.barrier(shard)  # every rank's units are saved
     seconds = time.perf_counter() - started
     summary = {"memes": n_memes, "unique_images": len(images), "unique_captions": len(texts),
                "encode_seconds": seconds}
     if not shard.is_main:
         return summary
-    rows = {name: load_table(name, n, chunk, parts_dir) for name, (n, _, _) in tables.items()}
+    rows = {t.name: store.assemble(t.name, t.n) for t in tables}
     splits, skipped = assemble(data, rows["images"], rows["captions"], images, texts,
                                rows.get("views"))
     features.write(cache, splits, attrs)
     write_bad_images_report(skipped)
-    shutil.rmtree(parts_dir)
+    shutil.rmtree(store.folder)
     print(f"wrote {cache}: {n_memes} memes encoded in {seconds:.1f}s "
           f"({n_memes / seconds:.1f} memes/s on {shard.world} x {enc.device}, "
           f"{p.clip.model}/{p.clip.pretrained})")
@@ -317,22 +279,23 @@ def extract_shard(p: params_module.Params, cache: Path, chunk_size: int,
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Cache frozen-CLIP features of every meme.")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE,
-                        help="images or captions per saved chunk, the unit an interrupted run "
-                             f"resumes from (default {CHUNK_SIZE}); does not change the features")
+    parser.add_argument("--max-unit", type=int, default=resume_store.MAX_UNIT,
+                        help="rows (images or captions) per saved unit of work at most, the "
+                             "finest an interrupted run resumes from (default "
+                             f"{resume_store.MAX_UNIT}); does not change the features")
     args = parser.parse_args(argv)
-    if args.chunk_size < 1:
-        raise InputError(f"--chunk-size must be a positive integer, got {args.chunk_size}")
+    if args.max_unit < 1:
+        raise InputError(f"--max-unit must be a positive integer, got {args.max_unit}")
     p = params_module.load(args.params)
     processes = distributed.local_processes(p.clip.device)
     if processes > 1:  # several GPUs and no launcher: one process per GPU, started here
-        distributed.spawn(processes, run_stage, partial(extract_main, p, args.chunk_size))
+        distributed.spawn(processes, run_stage, partial(extract_main, p, args.max_unit))
     else:
-        extract(p, chunk_size=args.chunk_size)
+        extract(p, max_unit=args.max_unit)
 
 
-def extract_main(p: params_module.Params, chunk_size: int, _argv=None) -> None:
-    extract(p, chunk_size=chunk_size)
+def extract_main(p: params_module.Params, max_unit: int, _argv=None) -> None:
+    extract(p, max_unit=max_unit)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def run_entry(stage, monkeypatch, capsys, *argv):
 
 
 def leftovers(workdir: Path) -> list[str]:
-    """Anything an aborted stage left in the output folders (resume chunks excepted)."""
+    """Anything an aborted stage left in the output folders (resume units excepted)."""
     found = []
     for folder in ("features", "models", "reports"):
         for path in (workdir / folder).rglob("*") if (workdir / folder).exists() else []:
@@ -263,7 +263,7 @@ def test_kill_9_mid_extraction_keeps_the_old_cache_and_resumes(memes, monkeypatc
     assert run_entry(extract, monkeypatch, capsys)[0] == 0
     previous = features.CACHE.read_bytes()
     write_params(Path.cwd(), memes, clip__batch_size=1)
-    process = subprocess.Popen([sys.executable, "-m", "stages.extract", "--chunk-size", "16"],
+    process = subprocess.Popen([sys.executable, "-m", "stages.extract", "--max-unit", "16"],
                                stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 120
@@ -273,7 +273,7 @@ def test_kill_9_mid_extraction_keeps_the_old_cache_and_resumes(memes, monkeypatc
     process.send_signal(signal.SIGKILL)  # no handler runs, nothing is cleaned up
     process.wait()
     assert features.CACHE.read_bytes() == previous
-    code, err, out = run_entry(extract, monkeypatch, capsys, "--chunk-size", "16")
+    code, err, out = run_entry(extract, monkeypatch, capsys, "--max-unit", "16")
     assert code == 0, err
     assert "resuming images" in out
     assert not list(Path("features").glob(".clip_features.h5.parts-*"))

@@ -148,13 +148,14 @@ def test_code_edits_rerun_only_the_stages_that_run_that_code(repo):
 @pytest.mark.parametrize("stage", ["extract", "train", "evaluate", "predict"])
 def test_each_stage_lists_the_modules_it_runs(stage):
     """dvc.yaml's code deps are what the stage imports: all of it for the head stages; for
-    extract, all but the params parser, the output helpers and the sharding, which decide no
-    feature."""
+    extract, all but the params parser, the output helpers, the sharding and the resume store,
+    which decide no feature."""
     imported = sh(f"{sys.executable} -c \"import sys, stages.{stage}; print(' '.join(sorted("
                   f"m for m in sys.modules if m.startswith('stages.'))))\"", ROOT).stdout.split()
     modules = {f"stages/{name.split('.')[1]}.py" for name in imported}
     if stage == "extract":
-        modules -= {"stages/params.py", "stages/outputs.py", "stages/distributed.py"}
+        modules -= {"stages/params.py", "stages/outputs.py", "stages/distributed.py",
+                    "stages/resume_store.py"}
     deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["deps"]
     assert {d for d in deps if d.endswith(".py")} == modules
 
@@ -219,9 +220,9 @@ def test_the_placed_dataset_can_be_dvc_added(tmp_path):
 
 def test_dvc_repro_after_kill_9_mid_extraction(tmp_path):
     ws = workspace(tmp_path / "ws", "--n 200", "--set clip.batch_size=1", "--set train.epochs=1")
-    dvc_yaml = ws / "dvc.yaml"  # small resume chunks, so that the kill falls between two
+    dvc_yaml = ws / "dvc.yaml"  # small resume units, so that the kill falls between two
     dvc_yaml.write_text(dvc_yaml.read_text().replace("cmd: python -m stages.extract\n",
-                                                     "cmd: python -m stages.extract --chunk-size 8\n"))
+                                                     "cmd: python -m stages.extract --max-unit 8\n"))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     dvc = subprocess.Popen(["dvc", "repro"], cwd=ws, env=env, start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import dataset, encoder, extract, feature_reader, features, params
+from stages import dataset, encoder, extract, feature_reader, features, params, resume_store
 from tests.conftest import params_dict
 
 
@@ -94,28 +94,30 @@ def test_each_unique_image_and_caption_is_encoded_once(challenge_set, tmp_path, 
 
 def test_interrupted_extraction_resumes_and_leaves_no_partial_cache(challenge_set, challenge_cache,
                                                                     tmp_path, monkeypatch, counting):
-    """Killed with clip.batch_size 8, resumed with 32: chunks are 128 images whatever the batch,
-    so the resumed cache equals an uninterrupted run's, row for row."""
+    """Killed with clip.batch_size 8, resumed with 32: saved units name their rows whatever the
+    batch, so the resumed cache equals an uninterrupted run's, row for row."""
     root, _ = challenge_set
     monkeypatch.chdir(tmp_path)
     real_encode = encoder.Encoder.encode_images  # the fixture's counting wrapper
+    n_images = len(dataset.unique_images(dataset.read(root)))
 
-    def crash_in_second_chunk(self, pixels):
-        if counting["images"] >= 130:
+    def crash_in_second_unit(self, pixels):
+        if counting["images"] >= n_images // 4 + 8:  # units are a quarter of the images here
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C or the job was preempted
         return real_encode(self, pixels)
 
-    monkeypatch.setattr(encoder.Encoder, "encode_images", crash_in_second_chunk)
+    monkeypatch.setattr(encoder.Encoder, "encode_images", crash_in_second_unit)
     with pytest.raises(KeyboardInterrupt):
-        extract.extract(extract_params(root, clip__batch_size=8), chunk_size=128)
+        extract.extract(extract_params(root, clip__batch_size=8))
     assert not features.CACHE.exists()
-    assert len(list(features.CACHE.parent.glob(".clip_features.h5.parts-*/images-*.npz"))) == 1
+    [parts] = features.CACHE.parent.glob(".clip_features.h5.parts-*")
+    saved = resume_store.Store(parts).finished("images", n_images)
+    assert len(saved) == 1 and saved[0].start == 0
 
     monkeypatch.setattr(encoder.Encoder, "encode_images", real_encode)
     before = counting["images"]
-    extract.extract(extract_params(root, clip__batch_size=32), chunk_size=128)
-    n_images = len(dataset.unique_images(dataset.read(root)))
-    assert counting["images"] - before == n_images - 128  # only the unfinished chunk again
+    extract.extract(extract_params(root, clip__batch_size=32))
+    assert counting["images"] - before == n_images - len(saved[0])  # only the unfinished rows
     assert not list(features.CACHE.parent.glob(".clip_features.h5.parts-*"))  # cleaned up
     resumed, _ = feature_reader.read(features.CACHE)
     uninterrupted, _ = feature_reader.read(challenge_cache)
@@ -124,29 +126,6 @@ def test_interrupted_extraction_resumes_and_leaves_no_partial_cache(challenge_se
         for key in ("image", "text"):
             np.testing.assert_allclose(getattr(resumed[name], key), getattr(uninterrupted[name], key),
                                        rtol=1e-5, atol=1e-6)
-
-
-def test_a_saved_chunk_of_the_wrong_length_is_encoded_again(tmp_path):
-    """Reuse needs exactly the rows a chunk's place calls for; a short one is never shifted in."""
-    rows = {"pooled": np.zeros((3, 2), np.float32), "proj": np.zeros((3, 1), np.float32),
-            "reason": np.array(["", "", ""])}
-    np.savez(extract.part_path(tmp_path, "images", 0), **rows)
-    encoded = []
-
-    def encode_chunks(todo):
-        for start in todo:
-            encoded.append(start)
-            n = min(4, 6 - start)
-            yield start, {"pooled": np.full((n, 2), start, np.float32),
-                          "proj": np.full((n, 1), start, np.float32), "reason": np.full(n, "")}
-
-    extract.encode_missing("images", 6, 4, tmp_path, encode_chunks, unit="img")
-    table = extract.load_table("images", 6, 4, tmp_path)
-    assert encoded == [0, 4]  # the 3-row chunk 0 was not taken for a 4-row one
-    assert table["pooled"][:, 0].tolist() == [0, 0, 0, 0, 4, 4]
-    extract.encode_missing("images", 6, 4, tmp_path, encode_chunks, unit="img")
-    again = extract.load_table("images", 6, 4, tmp_path)
-    assert encoded == [0, 4] and np.array_equal(again["pooled"], table["pooled"])  # both reused
 
 
 def test_a_failed_run_keeps_the_previous_cache(challenge_set, tmp_path, monkeypatch):
@@ -164,18 +143,18 @@ def test_a_failed_run_keeps_the_previous_cache(challenge_set, tmp_path, monkeypa
     assert features.CACHE.read_bytes() == before
 
 
-def test_skip_survives_a_chunk_of_only_bad_images(challenge_set, copy_of, tmp_path, monkeypatch):
-    """With chunks of 8 images, break all of the first chunk: its rows still have the right width."""
+def test_skip_survives_a_unit_of_only_bad_images(challenge_set, copy_of, tmp_path, monkeypatch):
+    """With units of 8 images, break all of the first unit: its rows still have the right width."""
     root = copy_of(challenge_set[0])
     monkeypatch.chdir(tmp_path)
     data = dataset.read(root)
-    first_chunk = dataset.unique_images(data)[:8]
-    for img in first_chunk:
+    first_unit = dataset.unique_images(data)[:8]
+    for img in first_unit:
         (root / img).write_bytes(b"")
-    extract.extract(extract_params(root, clip__batch_size=8, data__on_bad_image="skip"), chunk_size=8)
+    extract.extract(extract_params(root, clip__batch_size=8, data__on_bad_image="skip"), max_unit=8)
     cached, _ = feature_reader.read(features.CACHE)
     kept = sum(len(s) for s in cached.values())
-    dropped = sum(m.img in first_chunk for memes in data.splits.values() for m in memes)
+    dropped = sum(m.img in first_unit for memes in data.splits.values() for m in memes)
     assert kept == sum(len(m) for m in data.splits.values()) - dropped
     assert all(s.image.shape[1] == 96 for s in cached.values())
 
