@@ -3,26 +3,29 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import dvc_exp, extraction, fusion_sweep, head_training, reencoding
+from benchmarks import dvc_exp, extraction, fusion_sweep, gpu_check, head_training, reencoding
 from stages.params import resolve_device
 
 BENCHMARKS = {"head_training": head_training.main, "cached_vs_reencoding": reencoding.main,
               "extraction": extraction.main, "dvc_exp_run": dvc_exp.main,
               "fusion_sweep": fusion_sweep.main}
+CHECKS = {"gpu_check": gpu_check.main}  # run when named, never as part of "all"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"any of {', '.join(BENCHMARKS)} (default: all)")
+                        help=f"any of {', '.join([*BENCHMARKS, *CHECKS])} (default: all "
+                             "benchmarks)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     args = parser.parse_args()
-    unknown = set(args.names) - set(BENCHMARKS)
+    named = {**BENCHMARKS, **CHECKS}
+    unknown = set(args.names) - set(named)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     device = resolve_device(args.device)
     for name in args.names or BENCHMARKS:
-        BENCHMARKS[name](device)
+        named[name](device)
 
 
 if __name__ == "__main__":

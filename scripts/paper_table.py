@@ -292,12 +292,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a param for every cell, on top of the cell's own (repeatable)")
     parser.add_argument("--jobs", type=int, default=1, help="queue workers (default 1)")
+    parser.add_argument("--fusion", action="append", default=[], metavar="NAME",
+                        help="only the cells of this fusion (repeatable; default: every cell)")
     args = parser.parse_args(argv)
     overrides = parse_set(args.set)
     if "extract" in json.loads(dvc("status", "--json") or "{}"):
         raise SystemExit("the feature cache is not up to date: run `dvc repro` and commit first, "
                          "so that every cell reuses it instead of extracting again")
-    cells = [with_overrides(cell, overrides) for cell in load_cells()]
+    cells = [with_overrides(cell, overrides) for cell in load_cells()
+             if not args.fusion or cell["params"]["fusion"] in args.fusion]
     found = experiments(json.loads(dvc("exp", "show", "--json")))
     available, where = free_memory()
     todo = []
