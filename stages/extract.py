@@ -176,6 +176,7 @@ def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: l
             labels=np.array([m.label for m in kept], dtype=np.int8),
             image=image_rows["pooled"][img_rows], text=text_rows["pooled"][txt_rows],
             image_proj=image_rows["proj"][img_rows], text_proj=text_rows["proj"][txt_rows],
+            captions=[m.text for m in kept],
         )
         if name == dataset.TRAIN_SPLIT and view_rows is not None:
             attach_views(splits[name], kept, view_rows, training_images(data))

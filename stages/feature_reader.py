@@ -43,6 +43,7 @@ def read(path: str | Path, splits: list[str] | None = None, features: str = "poo
                 image=group[image_key][()],
                 text=group[text_key][()],
                 image_views=group[views_key][()] if views and views_key in group else None,
+                captions=list(group["captions"].asstr()[()]) if "captions" in group else None,
             )
             check_finite(split, name, ("image", "text", "image_views"), str(path))
             loaded[name] = split

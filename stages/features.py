@@ -1,6 +1,6 @@
 """The feature cache's format and its writer: one HDF5 file, one group per split.
 
-Each group holds `ids` (UTF-8, jsonl order), `labels` (int8, -1 where unlabeled), `image` and
+Each group holds `ids` (UTF-8, jsonl order), `captions` (the memes' text, UTF-8), `labels` (int8, -1 where unlabeled), `image` and
 `text` (pooled, pre-projection: the paper's features), `image_proj` and `text_proj` (CLIP's
 embedding space). With clip.augment_views > 0 the training split also holds `image_views` and
 `image_proj_views`, (N, views, D): augmented views of each meme's image, for training only. File attributes name the encoder settings and the data the features were
@@ -43,6 +43,7 @@ class SplitFeatures:
     text_proj: np.ndarray | None = None
     image_views: np.ndarray | None = None  # (N, views, D): training split, augment_views > 0
     image_proj_views: np.ndarray | None = None
+    captions: list[str] | None = None  # the memes' text, for pictures made without the data
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -75,6 +76,9 @@ def write(path: str | Path, splits: dict[str, SplitFeatures], attrs: dict) -> No
             for name, split in splits.items():
                 group = f.create_group(name)
                 group.create_dataset("ids", data=split.ids, dtype=h5py.string_dtype("utf-8"))
+                if split.captions is not None:
+                    group.create_dataset("captions", data=split.captions,
+                                         dtype=h5py.string_dtype("utf-8"))
                 group.create_dataset("labels", data=split.labels.astype(np.int8))
                 for key in ("image", "text", "image_proj", "text_proj", *VIEW_KEYS):
                     if getattr(split, key) is not None:

@@ -153,15 +153,22 @@ class HateClipper(nn.Module):
         return F.normalize(x, dim=-1)
 
     def run(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features (runs, N, image_dim), (runs, N, text_dim) -> (embedding, logits (runs, N)).
+        """Features (runs, N, image_dim), (runs, N, text_dim) -> (embedding, logits (runs, N))."""
+        layers = self.layers()
+        return self.classify(self.fuse(image, text, layers), layers)
+
+    def fuse(self, image: torch.Tensor, text: torch.Tensor, layers: dict) -> torch.Tensor:
+        """The fused vectors (runs, N, fused_dim): for `cross` the flattened FIM."""
+        return fuse(self.config.fusion, self.project(image, layers["image"]),
+                    self.project(text, layers["text"]))
+
+    def classify(self, fused: torch.Tensor, layers: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused vectors -> (embedding, logits): fusion dropout, pre-output layers, output.
 
         The embedding is the space RGCL retrieves in: as in RGCL's code, the last pre-output
         layer's output before its ReLU and dropout (the fused vector without pre-output layers).
         """
-        layers = self.layers()
-        embedding = fuse(self.config.fusion, self.project(image, layers["image"]),
-                         self.project(text, layers["text"]))
-        x = self.fusion_dropout(embedding)
+        embedding, x = fused, self.fusion_dropout(fused)
         for weight, bias in layers["pre_output"]:
             embedding = torch.baddbmm(bias, x, weight)
             x = self.pre_output_dropout(F.relu(embedding))

@@ -75,6 +75,14 @@ class RetrievalParams:
 
 
 @dataclass(frozen=True)
+class InterpretParams:
+    clusters: int  # K-means clusters of the hateful memes' trigger vectors (15 in the paper)
+    direction_quantiles: tuple[float, float]  # D's negative / positive cut-offs (0.2, 0.8)
+    meme_quantiles: tuple[float, float]  # each meme's FIM's negative / positive cut-offs (0.1, 0.9)
+    pictures: bool  # contact sheets of each cluster's memes
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     clip: ClipParams
@@ -83,6 +91,7 @@ class Params:
     retrieval: RetrievalParams
     head: HeadParams
     train: TrainParams
+    interpret: InterpretParams
 
 
 def resolve_device(device: str) -> torch.device:
@@ -142,9 +151,15 @@ def parse(raw, source: str = "params.yaml") -> Params:
         loss=reader.choice("train.loss", LOSSES),
         rgcl_weight=reader.unit_float("train.rgcl_weight"),
     )
+    interpret = InterpretParams(
+        clusters=reader.positive_int("interpret.clusters"),
+        direction_quantiles=reader.quantile_pair("interpret.direction_quantiles"),
+        meme_quantiles=reader.quantile_pair("interpret.meme_quantiles"),
+        pictures=reader.boolean("interpret.pictures"),
+    )
     params = Params(data, clip, reader.choice("fusion", FUSIONS),
                     reader.choice("classifier", CLASSIFIERS),
-                    RetrievalParams(k=reader.positive_int("retrieval.k")), head, train)
+                    RetrievalParams(k=reader.positive_int("retrieval.k")), head, train, interpret)
     reader.reject_unknown(params)
     return params
 
@@ -211,6 +226,22 @@ class _Reader:
 
     def unit_float(self, key: str) -> float:
         return self._float(key, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+
+    def boolean(self, key: str) -> bool:
+        value = self._get(key)
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false", value)
+        return value
+
+    def quantile_pair(self, key: str) -> tuple[float, float]:
+        """[low, high] with 0 <= low < high <= 1."""
+        value = self._get(key)
+        expected = "two quantiles [low, high] with 0 <= low < high <= 1"
+        if (not isinstance(value, list) or len(value) != 2
+                or any(isinstance(q, bool) or not isinstance(q, (int, float)) for q in value)
+                or not 0 <= value[0] < value[1] <= 1):
+            raise self._fail(key, expected, value)
+        return float(value[0]), float(value[1])
 
     def drop_probs(self, key: str) -> tuple[float, float, float]:
         value = self._get(key)

@@ -1,12 +1,18 @@
 """Synthetic hateful-meme sets in the real on-disk layout, for tests and the demo.
 
-    python -m stages.synthetic OUT_DIR [--n 600] [--layout kaggle|challenge] [--seed 0]
+    python -m stages.synthetic OUT_DIR [--n 600] [--layout kaggle|challenge] [--seed 0] [--concepts K]
 
 The label is an interaction of the two modalities, as in the real set's benign confounders:
 each meme pairs a base picture (a "day" or "night" scene) with a caption from one of two word
 families, and the meme is hateful exactly when the picture's scene and the caption's family
 disagree (label = scene XOR family). The same caption flips with another picture and the same
 picture flips with another caption, so neither modality alone predicts the label.
+
+With `concepts` K (2 to 4) there are K scenes and K word families instead, and a meme is
+hateful exactly when they match: K hateful concepts, each a (scene, family) pair, expressed
+half in the picture and half in the caption (what the paper's Sec. 5 clusters recover). Half
+the memes are drawn matching, so about half are hateful; each scene and each family alone is
+as often hateful as not.
 
 Like the real set: jsonl splits plus img/NNNNN.png (five-digit zero-padded names while ids are
 plain ints), the caption rendered onto the picture, a few RGBA / palette / grayscale PNGs and
@@ -24,11 +30,15 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-# Two word families; the caption's family is its half of the label interaction.
+# Word families; the caption's family is its half of the label interaction (two by default).
 FAMILIES = (
     ("sunflowers", "picnic", "kites", "lemonade", "puppies", "bicycles", "beaches", "gardens"),
     ("thunder", "ghosts", "lanterns", "owls", "fog", "shadows", "storms", "candles"),
+    ("engines", "rockets", "tractors", "trains", "cranes", "drills", "boilers", "pistons"),
+    ("oceans", "whales", "corals", "dolphins", "tides", "harbors", "sailors", "islands"),
 )
+# Scene tints after day (light) and night (dark): red and green, for sets of 3 or 4 concepts.
+EXTRA_SCENE_TINTS = ((200, 40, 40), (40, 170, 60))
 SUBJECTS = ("my neighbours", "these people", "everyone here", "the new guys", "they", "you")
 TEMPLATES = (
     "when {s} bring {w} and {v}",
@@ -58,10 +68,10 @@ def split_names(layout: str) -> dict[str, bool]:
             "test_unseen": False}
 
 
-def caption_pool(rng: random.Random, per_family: int) -> list[tuple[str, int]]:
+def caption_pool(rng: random.Random, per_family: int, families: int = 2) -> list[tuple[str, int]]:
     pool = set()
-    while len(pool) < 2 * per_family:
-        family = len(pool) % 2
+    while len(pool) < families * per_family:
+        family = len(pool) % families
         w, v = rng.sample(FAMILIES[family], 2)
         text = rng.choice(TEMPLATES).format(s=rng.choice(SUBJECTS), w=w, v=v)
         pool.add((text + rng.choice(UNICODE_TAILS), family))
@@ -69,15 +79,19 @@ def caption_pool(rng: random.Random, per_family: int) -> list[tuple[str, int]]:
 
 
 def draw_picture(rng: random.Random, scene: int) -> Image.Image:
-    """A base picture: day scenes are light with horizontal bands, night dark with vertical."""
+    """A base picture: day scenes are light with horizontal bands, night dark with vertical;
+    scenes 2 and 3 are red with horizontal and green with vertical bands."""
     width, height = rng.randint(160, 260), rng.randint(140, 240)
-    base = rng.randint(170, 235) if scene == 0 else rng.randint(15, 70)
-    tint = [max(0, min(255, base + rng.randint(-25, 25))) for _ in range(3)]
+    if scene < 2:
+        base = rng.randint(170, 235) if scene == 0 else rng.randint(15, 70)
+        tint = [max(0, min(255, base + rng.randint(-25, 25))) for _ in range(3)]
+    else:
+        tint = [max(0, min(255, c + rng.randint(-25, 25))) for c in EXTRA_SCENE_TINTS[scene - 2]]
     image = Image.new("RGB", (width, height), tuple(tint))
     draw = ImageDraw.Draw(image)
     stripe = tuple(max(0, min(255, c + (-40 if scene == 0 else 40))) for c in tint)
     for offset in range(0, max(width, height), 16):
-        box = (0, offset, width, offset + 6) if scene == 0 else (offset, 0, offset + 6, height)
+        box = (0, offset, width, offset + 6) if scene % 2 == 0 else (offset, 0, offset + 6, height)
         draw.rectangle(box, fill=stripe)
     for _ in range(rng.randint(1, 4)):  # nuisance shapes, unrelated to the label
         x, y, r = rng.randrange(width), rng.randrange(height), rng.randint(8, 30)
@@ -123,30 +137,39 @@ def save_image(image: Image.Image, path: Path, index: int) -> None:
         image.save(path, format="PNG")
 
 
-def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: int = 0
-             ) -> dict[str, list[SyntheticMeme]]:
-    """Write a synthetic set to out_dir and return its memes (with the hidden factors) by split."""
+def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: int = 0,
+             concepts: int = 0) -> dict[str, list[SyntheticMeme]]:
+    """Write a synthetic set to out_dir and return its memes (with the hidden factors) by split.
+    concepts 0: label = scene XOR family; K in 2-4: label = (scene == family), K concepts."""
     if layout not in ("kaggle", "challenge"):
         raise ValueError(f"layout must be kaggle or challenge, got {layout!r}")
     if n < 40:
         raise ValueError("n must be at least 40 so every split gets memes")
+    if concepts and not 2 <= concepts <= len(FAMILIES):
+        raise ValueError(f"concepts must be 0 or 2 to {len(FAMILIES)}, got {concepts}")
     rng = random.Random(seed)
     out = Path(out_dir)
     (out / "img").mkdir(parents=True, exist_ok=True)
-    captions = caption_pool(rng, per_family=max(4, n // 12))
-    pictures = [rng.randrange(2) for _ in range(max(4, n // 3))]  # scene of each base picture
+    families = concepts or 2
+    captions = caption_pool(rng, per_family=max(4, n // 12), families=families)
+    pictures = [rng.randrange(families) for _ in range(max(4, n // 3))]  # each picture's scene
     picture_images: dict[int, Image.Image] = {}
     ids = rng.sample(range(100, 99999), n)  # ids below 10000 get zero-padded file names
     memes = []
     for index, meme_id in enumerate(ids):
         picture = rng.randrange(len(pictures))
-        text, family = rng.choice(captions)
         scene = pictures[picture]
+        if concepts:  # half matching (hateful), half another family
+            matching = rng.random() < 0.5
+            text, family = rng.choice([c for c in captions if (c[1] == scene) == matching])
+        else:
+            text, family = rng.choice(captions)
         if picture not in picture_images:
             picture_images[picture] = draw_picture(rng, scene)
         img = f"img/{meme_id:05d}.png"
         save_image(render_meme(picture_images[picture], text), out / img, index)
-        memes.append(SyntheticMeme(meme_id, img, text, scene ^ family, picture, scene, family))
+        label = int(scene == family) if concepts else scene ^ family
+        memes.append(SyntheticMeme(meme_id, img, text, label, picture, scene, family))
     splits = assign_splits(memes, layout, rng)
     write_splits(out, splits, split_names(layout))
     return splits
@@ -183,8 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=600, help="number of memes (default 600)")
     parser.add_argument("--layout", choices=("kaggle", "challenge"), default="kaggle")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--concepts", type=int, default=0,
+                        help="K hateful (scene, caption family) concepts, 2-4 (default: XOR of two)")
     args = parser.parse_args(argv)
-    splits = generate(args.out_dir, args.n, args.layout, args.seed)
+    splits = generate(args.out_dir, args.n, args.layout, args.seed, args.concepts)
     sizes = ", ".join(f"{name} {len(memes)}" for name, memes in splits.items())
     print(f"wrote a synthetic {args.layout} set to {args.out_dir}: {sizes} (not real data)")
 

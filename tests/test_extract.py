@@ -32,6 +32,7 @@ def test_all_splits_in_jsonl_order(challenge_set, challenge_cache):
         lines = [json.loads(l) for l in (root / f"{name}.jsonl").read_text().splitlines()]
         assert cached[name].ids == [str(l["id"]) for l in lines]
         assert cached[name].labels.tolist() == [l.get("label", -1) for l in lines]
+        assert cached[name].captions == [l["text"] for l in lines]
     assert attrs["model"] == "tiny" and attrs["pretrained"] == "none"
     assert attrs["data_fingerprint"] == dataset.fingerprint(dataset.read(root))
 

@@ -1,0 +1,149 @@
+"""Stage 5, interpret: the paper's Section 5, clusters of hateful memes by the FIM positions
+that drive them to the hateful class.
+
+    python -m stages.interpret      (reads params.yaml: interpret.*, train.seed)
+
+For the trained head (run 0 when train.runs > 1) every hateful training meme gets a trigger
+vector (`triggers`), and K-means (scikit-learn, seeded by train.seed) clusters all of them.
+Writes, under reports/interpret/:
+- clusters.csv: id, cluster, triggered / positive / negative positions, per hateful meme;
+- triggers.npz: the trigger vectors, a CSR matrix in scipy's `save_npz` format (numpy reads
+  its `data`, `indices`, `indptr`, `shape`), rows in clusters.csv's order, columns the fused
+  vector's entries (for `cross` image position i x map_dim + text position j);
+- summary.json: per cluster its size and most frequent triggered FIM positions, with sign;
+- positions.png: each cluster's mean trigger vector on the FIM;
+- sheets/cluster_NN.png (interpret.pictures): the memes nearest each cluster's centre.
+For fusions without a FIM the stage writes a summary.json that says so, and nothing else.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse
+from sklearn.cluster import KMeans
+
+from stages import dataset, head as head_module, params as params_module, plotting, triggers
+from stages.dataset import TRAIN_SPLIT
+from stages.features import SplitFeatures
+from stages.outputs import InputError, atomic_dir, run_stage, write_csv, write_json
+
+REPORT = Path("reports/interpret")
+SHEET_SIZE = 30  # memes per contact sheet: the nearest to the cluster's centre
+TOP_POSITIONS = 10  # per cluster in summary.json
+RUN = 0  # the head interpreted when train.runs > 1
+
+
+def cluster(vectors: scipy.sparse.csr_matrix, clusters: int, seed: int) -> KMeans:
+    return KMeans(n_clusters=min(clusters, vectors.shape[0]), random_state=seed,
+                  n_init=10).fit(vectors.astype(np.float32))
+
+
+def top_positions(vectors: scipy.sparse.csr_matrix, positions: np.ndarray) -> list[dict]:
+    """The FIM positions a cluster's memes trigger most often, with sign and share of memes."""
+    positive = np.asarray((vectors > 0).sum(axis=0)).ravel()
+    negative = np.asarray((vectors < 0).sum(axis=0)).ravel()
+    counts = np.maximum(positive, negative)
+    order = np.argsort(-counts, kind="stable")[:TOP_POSITIONS]
+    return [{"image": int(positions[c, 0]), "text": int(positions[c, 1]),
+             "sign": "+" if positive[c] >= negative[c] else "-",
+             "share": round(float(counts[c]) / vectors.shape[0], 4)}
+            for c in order if counts[c] > 0]
+
+
+def image_paths(p: params_module.Params, ids: list[str]) -> tuple[list[Path | None], str]:
+    """Each meme's image file from the data folder, or None for all with a note when the
+    folder is absent (a cache copied elsewhere)."""
+    root = Path(p.data.dir)
+    if not root.is_dir():
+        return [None] * len(ids), f"{root} not found: sheets list ids and captions instead of images"
+    data = dataset.read(root)
+    files = {m.id: data.image_path(m) for m in data.splits[TRAIN_SPLIT]}
+    return [files[i] for i in ids], ""
+
+
+def write_pictures(folder: Path, p, split: SplitFeatures, rows: np.ndarray, model: KMeans,
+                   distances: np.ndarray) -> str:
+    ids = [split.ids[r] for r in rows]
+    paths, note = image_paths(p, ids)
+    captions = split.captions or [""] * len(split.ids)
+    for c in range(model.n_clusters):
+        members = np.flatnonzero(model.labels_ == c)
+        nearest = members[np.argsort(distances[members, c], kind="stable")[:SHEET_SIZE]]
+        plotting.contact_sheet(
+            folder / "sheets" / f"cluster_{c:02d}.png",
+            [(ids[k], paths[k], captions[rows[k]]) for k in nearest],
+            f"cluster {c}: {len(members)} hateful training memes, the {len(nearest)} nearest its "
+            "centre" + (f" ({note})" if note else ""))
+    return note
+
+
+def interpret(p: params_module.Params, head: head_module.HateClipper, split: SplitFeatures,
+              folder: Path) -> dict:
+    fusion, map_dim = head.config.fusion, head.config.map_dim
+    rows = np.flatnonzero(split.labels == 1)
+    if len(rows) < 2:
+        raise InputError(f"interpret needs at least 2 hateful training memes, the cache has {len(rows)}")
+    quantiles = triggers.Quantiles(p.interpret.direction_quantiles, p.interpret.meme_quantiles)
+    d = triggers.direction(head, RUN)
+    vectors = triggers.trigger_vectors(
+        d, triggers.fused_vectors(head, split.image[rows], split.text[rows], RUN), quantiles)
+    model = cluster(vectors, p.interpret.clusters, p.train.seed)
+    positions = triggers.fim_positions(fusion, map_dim)
+    write_csv(folder / "clusters.csv", pd.DataFrame({
+        "id": [split.ids[r] for r in rows], "cluster": model.labels_,
+        "triggered": np.diff(vectors.indptr),
+        "positive": np.asarray((vectors > 0).sum(axis=1)).ravel(),
+        "negative": np.asarray((vectors < 0).sum(axis=1)).ravel()}))
+    scipy.sparse.save_npz(folder / "triggers.npz", vectors)
+    members = [np.flatnonzero(model.labels_ == c) for c in range(model.n_clusters)]
+    plotting.heatmaps(
+        folder / "positions.png",
+        {f"cluster {c} ({len(m)})": triggers.as_fim(np.asarray(vectors[m].mean(axis=0)).ravel(),
+                                                     fusion, map_dim)
+         for c, m in enumerate(members)},
+        f"mean trigger vector per cluster on the FIM ({fusion}, map_dim {map_dim}; red: "
+        "positive, blue: negative)", "text position", "image position")
+    note = ""
+    if p.interpret.pictures:
+        note = write_pictures(folder, p, split, rows, model, model.transform(vectors.astype(np.float32)))
+    return {
+        "applies": True, "fusion": fusion, "map_dim": map_dim, "run": RUN,
+        "runs": head.config.runs, "hateful_memes": int(len(rows)), "clusters": model.n_clusters,
+        "quantiles": {"direction": list(quantiles.direction), "meme": list(quantiles.meme)},
+        "columns": "fused-vector entries: cross i * map_dim + j (image i, text j); align (i, i); "
+                   "cross_nd the off-diagonal (i, j) in row-major order",
+        "pictures": note or ("sheets/cluster_NN.png" if p.interpret.pictures else "off"),
+        "per_cluster": [{"cluster": c, "size": int(len(m)),
+                         "top_positions": top_positions(vectors[m], positions)}
+                        for c, m in enumerate(members)],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Cluster hateful memes by their FIM triggers.")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    p = params_module.load(args.params)
+    head, _, splits = head_module.load_checked(p, [TRAIN_SPLIT])
+    with atomic_dir(REPORT) as folder:
+        if head.config.fusion not in triggers.FIM_FUSIONS:
+            summary = {"applies": False, "fusion": head.config.fusion,
+                       "reason": f"fusion {head.config.fusion} has no feature interaction matrix; "
+                                 f"interpret applies to {', '.join(triggers.FIM_FUSIONS)}"}
+        else:
+            summary = interpret(p, head, splits[TRAIN_SPLIT], folder)
+        write_json(folder / "summary.json", summary)
+    if not summary["applies"]:
+        print(f"interpret: {summary['reason']}; wrote {REPORT}/summary.json")
+        return
+    sizes = ", ".join(str(c["size"]) for c in summary["per_cluster"])
+    print(f"interpret: {summary['hateful_memes']} hateful training memes in {summary['clusters']} "
+          f"clusters ({sizes}) by run {RUN}'s trigger vectors"
+          + (f" of {head.config.runs} runs" if head.config.runs > 1 else "") + f"; wrote {REPORT}/")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,113 @@
+"""Static pictures (PNG) that need no network: curves, confusion matrices, contact sheets,
+heatmaps. DVC's own plots render with Vega from a CDN; these show in `dvc plots show` offline,
+and in any image viewer.
+
+Every figure is written atomically (as every output) and closed at once: the stages make many.
+"""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: files only
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from stages.outputs import atomic_path  # noqa: E402
+
+DPI = 110
+
+
+def save(figure, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(figure)
+
+
+def curves(path: str | Path, series: dict[str, tuple[np.ndarray, np.ndarray]], xlabel: str,
+           ylabel: str, title: str, chance: bool = False) -> None:
+    """One line per split (label -> (x, y)), on one unit square; `chance`: the diagonal."""
+    figure, axes = plt.subplots(figsize=(5, 5))
+    for label, (x, y) in series.items():
+        axes.plot(x, y, label=label, linewidth=1.5)
+    if chance:
+        axes.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
+    axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=xlabel, ylabel=ylabel, title=title)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right" if chance else "lower left", fontsize=8)
+    save(figure, path)
+
+
+def confusion(path: str | Path, matrices: dict[str, np.ndarray], title: str) -> None:
+    """A 2x2 count matrix (actual x predicted) per split, side by side."""
+    figure, axes = plt.subplots(1, len(matrices), figsize=(3.2 * len(matrices), 3.2), squeeze=False)
+    for ax, (split, matrix) in zip(axes[0], matrices.items()):
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), count in np.ndenumerate(matrix):
+            ax.text(j, i, str(count), ha="center", va="center",
+                    color="white" if count > matrix.max() / 2 else "black")
+        ax.set(xticks=[0, 1], yticks=[0, 1], xlabel="predicted", ylabel="actual", title=split)
+    figure.suptitle(title)
+    save(figure, path)
+
+
+def training_curves(path: str | Path, table, dev_split: str) -> None:
+    """Train loss and dev AUROC per epoch, each the mean over runs with a band of one std."""
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, key, label in ((axes[0], "train_loss", "train loss"),
+                           (axes[1], "dev_auroc", f"{dev_split} AUROC")):
+        mean, std = table[key].to_numpy(), table[f"{key}_std"].to_numpy()
+        ax.plot(table["epoch"], mean, marker=".")
+        ax.fill_between(table["epoch"], mean - std, mean + std, alpha=0.25)
+        ax.set(xlabel="epoch", ylabel=label, title=label)
+        ax.grid(alpha=0.3)
+    save(figure, path)
+
+
+def contact_sheet(path: str | Path, memes: list[tuple[str, Path | None, str]], title: str,
+                  columns: int = 6) -> None:
+    """Thumbnails with their id and the caption's first words; a meme without an image file
+    (the data folder is elsewhere) shows its id and caption as text."""
+    rows = max(1, -(-len(memes) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (meme_id, image, caption) in zip(axes.flat, memes):
+        words = textwrap.shorten(caption, 40, placeholder="...")
+        if image is not None:
+            with Image.open(image) as picture:
+                picture.thumbnail((200, 200))
+                ax.imshow(picture.convert("RGB"))
+            ax.set_title(f"{meme_id}\n{words}", fontsize=6)
+        else:
+            ax.text(0.5, 0.5, f"{meme_id}\n\n" + textwrap.fill(caption, 28), ha="center",
+                    va="center", fontsize=6, wrap=True)
+    figure.suptitle(title, fontsize=9)
+    save(figure, path)
+
+
+def heatmaps(path: str | Path, maps: dict[str, np.ndarray], title: str, xlabel: str,
+             ylabel: str) -> None:
+    """One signed heatmap per entry (title -> 2-D array) on a shared symmetric colour scale."""
+    columns = min(5, len(maps))
+    rows = -(-len(maps) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.6 * rows), squeeze=False)
+    scale = max(float(np.abs(m).max()) for m in maps.values()) or 1.0
+    image = None
+    for ax in axes.flat:
+        ax.axis("off")
+    for k, (ax, (name, values)) in enumerate(zip(axes.flat, maps.items())):
+        image = ax.imshow(values, cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=7)
+        if k % columns == 0:  # one y label per row
+            ax.set_ylabel(ylabel, fontsize=7)
+        ax.axis("on")
+        ax.tick_params(labelsize=6)
+    figure.colorbar(image, ax=axes, shrink=0.6)
+    figure.suptitle(title, fontsize=9)
+    save(figure, path)
