@@ -19,7 +19,7 @@ step "Making a scratch DVC workspace in demo/ with 1000 synthetic memes (tracked
 python scripts/workspace.py demo --n 1000
 cd demo
 
-step "dvc repro: extract (frozen encoder, once) -> train -> evaluate -> predict"
+step "dvc repro: extract (frozen encoder, once) -> train -> evaluate -> predict -> interpret"
 dvc repro
 git add -A && git commit -qm "demo: first run (fusion=cross)"
 
@@ -45,9 +45,15 @@ dvc exp show --only-changed
 
 step "dvc plots show: ROC, precision-recall, confusion and training curves"
 dvc plots show -o plots_html
+
+step "The pictures this run made (PNG: they need no network)"
+find reports -name '*.png' | sort | sed 's|^|  demo/|'
 cat <<DONE
 
-Done. Open demo/plots_html/index.html for the plots; run more experiments with, from demo/:
+Done. Open demo/plots_html/index.html for the plots: the pictures in it show offline, the
+interactive Vega plots load their library from a CDN. reports/interpret/ holds the paper's
+Sec. 5 clusters of the hateful memes (sheets/ are contact sheets of memes). Run more
+experiments with, from demo/:
   dvc exp run -S fusion=cross_nd -S head.map_dim=64
   dvc exp show --only-changed
 Remember: random encoder, synthetic memes. See README.md for the real dataset and weights.

@@ -7,7 +7,8 @@ Writes reports/metrics.json (DVC metrics): per split, `auroc` is the mean over r
 over the split's memes of that mean) and `ensemble_auroc` (AUROC of the runs' mean
 probability); every other metric is a mean over runs. Each run's threshold with the best dev
 accuracy gives `dev_threshold` and `accuracy_at_dev_threshold`. ROC, precision-recall and
-confusion data of the runs' ensemble go under reports/plots/ (DVC plots).
+confusion data of the runs' ensemble go under reports/plots/ (DVC plots), and as static
+pictures in reports/plots/images/ (roc.png, precision_recall.png, confusion.png).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics
 
-from stages import features, head as head_module, params as params_module, retrieval, scoring
+from stages import features, head as head_module, params as params_module, plotting, retrieval, scoring
 from stages.dataset import TRAIN_SPLIT
 from stages.outputs import InputError, atomic_dir, run_stage, write_csv, write_json
 
@@ -72,6 +73,21 @@ def write_curves(plots: Path, name: str, labels: np.ndarray, probs: np.ndarray) 
               pd.DataFrame({"actual": labels, "predicted": (probs >= scoring.THRESHOLD).astype(int)}))
 
 
+def write_figures(folder: Path, labels: dict[str, np.ndarray], probs: dict[str, np.ndarray]) -> None:
+    """The same curves as static pictures, every split in one figure: they need no network."""
+    roc = {name: roc_points(labels[name], p) for name, p in probs.items()}
+    pr = {name: pr_points(labels[name], p) for name, p in probs.items()}
+    plotting.curves(folder / "roc.png", {n: (c["fpr"], c["tpr"]) for n, c in roc.items()},
+                    "false positive rate", "true positive rate", "ROC (runs' ensemble)", chance=True)
+    plotting.curves(folder / "precision_recall.png",
+                    {n: (c["recall"], c["precision"]) for n, c in pr.items()},
+                    "recall", "precision", "Precision-recall (runs' ensemble)")
+    plotting.confusion(folder / "confusion.png",
+                       {name: metrics.confusion_matrix(labels[name], (p >= scoring.THRESHOLD).astype(int),
+                                                       labels=[0, 1]) for name, p in probs.items()},
+                       f"Confusion (prob_hate >= {scoring.THRESHOLD})")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Evaluate the trained head.")
     parser.add_argument("--params", default="params.yaml")
@@ -91,13 +107,15 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_dir(PLOTS) as plots:
         for name, split in labeled.items():
             write_curves(plots, name, split.labels, probs[name].mean(axis=0))
+        write_figures(plots / "images", {name: s.labels for name, s in labeled.items()},
+                      {name: run_probs.mean(axis=0) for name, run_probs in probs.items()})
     for name, m in results.items():
         print(f"{name:12s} n={m['n']:5d}  AUROC {m['auroc']:.4f} ± {m['auroc_std']:.4f} "
               f"[{m['auroc_ci_low']:.4f}, {m['auroc_ci_high']:.4f}]  ensemble "
               f"{m['ensemble_auroc']:.4f}  acc {m['accuracy']:.4f}  F1 {m['f1']:.4f}")
     write_json(METRICS, results)  # one entry per split, nothing else, for dvc and scripts alike
     print(f"wrote {METRICS} ({len(thresholds)} run(s); AUROC mean ± std over runs, 95% bootstrap "
-          f"interval) and the ensemble's curves under {PLOTS}/")
+          f"interval) and the ensemble's curves under {PLOTS}/ (pictures in {PLOTS}/images/)")
 
 
 if __name__ == "__main__":

@@ -17,12 +17,13 @@ import pandas as pd
 import torch
 
 from stages import (feature_reader, features, head as head_module, losses, params as params_module,
-                    retrieval, scoring)
+                    plotting, retrieval, scoring)
 from stages.dataset import TRAIN_SPLIT
 from stages.head import predict_probs
 from stages.outputs import InputError, run_stage, write_csv, write_json
 
 CURVES = Path("reports/training_curves.csv")
+CURVES_PICTURE = CURVES.with_suffix(".png")
 TRAIN_SUMMARY = Path("reports/train.json")
 
 
@@ -199,7 +200,9 @@ def main(argv: list[str] | None = None) -> None:
         "best_epochs": epochs.tolist(),
     })
     write_index(head, splits[TRAIN_SPLIT], attrs["fingerprint"])
-    write_csv(CURVES, curves(history))
+    table = curves(history)
+    write_csv(CURVES, table)
+    plotting.training_curves(CURVES_PICTURE, table, p.data.dev_split)
     write_json(TRAIN_SUMMARY, {
         "runs": p.train.runs, "epochs_run": len(history),
         "best_epoch": float(epochs.mean()),  # mean over runs

@@ -5,6 +5,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,7 +74,13 @@ def test_metrics_and_plots_need_no_flags(repo):
     shown = sh("dvc metrics show --json", repo).stdout
     assert "dev_seen" in shown and "best_dev_auroc" in shown
     sh("dvc plots show -o plots_html", repo)
-    assert (repo / "plots_html/index.html").is_file()
+    page = (repo / "plots_html/index.html").read_text()
+    # the static pictures: local files beside the page, shown without a network
+    pictures = re.findall(r'<img src="(static/[^"]+)"', page)
+    assert sorted(Path(p).name.split("reports_")[-1] for p in pictures) == [
+        "plots_images_confusion.png", "plots_images_precision_recall.png",
+        "plots_images_roc.png", "training_curves.png"]
+    assert all((repo / "plots_html" / p).stat().st_size > 0 for p in pictures)
 
 
 def test_head_only_experiment_skips_extract(repo):
@@ -110,15 +117,18 @@ def test_what_reruns_after_a_param_change(repo):
                                            ("clip.augment_views", "2", True),
                                            ("train.loss", "rgcl", False),
                                            ("classifier", "retrieval", False),
-                                           ("retrieval.k", "5", False)]:
+                                           ("retrieval.k", "5", False),
+                                           ("interpret.clusters", "4", False)]:
             params.write_text(original)
             set_param(params, key, value)
             dry = sh("dvc repro --dry", repo).stdout
             assert ("Running stage 'extract'" in dry) == reruns_extract, key
-            skips_train = key in ("clip.batch_size", "clip.device", "classifier", "retrieval.k")
+            skips_train = key in ("clip.batch_size", "clip.device", "classifier", "retrieval.k",
+                                  "interpret.clusters")
             assert ("Running stage 'train'" in dry) == (not skips_train), key
             if skips_train:  # (a dry run cannot know that a new head reruns evaluate)
                 assert ("Running stage 'evaluate'" in dry) == (key in ("classifier", "retrieval.k")), key
+                assert ("Running stage 'interpret'" in dry) == (key == "interpret.clusters"), key
     finally:
         params.write_text(original)
 
@@ -145,7 +155,7 @@ def test_code_edits_rerun_only_the_stages_that_run_that_code(repo):
             path.write_text(original)
 
 
-@pytest.mark.parametrize("stage", ["extract", "train", "evaluate", "predict"])
+@pytest.mark.parametrize("stage", ["extract", "train", "evaluate", "predict", "interpret"])
 def test_each_stage_lists_the_modules_it_runs(stage):
     """dvc.yaml's code deps are what the stage imports: all of it for the head stages; for
     extract, all but the params parser, the output helpers, the sharding and the resume store,
@@ -235,3 +245,13 @@ def test_dvc_repro_after_kill_9_mid_extraction(tmp_path):
     assert not (ws / "features/clip_features.h5").exists()
     out = sh("dvc repro extract", ws).stdout
     assert "resuming images" in out and (ws / "features/clip_features.h5").is_file()
+
+
+def test_an_interpret_param_reruns_interpret_alone(repo):
+    """Last of the tests on `repo`: it leaves its experiment applied in the workspace."""
+    run = sh("dvc exp run -S interpret.clusters=6", repo)
+    for stage in ("extract", "train", "evaluate", "predict"):
+        assert f"Stage '{stage}' didn't change, skipping" in run.stdout, stage
+    assert "Running stage 'interpret'" in run.stdout
+    summary = json.loads((repo / "reports/interpret/summary.json").read_text())
+    assert summary["clusters"] == 6 and len(summary["per_cluster"]) == 6

@@ -1,0 +1,160 @@
+"""interpret: the trigger-vector math against direct computations, and the stage on memes whose
+hateful concepts are known."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+from stages import head as head_module, interpret, synthetic, triggers
+from tests.conftest import write_params
+
+
+def small_head(fusion: str, pre_output_layers: int = 1, seed: int = 3, runs: int = 2):
+    config = head_module.HeadConfig(image_dim=7, text_dim=5, fusion=fusion, map_dim=6,
+                                    num_mapping_layers=1, num_pre_output_layers=pre_output_layers,
+                                    drop_probs=(0.2, 0.4, 0.1), runs=runs)
+    head = head_module.HateClipper(config, seed)
+    with torch.no_grad():  # biases of both signs, so ReLU masks some units at the zero input
+        head.weights.normal_(generator=torch.Generator().manual_seed(seed))
+    return head
+
+
+def weights(head, part: str, run: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(w[run].detach().numpy(), b[run, 0].detach().numpy()) for w, b in head.layers()[part]]
+
+
+@pytest.mark.parametrize("fusion", ["cross", "align", "cross_nd"])
+def test_direction_is_minus_the_hateful_loss_gradient_at_zero(fusion):
+    """One pre-output layer, by hand: dL/dx = (sigmoid(z) - 1) W1 (relu'(b1) * w2)."""
+    head = small_head(fusion)
+    (w1, b1), = weights(head, "pre_output")
+    (w2, b2), = weights(head, "output")
+    z = np.maximum(b1, 0) @ w2[:, 0] + b2[0]
+    expected = -(1 / (1 + np.exp(-z)) - 1) * (w1 @ ((b1 > 0) * w2[:, 0]))
+    np.testing.assert_allclose(triggers.direction(head, run=0).numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_direction_through_several_pre_output_layers_equals_autograd_on_plain_layers():
+    head = small_head("cross", pre_output_layers=2)
+    layers = []
+    for weight, bias in weights(head, "pre_output", run=1) + weights(head, "output", run=1):
+        linear = torch.nn.Linear(*weight.shape)
+        linear.weight.data, linear.bias.data = torch.from_numpy(weight.T.copy()), torch.from_numpy(bias)
+        layers += [linear, torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1])
+    x = torch.zeros(1, 36, requires_grad=True)
+    torch.nn.functional.binary_cross_entropy_with_logits(model(x)[:, 0], torch.ones(1)).backward()
+    torch.testing.assert_close(triggers.direction(head, run=1), -x.grad[0])
+
+
+def direct_fim(head, image: np.ndarray, text: np.ndarray, fusion: str) -> np.ndarray:
+    """Each meme's fused vector in numpy: projections, L2 norm, outer product, the fusion's part."""
+    (wi, bi), = weights(head, "image")
+    (wt, bt), = weights(head, "text")
+    p_i, p_t = image @ wi + bi, text @ wt + bt
+    p_i /= np.linalg.norm(p_i, axis=1, keepdims=True)
+    p_t /= np.linalg.norm(p_t, axis=1, keepdims=True)
+    fim = p_i[:, :, None] * p_t[:, None, :]
+    keep = {"cross": np.ones((6, 6), bool), "align": np.eye(6, dtype=bool),
+            "cross_nd": ~np.eye(6, dtype=bool)}[fusion]
+    return fim[:, keep]
+
+
+@pytest.mark.parametrize("fusion", ["cross", "align", "cross_nd"])
+def test_trigger_vectors_equal_a_direct_numpy_computation(fusion):
+    head = small_head(fusion)
+    rng = np.random.default_rng(0)
+    image, text = rng.normal(size=(9, 7)).astype(np.float32), rng.normal(size=(9, 5)).astype(np.float32)
+    # Cut-offs whose quantile positions fall between two values: at a whole position torch
+    # (which the official code and this project use) computes q * (n - 1) in float32 and can
+    # land an ulp above the value numpy takes, which flips ties at that one position.
+    quantiles = triggers.Quantiles((0.23, 0.77), (0.13, 0.87))
+    d = triggers.direction(head).numpy()
+    vectors = triggers.trigger_vectors(torch.from_numpy(d), triggers.fused_vectors(head, image, text),
+                                       quantiles)
+    r = direct_fim(head, image, text, fusion)
+    np.testing.assert_allclose(np.concatenate(list(triggers.fused_vectors(head, image, text))), r,
+                               rtol=1e-5, atol=1e-6)
+    d_pos, d_neg = d >= np.quantile(d, 0.77), d <= np.quantile(d, 0.23)
+    r_pos = r >= np.quantile(r, 0.87, axis=1, keepdims=True)
+    r_neg = r <= np.quantile(r, 0.13, axis=1, keepdims=True)
+    expected = (d_pos & r_pos).astype(np.int8) - (d_neg & r_neg).astype(np.int8)
+    assert vectors.dtype == np.int8 and scipy.sparse.issparse(vectors)
+    np.testing.assert_array_equal(vectors.toarray(), expected)
+    assert (expected != 0).any()
+    assert [tuple(p) for p in triggers.fim_positions(fusion, 6)] == [
+        (i, j) for i in range(6) for j in range(6)
+        if {"cross": True, "align": i == j, "cross_nd": i != j}[fusion]]
+
+
+@pytest.fixture(scope="module")
+def concept_workspace(tmp_path_factory):
+    """Memes whose hateful ones come from 4 known (scene, caption family) concepts, extracted
+    and a cross head trained on them (lr 1e-3, so that 20 epochs learn the concepts)."""
+    from stages import extract, train
+
+    work = tmp_path_factory.mktemp("concepts")
+    splits = synthetic.generate(work / "memes", n=600, seed=7, concepts=4)
+    write_params(work, work / "memes", fusion="cross", interpret__clusters=4, train__lr=1e-3)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        extract.main([])
+        train.main([])
+    return work, {str(m.id): m.scene for m in splits["train"] if m.label == 1}
+
+
+def run_interpret(work, monkeypatch, **overrides):
+    monkeypatch.chdir(work)
+    write_params(work, work / "memes", fusion="cross", train__lr=1e-3,
+                 **{"interpret__clusters": 4, **overrides})
+    interpret.main([])
+    report = work / interpret.REPORT
+    return (pd.read_csv(report / "clusters.csv", dtype={"id": str}),
+            json.loads((report / "summary.json").read_text()))
+
+
+def test_clusters_recover_the_known_concepts_reproducibly(concept_workspace, monkeypatch):
+    work, scene = concept_workspace  # of each hateful training meme
+    clusters, summary = run_interpret(work, monkeypatch)
+    assert summary["applies"] and summary["clusters"] == 4 and summary["hateful_memes"] == len(clusters)
+    assert sorted(clusters["id"]) == sorted(scene)
+    assert adjusted_rand_score([scene[i] for i in clusters["id"]], clusters["cluster"]) >= 0.8
+    vectors = scipy.sparse.load_npz(work / interpret.REPORT / "triggers.npz")
+    assert vectors.shape == (len(clusters), 32 * 32)
+    np.testing.assert_array_equal(np.diff(vectors.indptr), clusters["triggered"])
+    assert sorted(p.name for p in (work / interpret.REPORT / "sheets").iterdir()) == [
+        f"cluster_{c:02d}.png" for c in range(4)]
+    assert (work / interpret.REPORT / "positions.png").stat().st_size > 0
+    again, _ = run_interpret(work, monkeypatch)
+    pd.testing.assert_frame_equal(clusters, again)
+
+
+def test_sheets_list_captions_when_the_data_is_elsewhere(concept_workspace, monkeypatch, tmp_path):
+    work, _ = concept_workspace
+    (work / "memes").rename(work / "away")
+    try:
+        _, summary = run_interpret(work, monkeypatch)
+    finally:
+        (work / "away").rename(work / "memes")
+    assert "not found: sheets list ids and captions instead of images" in summary["pictures"]
+    assert len(list((work / interpret.REPORT / "sheets").iterdir())) == 4
+    _, summary = run_interpret(work, monkeypatch, interpret__pictures=False)
+    assert summary["pictures"] == "off" and not (work / interpret.REPORT / "sheets").exists()
+
+
+def test_a_fusion_without_a_fim_says_interpret_does_not_apply(kaggle_set, tmp_path, monkeypatch):
+    from stages import extract, train
+
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, kaggle_set[0], fusion="concat", train__epochs=1)
+    for stage in (extract, train, interpret):
+        stage.main([])
+    summary = json.loads((tmp_path / interpret.REPORT / "summary.json").read_text())
+    assert summary == {"applies": False, "fusion": "concat",
+                       "reason": "fusion concat has no feature interaction matrix; interpret "
+                                 "applies to cross, align, cross_nd"}
+    assert [p.name for p in (tmp_path / interpret.REPORT).iterdir()] == ["summary.json"]
