@@ -16,7 +16,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/python -c "import torch, open_clip, h5py, dvc, sklearn, pandas"
 	touch $@
 
-test: venv
+# The official code's metric library as the paper ran it (TorchMetrics 0.9.3, which needs a
+# setuptools below 70 beside it, where torch needs one above 77): a folder of its own, used by
+# tests/test_task_metrics.py in a subprocess.
+REFERENCE := $(VENV)/reference
+$(REFERENCE)/.installed: $(VENV)/.installed
+	$(BIN)/python -m pip install -q --no-deps --target $(REFERENCE) "torchmetrics==0.9.3" "setuptools<70"
+	touch $@
+
+test: venv $(REFERENCE)/.installed
 	$(BIN)/python -m pytest -q tests
 
 demo: venv

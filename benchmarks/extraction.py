@@ -36,7 +36,7 @@ def measure(model: str, n: int, device: str, batch_size: int, precision: str = "
 
 def split_costs(p, batch_size: int) -> dict:
     """Decode alone (the same DataLoader workers), the encoder alone, and what dedup saved."""
-    data = dataset.read(p.data.dir)
+    data = dataset.read_params(p.data)
     enc = encoder.load(**p.clip.feature_settings(), device=p.clip.device)
     paths = [data.root / img for img in dataset.unique_images(data)]
     loader = DataLoader(extract.ImageFiles(paths, enc.prepare_image), batch_size=batch_size,

@@ -32,7 +32,7 @@ def paper_params() -> params.Params:
 def random_split(n: int, seed: int) -> features.SplitFeatures:
     rng = np.random.default_rng(seed)
     return features.SplitFeatures(
-        ids=[str(i) for i in range(n)], labels=rng.integers(0, 2, n).astype(np.int8),
+        ids=[str(i) for i in range(n)], labels=rng.integers(0, 2, (n, 1)).astype(np.int8),
         image=rng.normal(size=(n, IMAGE_DIM)).astype(np.float32),
         text=rng.normal(size=(n, TEXT_DIM)).astype(np.float32))
 

@@ -51,7 +51,7 @@ def measure(model: str, n: int, device: torch.device) -> None:
         work = Path(tmp)
         synthetic.generate(work / "memes", n=n, seed=0)
         p = synthetic_params(work / "memes", model, 32, device.type, epochs=EPOCHS)
-        data = dataset.read(p.data.dir)
+        data = dataset.read_params(p.data)
         enc = encoder.load(**p.clip.feature_settings(), device=device.type)
         reencode = seconds(lambda: reencoding_run(p, enc, data, device), device)
         with working_directory(work):

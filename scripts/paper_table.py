@@ -1,13 +1,17 @@
-"""The paper's Table 1 in one command: every runnable cell as a queued, head-only DVC experiment.
+"""The paper's tables in one command: every cell as a queued, head-only DVC experiment.
 
-    python -m scripts.paper_table [--set KEY=VALUE ...] [--jobs N]     (make paper-table)
+    python -m scripts.paper_table [--table 1|2|tamil] [--set KEY=VALUE ...] [--jobs N]
 
-Run from the project root after `dvc repro` and a commit, so that every cell reuses the one
-feature cache. Each runnable cell of paper_table.yaml is queued (`dvc exp run --queue`) with the
-paper's settings, the cell's fusion and pre-output layers, and your --set values on top (they
-win: `--set train.runs=5`, or a small `--set head.map_dim=32` for a smoke test); a cell already
-run with exactly those params is not queued again. The queue runs (`dvc queue start -j N`), and
-the results from `dvc exp show --json` become reports/paper_table.md, .csv and .svg.
+Table 1 (Hateful Memes, AUROC), Table 2 (Propaganda Memes, micro-F1) and the TamilMemes row
+are described in paper_table.yaml. Run from the project root of a workspace of that table's
+dataset (data.layout) after `dvc repro` and a commit, so that every cell reuses the one
+feature cache. Each cell is queued (`dvc exp run --queue`) with the paper's settings, the
+cell's fusion and pre-output layers, and your --set values on top (they win: `--set
+train.runs=5`, or a small `--set head.map_dim=32` for a smoke test); a cell already run with
+exactly those params is not queued again. The queue runs (`dvc queue start -j N`), and the
+results from `dvc exp show --json` become reports/paper_table_<table>.md, .csv and .svg: each
+split's figure beside the paper's, what a constant prediction scores, and the trainable
+parameters beside the paper's count.
 """
 from __future__ import annotations
 
@@ -21,22 +25,26 @@ from pathlib import Path
 
 import yaml
 
-TABLE = Path("paper_table.yaml")
+TABLES = Path("paper_table.yaml")
 REPORT = Path("reports/paper_table")
-SPLITS = ("dev_seen", "test_seen")
 BYTES_PER_PARAMETER = 16  # float32 weight, gradient and AdamW's two moments
 MEMORY_HEADROOM = 0.8  # of what is free
+# Per metric: the metrics.json keys of its value, spread, interval and ensemble.
+KEYS = {metric: {"value": metric, "std": f"{metric}_std", "ci_low": f"{metric}_ci_low",
+                 "ci_high": f"{metric}_ci_high", "ensemble": f"ensemble_{metric}"}
+        for metric in ("auroc", "paper_micro_f1")}
 
 
-def load_cells(path: Path = TABLE) -> list[dict]:
-    """Each cell with its full params: the shared settings, then the cell's own."""
-    table = yaml.safe_load(path.read_text())
-    cells = []
-    for cell in table["cells"]:
-        cell = dict(cell)
-        paper, run = cell.pop("paper"), cell.pop("run", True)
-        cells.append({"params": {**table["settings"], **cell}, "paper": paper, "run": run})
-    return cells
+def load_table(table: str, path: Path = TABLES) -> tuple[dict, list[dict]]:
+    """A table's description and each cell with its full params: the shared settings, then
+    the cell's own."""
+    tables = yaml.safe_load(path.read_text())["tables"]
+    if table not in tables:
+        raise SystemExit(f"--table {table}: {path} describes {', '.join(tables)}")
+    spec = tables[table]
+    cells = [{"params": {**spec["settings"], **{k: v for k, v in cell.items() if k != "paper"}},
+              "paper": cell["paper"]} for cell in spec["cells"]]
+    return spec, cells
 
 
 def with_overrides(cell: dict, overrides: dict) -> dict:
@@ -53,17 +61,15 @@ def parse_set(values: list[str]) -> dict:
     return overrides
 
 
-def head_parameters(params: dict, image_dim: int = 1024, text_dim: int = 768) -> int:
+def head_parameters(params: dict, outputs: int = 1, image_dim: int = 1024, text_dim: int = 768) -> int:
     """Trainable parameters of one run's head (ViT-L-14's pooled widths by default)."""
-    m, layers = params["head.map_dim"], params["head.num_pre_output_layers"]
-    fused = {"align": m, "cross": m * m, "cross_nd": m * m - m, "concat": 2 * m,
-             "align_concat": 3 * m, "image": m, "text": m}[params["fusion"]]
-    count = (image_dim + text_dim + 2) * m  # the two projections
-    width = fused
-    for _ in range(layers):
-        count += (width + 1) * m
-        width = m
-    return count + width + 1
+    from stages.head import HeadConfig, trainable_params  # (torch: only when needed)
+
+    return trainable_params(HeadConfig(
+        image_dim=image_dim, text_dim=text_dim, fusion=params["fusion"],
+        map_dim=params["head.map_dim"], num_mapping_layers=params.get("head.num_mapping_layers", 1),
+        num_pre_output_layers=params["head.num_pre_output_layers"], drop_probs=(0, 0, 0),
+        outputs=outputs, pre_output_dim=params.get("head.pre_output_dim")))
 
 
 def free_memory() -> tuple[int, str]:
@@ -99,9 +105,12 @@ def experiments(shown: list[dict]) -> list[dict]:
     def add(record: dict, name: str | None) -> None:
         data = record.get("data") or {}
         params = data.get("params", {}).get("params.yaml", {}).get("data", {})
-        metrics = data.get("metrics", {}).get("reports/metrics.json", {}).get("data", {})
+        shown_metrics = data.get("metrics", {})
+        metrics = shown_metrics.get("reports/metrics.json", {}).get("data", {})
+        trained = shown_metrics.get("reports/train.json", {}).get("data", {})
         found.append({"name": name or record.get("rev"), "params": flatten(params),
-                      "metrics": metrics, "timestamp": data.get("timestamp") or ""})
+                      "metrics": metrics, "trainable_params": trained.get("trainable_params"),
+                      "timestamp": data.get("timestamp") or ""})
 
     for baseline in shown:
         add(baseline, baseline.get("name"))
@@ -123,36 +132,46 @@ def result_of(cell: dict, found: list[dict]) -> dict | None:
 
 # -- the table --------------------------------------------------------------------------------
 
-def summary(metrics: dict, split: str) -> dict | None:
+def summary(metrics: dict, split: str, metric: str) -> dict | None:
+    """A split's figure x 100: value, spread, interval, ensemble, and what constants score
+    (AUROC: 50; micro-F1: predicting no label, and each label's training majority); for the
+    paper's micro-F1, the standard micro-F1 and its all-negative score beside it."""
     m = metrics.get(split)
     if not m:
         return None
-    return {key: 100 * m[key] for key in ("auroc", "auroc_std", "auroc_ci_low", "auroc_ci_high",
-                                          "ensemble_auroc")} | {"runs": m.get("runs", 1)}
+    result = {key: 100 * m[name] for key, name in KEYS[metric].items()} | {"runs": m.get("runs", 1)}
+    if metric == "auroc":
+        return result | {"constant": 50.0}
+    baselines = m["baselines"]
+    return result | {"constant": 100 * baselines["all_negative"][metric],
+                     "majority": 100 * baselines["majority"][metric],
+                     "standard": 100 * m["micro_f1"],
+                     "standard_constant": 100 * baselines["all_negative"]["micro_f1"]}
 
 
 def ranks(values: list[dict | None]) -> list[int | None]:
     """1 + the number of cells whose interval lies wholly above this one's: cells whose
     intervals overlap are never ordered against each other."""
-    return [None if v is None else 1 + sum(o is not None and o["auroc_ci_low"] > v["auroc_ci_high"]
+    return [None if v is None else 1 + sum(o is not None and o["ci_low"] > v["ci_high"]
                                            for o in values) for v in values]
 
 
-def rows(cells: list[dict], found: list[dict]) -> list[dict]:
+def rows(spec: dict, cells: list[dict], found: list[dict]) -> list[dict]:
     table = []
     for cell in cells:
-        result = result_of(cell, found) if cell["run"] else None
+        result = result_of(cell, found)
         row = {"fusion": cell["params"]["fusion"],
                "pre_output_layers": cell["params"]["head.num_pre_output_layers"],
                "map_dim": cell["params"]["head.map_dim"],
-               "status": cell.get("status") or ("run" if result else
-                                                "not run" if not cell["run"] else "no result"),
-               "experiment": result["name"] if result else ""}
-        for split in SPLITS:
-            row[split] = summary(result["metrics"], split) if result else None
+               "status": cell.get("status") or ("run" if result else "no result"),
+               "experiment": result["name"] if result else "",
+               "trainable_params": result["trainable_params"] if result else None,
+               "paper_trainable_params": cell["paper"].get("trainable_params", "")}
+        for split in spec["splits"]:
+            row[split] = summary(result["metrics"], split, spec["metric"]) if result else None
             row[f"paper_{split}"] = cell["paper"][split]
         table.append(row)
-    for split in SPLITS:
+    for split in spec["splits"]:
         for row, rank in zip(table, ranks([row[split] for row in table])):
             row[f"rank_{split}"] = rank
     return table
@@ -161,62 +180,81 @@ def rows(cells: list[dict], found: list[dict]) -> list[dict]:
 def cell_text(value: dict | None, paper: float) -> str:
     if value is None:
         return "—"
-    inside = value["auroc_ci_low"] <= paper <= value["auroc_ci_high"]
-    return (f"{value['auroc']:.2f} ± {value['auroc_std']:.2f} [{value['auroc_ci_low']:.2f}, "
-            f"{value['auroc_ci_high']:.2f}] (ens. {value['ensemble_auroc']:.2f})"
-            + (" ✓" if inside else ""))
+    inside = value["ci_low"] <= paper <= value["ci_high"]
+    return (f"{value['value']:.2f} ± {value['std']:.2f} [{value['ci_low']:.2f}, "
+            f"{value['ci_high']:.2f}] (ens. {value['ensemble']:.2f})" + (" ✓" if inside else ""))
 
 
-def markdown(table: list[dict], overrides: dict) -> str:
+def baseline_text(value: dict | None) -> str:
+    if value is None:
+        return "—"
+    if "standard" not in value:
+        return f"{value['constant']:.0f}"
+    return (f"{value['constant']:.2f} (majority {value['majority']:.2f}); standard micro-F1 "
+            f"{value['standard']:.2f}, no label {value['standard_constant']:.2f}")
+
+
+METRIC_NAMES = {"auroc": "AUROC", "paper_micro_f1": "the paper's micro-F1 (TorchMetrics: "
+                "accuracy over meme x label cells)"}
+
+
+def markdown(spec: dict, table: list[dict], overrides: dict) -> str:
+    splits = spec["splits"]
     lines = [
-        "# Hate-CLIPper Table 1, reproduced",
+        f"# Hate-CLIPper {spec['title']}, reproduced",
         "",
-        "AUROC x 100 on each split: this project's mean ± std over runs, [95% bootstrap interval",
-        "of that mean over the split's memes], (the runs' ensemble), beside the paper's single",
-        "run (Kumar & Nandakumar 2022, Table 1). ✓: the paper's number lies inside the interval.",
-        "Rank: 1 + the number of cells whose interval lies wholly above this one's, so cells with",
-        "overlapping intervals are not ranked against each other.",
+        f"{METRIC_NAMES[spec['metric']]} x 100 on each split: this project's mean ± std over runs,",
+        "[95% bootstrap interval of that mean over the split's memes], (the runs' ensemble), beside",
+        "the paper's single run. ✓: the paper's number lies inside the interval. Constant: what",
+        "predicting no label scores (AUROC: 50), and the training majority's score; for micro-F1",
+        "tables the standard (scikit-learn) micro-F1 stands beside it. Rank: 1 + the number of",
+        "cells whose interval lies wholly above this one's, so cells with overlapping intervals",
+        "are not ranked against each other. Parameters: one run's trainable parameters here / the",
+        "paper's count.",
         "",
         "Overrides on top of the paper's settings: "
         + (", ".join(f"`{k}={v}`" for k, v in overrides.items()) or "none") + ".",
         "",
-        "| fusion | pre-output layers | map_dim | dev_seen (this project) | paper | rank "
-        "| test_seen (this project) | paper | rank | status |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| fusion | pre-output layers | map_dim | parameters | "
+        + " | ".join(f"{s} (this project) | paper | constant | rank" for s in splits) + " | status |",
+        "| " + " | ".join(["---"] * (5 + 4 * len(splits))) + " |",
     ]
     for row in table:
-        lines.append("| " + " | ".join(str(x) for x in (
-            row["fusion"], row["pre_output_layers"], row["map_dim"],
-            cell_text(row["dev_seen"], row["paper_dev_seen"]), row["paper_dev_seen"],
-            row["rank_dev_seen"] or "—",
-            cell_text(row["test_seen"], row["paper_test_seen"]), row["paper_test_seen"],
-            row["rank_test_seen"] or "—", row["status"] + (f" ({row['experiment']})"
-                                                           if row["experiment"] else ""))) + " |")
+        cells = [row["fusion"], row["pre_output_layers"], row["map_dim"],
+                 f"{row['trainable_params']:,} / {row['paper_trainable_params']}"
+                 if row["trainable_params"] else f"— / {row['paper_trainable_params']}"]
+        for split in splits:
+            cells += [cell_text(row[split], row[f"paper_{split}"]), row[f"paper_{split}"],
+                      baseline_text(row[split]), row[f"rank_{split}"] or "—"]
+        cells.append(row["status"] + (f" ({row['experiment']})" if row["experiment"] else ""))
+        lines.append("| " + " | ".join(str(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def csv_text(table: list[dict]) -> str:
-    header = ["fusion", "pre_output_layers", "map_dim", "status", "experiment"]
-    for split in SPLITS:
-        header += [f"{split}_{key}" for key in ("auroc", "auroc_std", "auroc_ci_low",
-                                                "auroc_ci_high", "ensemble_auroc")]
+def csv_text(spec: dict, table: list[dict]) -> str:
+    header = ["fusion", "pre_output_layers", "map_dim", "status", "experiment",
+              "trainable_params", "paper_trainable_params"]
+    fields = ("value", "std", "ci_low", "ci_high", "ensemble", "constant")
+    for split in spec["splits"]:
+        header += [f"{split}_{spec['metric']}_{key}" for key in fields]
         header += [f"paper_{split}", f"rank_{split}"]
     lines = [",".join(header)]
     for row in table:
-        values = [row[k] for k in header[:5]]
-        for split in SPLITS:
+        values = [row[k] if row[k] is not None else "" for k in header[:7]]
+        for split in spec["splits"]:
             value = row[split] or {}
-            values += [f"{value[k]:.4f}" if k in value else "" for k in
-                       ("auroc", "auroc_std", "auroc_ci_low", "auroc_ci_high", "ensemble_auroc")]
+            values += [f"{value[k]:.4f}" if k in value else "" for k in fields]
             values += [row[f"paper_{split}"], row[f"rank_{split}"] or ""]
         lines.append(",".join(str(v) for v in values))
     return "\n".join(lines) + "\n"
 
 
-def svg(table: list[dict], split: str = "dev_seen") -> str:
-    """One row per cell: this project's interval and mean (blue), the paper's value (red)."""
+def svg(spec: dict, table: list[dict]) -> str:
+    """One row per cell on the first split: this project's interval and mean (blue), the
+    paper's value (red), the constant prediction's score (grey)."""
+    split = spec["splits"][0]
     values = [v for row in table for v in ([row[f"paper_{split}"]] + (
-        [row[split]["auroc_ci_low"], row[split]["auroc_ci_high"]] if row[split] else []))]
+        [row[split]["ci_low"], row[split]["ci_high"], row[split]["constant"]] if row[split] else []))]
     low, high = math.floor(min(values)) - 1, math.ceil(max(values)) + 1
     width, left, step = 720, 200, 24
 
@@ -225,17 +263,19 @@ def svg(table: list[dict], split: str = "dev_seen") -> str:
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
              f'height="{step * (len(table) + 3)}" font-family="sans-serif" font-size="12">',
-             f'<text x="10" y="16">{split} AUROC x 100: this project (blue: mean, 95% '
-             f'interval), the paper (red)</text>']
+             f'<text x="10" y="16">{split} {METRIC_NAMES[spec["metric"]].split(" (")[0]} x 100: '
+             'this project (blue: mean, 95% interval), the paper (red), a constant (grey)</text>']
     for i, row in enumerate(table):
         y = step * (i + 2)
         parts.append(f'<text x="10" y="{y + 4}">{row["fusion"]}, {row["pre_output_layers"]} '
                      f'pre-output</text>')
         if row[split]:
             v = row[split]
-            parts.append(f'<line x1="{x(v["auroc_ci_low"]):.1f}" x2="{x(v["auroc_ci_high"]):.1f}" '
+            parts.append(f'<line x1="{x(v["ci_low"]):.1f}" x2="{x(v["ci_high"]):.1f}" '
                          f'y1="{y}" y2="{y}" stroke="steelblue" stroke-width="2"/>')
-            parts.append(f'<circle cx="{x(v["auroc"]):.1f}" cy="{y}" r="4" fill="steelblue"/>')
+            parts.append(f'<circle cx="{x(v["value"]):.1f}" cy="{y}" r="4" fill="steelblue"/>')
+            parts.append(f'<rect x="{x(v["constant"]) - 3:.1f}" y="{y - 3}" width="6" height="6" '
+                         'fill="grey"/>')
         paper = x(row[f"paper_{split}"])
         parts.append(f'<line x1="{paper:.1f}" x2="{paper:.1f}" y1="{y - 7}" y2="{y + 7}" '
                      f'stroke="crimson" stroke-width="2"/>')
@@ -245,12 +285,18 @@ def svg(table: list[dict], split: str = "dev_seen") -> str:
     return "\n".join(parts + ["</svg>"]) + "\n"
 
 
-def write_reports(table: list[dict], overrides: dict) -> None:
+def report_path(table: str) -> Path:
+    return REPORT.with_name(f"{REPORT.name}_{table}")
+
+
+def write_reports(name: str, spec: dict, table: list[dict], overrides: dict) -> Path:
     from stages.outputs import write_text  # (atomic writes, as the stages do)
 
-    write_text(REPORT.with_suffix(".md"), markdown(table, overrides))
-    write_text(REPORT.with_suffix(".csv"), csv_text(table))
-    write_text(REPORT.with_suffix(".svg"), svg(table))
+    path = report_path(name)
+    write_text(path.with_suffix(".md"), markdown(spec, table, overrides))
+    write_text(path.with_suffix(".csv"), csv_text(spec, table))
+    write_text(path.with_suffix(".svg"), svg(spec, table))
+    return path
 
 
 # -- running the grid -----------------------------------------------------------------------
@@ -287,8 +333,17 @@ def wait_for_queue(total: int) -> None:
         time.sleep(5)
 
 
+def check_layout(spec: dict, table: str) -> None:
+    """The table's cells need a workspace of its dataset: a cell never changes data.*."""
+    layout = yaml.safe_load(Path("params.yaml").read_text())["data"]["layout"]
+    if layout != spec["layout"]:
+        raise SystemExit(f"--table {table} runs on a workspace with data.layout: {spec['layout']} "
+                         f"(this one has {layout}); see docs/paper-tables.md")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", default="1", help="1 (default), 2 or tamil: paper_table.yaml's tables")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a param for every cell, on top of the cell's own (repeatable)")
     parser.add_argument("--jobs", type=int, default=1, help="queue workers (default 1)")
@@ -296,16 +351,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="only the cells of this fusion (repeatable; default: every cell)")
     args = parser.parse_args(argv)
     overrides = parse_set(args.set)
+    spec, cells = load_table(args.table)
+    check_layout(spec, args.table)
     if "extract" in json.loads(dvc("status", "--json") or "{}"):
         raise SystemExit("the feature cache is not up to date: run `dvc repro` and commit first, "
                          "so that every cell reuses it instead of extracting again")
-    cells = [with_overrides(cell, overrides) for cell in load_cells()
+    cells = [with_overrides(cell, overrides) for cell in cells
              if not args.fusion or cell["params"]["fusion"] in args.fusion]
     found = experiments(json.loads(dvc("exp", "show", "--json")))
     available, where = free_memory()
     todo = []
     for cell in cells:
-        if not cell["run"] or result_of(cell, found):
+        if result_of(cell, found):
             continue
         needed = memory_needed(cell["params"])
         if needed > MEMORY_HEADROOM * available:
@@ -314,15 +371,15 @@ def main(argv: list[str] | None = None) -> None:
                   f"pre-output layers: {cell['status']}")
             continue
         todo.append(cell)
-    print(f"paper table: {len(todo)} cells to run, "
-          f"{sum(c['run'] for c in cells) - len(todo)} runnable cells already run or skipped")
+    print(f"paper table {args.table}: {len(todo)} cells to run, "
+          f"{len(cells) - len(todo)} already run or skipped")
     if todo:
         queue(todo)
         dvc("queue", "start", "-j", str(args.jobs))
         wait_for_queue(len(todo))
         found = experiments(json.loads(dvc("exp", "show", "--json")))
-    write_reports(rows(cells, found), overrides)
-    print(f"wrote {REPORT}.md, .csv and .svg")
+    path = write_reports(args.table, spec, rows(spec, cells, found), overrides)
+    print(f"wrote {path}.md, .csv and .svg")
 
 
 if __name__ == "__main__":

@@ -1,113 +1,69 @@
-"""The meme dataset on disk: `*.jsonl` splits plus images, read and validated.
+"""The meme dataset on disk, read by its release's own reader (`data.layout`), and checked.
 
-Layouts (both real ones work; split names are the file stems):
-  Kaggle:          train, dev, test
-  Full challenge:  train, dev_seen, dev_unseen, test_seen, test_unseen
-Each line: {"id": 42953, "img": "img/42953.png", "label": 0, "text": "..."}. `img` is the only
-way to find the image (ids are not file names); `label` is absent in unlabeled splits.
+Layouts: `hateful_memes` (default; Kaggle's and the full challenge's, stages/hateful_memes.py),
+`propaganda` (stages/propaganda.py), `tamil` (stages/tamil.py). `data.fine_grained` adds the
+fine-grained Hateful Memes annotations as auxiliary labels (stages/fine_grained.py), and
+`data.dev_fraction` carves a seeded, stratified `dev` split out of `train` for releases that
+ship without one. Every reader yields the same records (stages/memes.py) and its task: the rest
+of the pipeline never asks which release it reads.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
+from sklearn.model_selection import train_test_split
 
+from stages import fine_grained, hateful_memes, propaganda, tamil
+from stages.memes import TRAIN_SPLIT, Dataset
 from stages.outputs import InputError
 
-UNLABELED = -1
-TRAIN_SPLIT = "train"  # the split the head is fitted on, in both real layouts
+LAYOUTS = {"hateful_memes": hateful_memes.read, "propaganda": propaganda.read, "tamil": tamil.read}
+DEV_SPLIT = "dev"  # the split data.dev_fraction carves
+DEV_SEED = 0  # the carve is the same on every machine
 
 
-@dataclass(frozen=True)
-class Meme:
-    id: str  # exactly as in the jsonl (ints written as decimal)
-    img: str  # relative to the dataset folder
-    text: str
-    label: int  # 0, 1, or UNLABELED
-
-
-@dataclass(frozen=True)
-class Dataset:
-    root: Path
-    splits: dict[str, list[Meme]]  # split name -> memes in jsonl order
-
-    def image_path(self, meme: Meme) -> Path:
-        return self.root / meme.img
-
-    def is_labeled(self, split: str) -> bool:
-        return self.splits[split][0].label != UNLABELED
-
-
-def missing_data_hint(root: Path) -> str:
-    return (
-        f"put the Hateful Memes dataset in {root}/ (the *.jsonl files and img/), then "
-        f"`dvc add {root}` (see data/README.md), or set data.dir in params.yaml; "
-        "to try the pipeline without it, run `make demo`"
-    )
-
-
-def read(root: str | Path) -> Dataset:
+def read(root: str | Path, layout: str = "hateful_memes", fine_grained_dir: str | None = None,
+         dev_fraction: float = 0.0) -> Dataset:
     root = Path(root)
     if not root.is_dir():
-        raise InputError(f"data.dir {root} does not exist: {missing_data_hint(root)}")
-    files = sorted(root.glob("*.jsonl"))
-    if not files:
-        raise InputError(f"no *.jsonl split files in {root}: {missing_data_hint(root)}")
-    return Dataset(root, {f.stem: read_split(f) for f in files})
+        raise InputError(f"data.dir {root} does not exist: {hateful_memes.missing_data_hint(root)}")
+    data = LAYOUTS[layout](root)
+    if fine_grained_dir:
+        data = fine_grained.attach(data, Path(fine_grained_dir))
+    return carve_dev(data, dev_fraction) if dev_fraction else data
 
 
-def read_split(path: Path) -> list[Meme]:
-    memes: list[Meme] = []
-    first_line_of: dict[str, int] = {}
-    labeled_lines, unlabeled_lines = [], []
-    with open(path, encoding="utf-8-sig") as lines:  # tolerate a byte-order mark
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            meme = parse_line(line, f"{path}:{number}")
-            if meme.id in first_line_of:
-                raise InputError(
-                    f"{path}:{number}: duplicate id {meme.id} "
-                    f"(first seen on line {first_line_of[meme.id]})"
-                )
-            first_line_of[meme.id] = number
-            (unlabeled_lines if meme.label == UNLABELED else labeled_lines).append(number)
-            memes.append(meme)
-    if not memes:
-        raise InputError(f"{path}: no memes in this split")
-    if labeled_lines and unlabeled_lines:
-        raise InputError(
-            f"{path}:{unlabeled_lines[0]}: missing 'label' in a labeled split "
-            f"({len(unlabeled_lines)} of {len(memes)} lines have none)"
-        )
-    return memes
+def read_params(data_params) -> Dataset:
+    """The dataset params.yaml's `data.*` describes."""
+    return read(data_params.dir, data_params.layout, data_params.fine_grained,
+                data_params.dev_fraction)
 
 
-def parse_line(line: str, where: str) -> Meme:
+def carve_dev(data: Dataset, fraction: float) -> Dataset:
+    """A `dev` split of round(fraction x N) training memes, stratified by the first primary
+    label and seeded; the rest stay in train. The test split is never touched."""
+    if DEV_SPLIT in data.splits:
+        raise InputError(f"data.dev_fraction: {data.root} already has a '{DEV_SPLIT}' split")
+    train = data.splits[TRAIN_SPLIT]
+    size = round(fraction * len(train))
+    if not 0 < size < len(train):
+        raise InputError(f"data.dev_fraction {fraction} of {len(train)} training memes leaves "
+                         "no dev or no training meme")
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise InputError(f"{where}: not valid JSON ({err.msg})") from None
-    if not isinstance(record, dict):
-        raise InputError(f"{where}: expected a JSON object")
-    for key in ("id", "img", "text"):
-        if key not in record:
-            raise InputError(f"{where}: missing '{key}'")
-    meme_id, img, text = record["id"], record["img"], record["text"]
-    if isinstance(meme_id, bool) or not isinstance(meme_id, (int, str)) or meme_id == "":
-        raise InputError(f"{where}: 'id' must be an integer or a non-empty string")
-    if not isinstance(img, str) or not img or Path(img).is_absolute() or ".." in Path(img).parts:
-        raise InputError(f"{where}: 'img' must be a path inside the dataset folder, got {img!r}")
-    if not isinstance(text, str):
-        raise InputError(f"{where}: 'text' must be a string")
-    label = record.get("label", UNLABELED)
-    if "label" in record and (label not in (0, 1) or isinstance(label, bool)):
-        raise InputError(f"{where}: 'label' must be 0 or 1, got {label!r}")
-    return Meme(id=str(meme_id), img=img, text=text, label=int(label))
+        _, dev = train_test_split(np.arange(len(train)), test_size=size, random_state=DEV_SEED,
+                                  stratify=[m.label for m in train])
+    except ValueError as err:  # a label value too rare to stratify
+        raise InputError(f"data.dev_fraction {fraction}: cannot carve a stratified dev split "
+                         f"from {len(train)} training memes ({err})") from None
+    dev = set(dev.tolist())
+    splits = {**data.splits, TRAIN_SPLIT: [m for i, m in enumerate(train) if i not in dev],
+              DEV_SPLIT: [m for i, m in enumerate(train) if i in dev]}
+    return dataclasses.replace(data, splits=splits)
 
 
 def unique_images(dataset: Dataset) -> list[str]:
@@ -120,15 +76,17 @@ def unique_texts(dataset: Dataset) -> list[str]:
 
 
 def fingerprint(dataset: Dataset) -> str:
-    """A digest of the annotations and the image files' sizes.
+    """A digest of the memes as read (splits, ids, captions, labels, the task) and the image
+    files' sizes.
 
     Cheap enough to recheck before every stage (no image is read); it changes when a split,
-    a caption, a label or an image file's size changes.
+    a caption, a label or an image file's size changes, whatever the release's format.
     """
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(dataset.task.to_json().encode())
     for split in sorted(dataset.splits):
         digest.update(split.encode())
-        digest.update((dataset.root / f"{split}.jsonl").read_bytes())
+        for m in dataset.splits[split]:
+            digest.update(f"{m.id}\0{m.img}\0{m.text}\0{m.labels}\n".encode())
     for img in sorted(unique_images(dataset)):
         path = dataset.root / img
         size = path.stat().st_size if path.is_file() else -1

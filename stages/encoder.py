@@ -170,7 +170,7 @@ def uses_quick_gelu(model: str, pretrained: str) -> bool:
 
     open_clip builds `ViT-L-14` with GELU even for OpenAI's QuickGELU weights, and only warns.
     A local checkpoint carries no such flag: its model name decides (`ViT-L-14-quickgelu` for
-    OpenAI's weights, see README)."""
+    OpenAI's weights, see docs/fidelity.md)."""
     model_quick_gelu = bool(open_clip.get_model_config(model).get("quick_gelu", False))
     tag = open_clip.get_pretrained_cfg(model, pretrained)
     if not tag:

@@ -5,14 +5,21 @@
 Writes reports/metrics.json (DVC metrics): per split, `auroc` is the mean over runs, with
 `auroc_std` (sample std over runs), `auroc_ci_low`/`auroc_ci_high` (95% percentile bootstrap
 over the split's memes of that mean) and `ensemble_auroc` (AUROC of the runs' mean
-probability); every other metric is a mean over runs. Each run's threshold with the best dev
-accuracy gives `dev_threshold` and `accuracy_at_dev_threshold`. ROC, precision-recall and
+probability); every other metric is a mean over runs. With several primary labels (Propaganda
+Memes) the binary metrics are averaged over the labels. Each run's threshold with the best dev
+accuracy gives `dev_threshold` and `accuracy_at_dev_threshold`. For every task, at 0.5:
+`micro_f1` (the standard, scikit-learn's micro), `paper_micro_f1` (the official code's
+TorchMetrics figure: accuracy over meme x label cells), `macro_f1`, `exact_match`, each with
+`*_std`, `micro_f1_ci_low/high`, `ensemble_micro_f1` (and the same for `paper_micro_f1`); `baselines` holds what predicting no
+label, every label, or each label's training majority scores. reports/per_label/<split>.csv
+has every label's support, F1 and AUROC (auxiliary labels too). ROC, precision-recall and
 confusion data of the runs' ensemble go under reports/plots/ (DVC plots), and as static
 pictures in reports/plots/images/ (roc.png, precision_recall.png, confusion.png).
 """
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +27,17 @@ import pandas as pd
 from sklearn import metrics
 
 from stages import features, head as head_module, params as params_module, plotting, retrieval, scoring
-from stages.dataset import TRAIN_SPLIT
+from stages.memes import TRAIN_SPLIT
 from stages.outputs import InputError, atomic_dir, run_stage, write_csv, write_json
+from stages.task import Task
 
 METRICS = Path("reports/metrics.json")
 PLOTS = Path("reports/plots")
+PER_LABEL = Path("reports/per_label")
 
 
-def run_summary(labels: np.ndarray, probs: np.ndarray, dev_threshold: float) -> dict:
-    """One run's metrics on one split."""
+def binary_summary(labels: np.ndarray, probs: np.ndarray, dev_threshold: float) -> dict:
+    """One run's metrics of one label on one split."""
     predicted = (probs >= scoring.THRESHOLD).astype(int)
     return {
         "auroc": scoring.auroc(labels, probs),
@@ -42,17 +51,53 @@ def run_summary(labels: np.ndarray, probs: np.ndarray, dev_threshold: float) -> 
     }
 
 
-def summary(labels: np.ndarray, run_probs: np.ndarray, dev_thresholds: np.ndarray) -> dict:
-    """A split's entry in metrics.json from every run's probabilities (runs, N)."""
+def run_summary(labels: np.ndarray, probs: np.ndarray, dev_thresholds: np.ndarray) -> dict:
+    """One run's metrics on one split: the binary metrics, averaged over the task's labels
+    (one label: that label's), and the task metrics at 0.5."""
+    per_label = [binary_summary(labels[:, k], probs[:, k], dev_thresholds[k])
+                 for k in range(labels.shape[1])]
+    with warnings.catch_warnings():  # a label with one class has no AUROC: it is left out
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = {key: float(np.nanmean([m[key] for m in per_label])) for key in per_label[0]}
+    predicted = (probs >= scoring.THRESHOLD).astype(labels.dtype)
+    result.update({name: fn(labels, predicted) for name, fn in scoring.TASK_METRICS.items()})
+    return result
+
+
+def summary(labels: np.ndarray, run_probs: np.ndarray, dev_thresholds: np.ndarray,
+            train_labels: np.ndarray) -> dict:
+    """A split's entry in metrics.json from every run's probabilities (runs, N, L) of the
+    task's primary labels (N, L); constant predictions' scores beside them."""
     per_run = [run_summary(labels, probs, t) for probs, t in zip(run_probs, dev_thresholds)]
     result = {key: float(np.mean([run[key] for run in per_run])) for key in per_run[0]}
-    aurocs = np.array([run["auroc"] for run in per_run])
+    for key in ("auroc", *scoring.TASK_METRICS):
+        result[f"{key}_std"] = scoring.std_over_runs(np.array([run[key] for run in per_run]))
     low, high = scoring.auroc_interval(labels, run_probs)
-    result.update(n=int(len(labels)), runs=len(run_probs),
-                  auroc_std=scoring.std_over_runs(aurocs),
+    ensemble = run_probs.mean(axis=0)
+    ensemble_predicted = (ensemble >= scoring.THRESHOLD).astype(labels.dtype)
+    result.update(n=int(len(labels)), runs=len(run_probs), labels=int(labels.shape[1]),
                   auroc_ci_low=low, auroc_ci_high=high,
-                  ensemble_auroc=scoring.auroc(labels, run_probs.mean(axis=0)))
+                  ensemble_auroc=scoring.mean_auroc(labels, ensemble),
+                  baselines=scoring.baselines(labels, train_labels))
+    intervals = scoring.f1_intervals(labels, (run_probs >= scoring.THRESHOLD).astype(labels.dtype))
+    for name, (f1_low, f1_high) in intervals.items():
+        result.update({f"{name}_ci_low": f1_low, f"{name}_ci_high": f1_high,
+                       f"ensemble_{name}": scoring.TASK_METRICS[name](labels, ensemble_predicted)})
     return result
+
+
+def per_label(task: Task, labels: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    """Every label's support, F1 and AUROC (the runs' ensemble), over the memes that have it
+    (an auxiliary label covers only the annotated memes)."""
+    rows = []
+    for k, name in enumerate(task.names[:probs.shape[1]]):
+        known = labels[:, k] >= 0
+        y, prob = labels[known, k], probs[known, k]
+        rows.append({"label": name, "auxiliary": name in task.auxiliary, "n": int(known.sum()),
+                     "support": int(y.sum()),
+                     "f1": scoring.micro_f1(y[:, None], (prob >= scoring.THRESHOLD)[:, None].astype(y.dtype)),
+                     "auroc": scoring.auroc(y, prob) if len(y) else float("nan")})
+    return pd.DataFrame(rows)
 
 
 def roc_points(labels: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
@@ -93,29 +138,40 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     p = params_module.load(args.params)
-    head, _, splits = head_module.load_checked(p)
+    head, meta, splits = head_module.load_checked(p)
+    task = Task.from_json(meta["task"])
     index = retrieval.index_for(p, head)
     labeled = {name: s for name, s in splits.items()
-               if name != TRAIN_SPLIT and (s.labels >= 0).all()}
+               if name != TRAIN_SPLIT and (s.labels[:, task.primary] >= 0).all()}
     if p.data.dev_split not in labeled:
         raise InputError(f"data.dev_split '{p.data.dev_split}' is not a labeled split of "
                          f"{features.CACHE} (it has: {', '.join(splits)})")
     probs = {name: retrieval.classify(p, head, s.image, s.text, index) for name, s in labeled.items()}
-    dev = labeled[p.data.dev_split]
-    thresholds = np.array([scoring.best_threshold(dev.labels, run) for run in probs[p.data.dev_split]])
-    results = {name: summary(s.labels, probs[name], thresholds) for name, s in labeled.items()}
-    with atomic_dir(PLOTS) as plots:
-        for name, split in labeled.items():
-            write_curves(plots, name, split.labels, probs[name].mean(axis=0))
-        write_figures(plots / "images", {name: s.labels for name, s in labeled.items()},
-                      {name: run_probs.mean(axis=0) for name, run_probs in probs.items()})
+    primary = {name: s.labels[:, task.primary] for name, s in labeled.items()}
+    primary_probs = {name: run_probs[..., task.primary] for name, run_probs in probs.items()}
+    dev, dev_probs = primary[p.data.dev_split], primary_probs[p.data.dev_split]
+    thresholds = np.array([[scoring.best_threshold(dev[:, k], run[:, k]) for k in range(dev.shape[1])]
+                           for run in dev_probs])  # (runs, labels)
+    train_labels = splits[TRAIN_SPLIT].labels[:, task.primary]
+    results = {name: summary(primary[name], primary_probs[name], thresholds, train_labels)
+               for name in labeled}
+    with atomic_dir(PLOTS) as plots, atomic_dir(PER_LABEL) as per_label_dir:
+        for name, split in labeled.items():  # several labels: their cells pooled (micro)
+            ensemble = primary_probs[name].mean(axis=0)
+            write_curves(plots, name, primary[name].ravel(), ensemble.ravel())
+            write_csv(per_label_dir / f"{name}.csv", per_label(task, split.labels, probs[name].mean(axis=0)))
+        write_figures(plots / "images", {name: labels.ravel() for name, labels in primary.items()},
+                      {name: run_probs.mean(axis=0).ravel() for name, run_probs in primary_probs.items()})
     for name, m in results.items():
         print(f"{name:12s} n={m['n']:5d}  AUROC {m['auroc']:.4f} ± {m['auroc_std']:.4f} "
-              f"[{m['auroc_ci_low']:.4f}, {m['auroc_ci_high']:.4f}]  ensemble "
-              f"{m['ensemble_auroc']:.4f}  acc {m['accuracy']:.4f}  F1 {m['f1']:.4f}")
+              f"[{m['auroc_ci_low']:.4f}, {m['auroc_ci_high']:.4f}]  micro-F1 {m['micro_f1']:.4f} "
+              f"(the paper's {m['paper_micro_f1']:.4f}; all-negative "
+              f"{m['baselines']['all_negative']['micro_f1']:.4f} / "
+              f"{m['baselines']['all_negative']['paper_micro_f1']:.4f})")
     write_json(METRICS, results)  # one entry per split, nothing else, for dvc and scripts alike
-    print(f"wrote {METRICS} ({len(thresholds)} run(s); AUROC mean ± std over runs, 95% bootstrap "
-          f"interval) and the ensemble's curves under {PLOTS}/ (pictures in {PLOTS}/images/)")
+    print(f"wrote {METRICS} ({len(thresholds)} run(s); mean ± std over runs, 95% bootstrap "
+          f"intervals, constant-prediction baselines), {PER_LABEL}/<split>.csv and the "
+          f"ensemble's curves under {PLOTS}/ (pictures in {PLOTS}/images/)")
 
 
 if __name__ == "__main__":

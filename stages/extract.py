@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset as TorchDataset
 from tqdm import tqdm
 
 from stages import dataset, distributed, encoder, features, params as params_module, resume_store
+from stages.memes import TRAIN_SPLIT
 from stages.outputs import InputError, run_stage, write_csv
 
 BAD_IMAGES_REPORT = Path("reports/bad_images.csv")
@@ -142,7 +143,7 @@ def prepare_store(store: resume_store.Store, tables: list[Table]) -> None:
 
 def training_images(data: dataset.Dataset) -> list[str]:
     """The training split's unique images, in order of first appearance: the augmented views'."""
-    return list(dict.fromkeys(m.img for m in data.splits[dataset.TRAIN_SPLIT]))
+    return list(dict.fromkeys(m.img for m in data.splits[TRAIN_SPLIT]))
 
 
 def view_seeds(images: list[str], views: int) -> list[str]:
@@ -173,12 +174,12 @@ def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: l
         txt_rows = [text_index[m.text] for m in kept]
         splits[name] = features.SplitFeatures(
             ids=[m.id for m in kept],
-            labels=np.array([m.label for m in kept], dtype=np.int8),
+            labels=np.array([m.labels for m in kept], dtype=np.int8).reshape(len(kept), -1),
             image=image_rows["pooled"][img_rows], text=text_rows["pooled"][txt_rows],
             image_proj=image_rows["proj"][img_rows], text_proj=text_rows["proj"][txt_rows],
             captions=[m.text for m in kept],
         )
-        if name == dataset.TRAIN_SPLIT and view_rows is not None:
+        if name == TRAIN_SPLIT and view_rows is not None:
             attach_views(splits[name], kept, view_rows, training_images(data))
     return splits, skipped
 
@@ -216,7 +217,7 @@ def extract(p: params_module.Params, cache: Path = features.CACHE,
 
 def extract_shard(p: params_module.Params, cache: Path, max_unit: int,
                   shard: distributed.Shard, device: str) -> dict:
-    data = dataset.read(p.data.dir)
+    data = dataset.read_params(p.data)
     images, texts = dataset.unique_images(data), dataset.unique_texts(data)
     n_memes = sum(len(m) for m in data.splits.values())
     if shard.is_main:
@@ -224,7 +225,7 @@ def extract_shard(p: params_module.Params, cache: Path, max_unit: int,
               f"({', '.join(data.splits)}); {len(images)} unique images, {len(texts)} unique "
               f"captions" + (f"; {shard.world} processes" if shard.world > 1 else ""))
     enc = encoder.load(**p.clip.feature_settings(), device=device)
-    attrs = {**enc.info, "data_fingerprint": dataset.fingerprint(data),
+    attrs = {**enc.info, "data_fingerprint": dataset.fingerprint(data), "task": data.task.to_json(),
              "on_bad_image": p.data.on_bad_image, "augment_views": p.clip.augment_views}
     # Units are kept under the cache identity, so stale ones are never reused; those of an
     # abandoned run are removed. Their files name their rows, so any batch size, unit size or

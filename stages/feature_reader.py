@@ -14,11 +14,17 @@ from stages import dataset
 from stages.features import FEATURE_KEYS, FORMAT_VERSION, SplitFeatures, check_finite
 from stages.outputs import InputError
 from stages.params import FEATURE_SETTINGS, ClipParams
+from stages.task import Task
 
 
 def read_attrs(path: str | Path) -> dict:
     with _open(path) as f:
         return dict(f.attrs)
+
+
+def task_of(attrs: dict) -> Task:
+    """The task a cache's labels answer (its label names, which are auxiliary)."""
+    return Task.from_json(attrs["task"])
 
 
 def read(path: str | Path, splits: list[str] | None = None, features: str = "pooled",
@@ -97,7 +103,7 @@ def load_checked(path: str | Path, p, splits: list[str] | None = None, views: bo
     attrs = read_attrs(path)
     check_encoder(attrs, p.clip, path)
     if Path(p.data.dir).is_dir():
-        check_data(attrs, dataset.fingerprint(dataset.read(p.data.dir)), path)
+        check_data(attrs, dataset.fingerprint(dataset.read_params(p.data)), path)
     else:
         print(f"note: {p.data.dir} not found; using {path} without checking it against the data")
     return read(path, splits, p.head.features, views)

@@ -1,6 +1,8 @@
 """The feature cache's format and its writer: one HDF5 file, one group per split.
 
-Each group holds `ids` (UTF-8, jsonl order), `captions` (the memes' text, UTF-8), `labels` (int8, -1 where unlabeled), `image` and
+Each group holds `ids` (UTF-8, the release's order), `captions` (the memes' text, UTF-8),
+`labels` (int8, one column per label of the task, -1 where unknown; the file's `task`
+attribute names them, stages/task.py), `image` and
 `text` (pooled, pre-projection: the paper's features), `image_proj` and `text_proj` (CLIP's
 embedding space). With clip.augment_views > 0 the training split also holds `image_views` and
 `image_proj_views`, (N, views, D): augmented views of each meme's image, for training only. File attributes name the encoder settings and the data the features were
@@ -26,7 +28,8 @@ FEATURE_KEYS = {"pooled": ("image", "text", "image_views"),
                 "projected": ("image_proj", "text_proj", "image_proj_views")}
 VIEW_KEYS = ("image_views", "image_proj_views")
 # What this code writes. 2: long captions keep their EOT (version 1 cut them without one, which
-# the official code never did). Readers refuse any other version, so an old cache is re-extracted.
+# the official code never did), labels are a column per task label, captions are kept. Readers
+# refuse any other version, so an old cache is re-extracted.
 FORMAT_VERSION = 2
 # The attributes that decide what the cached numbers are; their digest is the cache fingerprint.
 IDENTITY_ATTRS = ("format_version", "model", "pretrained", "resize", "precision", "activation", "image_size",
@@ -36,7 +39,7 @@ IDENTITY_ATTRS = ("format_version", "model", "pretrained", "resize", "precision"
 @dataclass
 class SplitFeatures:
     ids: list[str]
-    labels: np.ndarray  # int8
+    labels: np.ndarray  # int8 (N, labels): the task's labels, primary then auxiliary; -1 unknown
     image: np.ndarray  # (N, D_image) float32
     text: np.ndarray  # (N, D_text)
     image_proj: np.ndarray | None = None  # absent when only one kind was loaded

@@ -1,12 +1,16 @@
 """The trainable Hate-CLIPper head (Kumar & Nandakumar 2022, Fig. 2, Sec. 3), K runs side by side.
 
     image features -> image projection -> L2 norm --\
-                                                     fusion (FIM) -> pre-output -> 1 logit
+                                                     fusion (FIM) -> pre-output -> one logit per label
     text features  -> text projection  -> L2 norm --/
 
 The feature interaction matrix (FIM) is the outer product of the two projections: `cross`
 keeps all of it, `align` only its diagonal, `cross_nd` all but the diagonal. `concat`,
-`align_concat` and the single-modality ablations `image` / `text` complete the set.
+`align_concat`, MOMENTA's cross-modal attention fusion `attention_m` (CMAF, as the official
+code has it) and the single-modality ablations `image` / `text` complete the set. One output
+per task label (stages/task.py): 1 for Hateful Memes, 22 for Propaganda Memes, plus any
+auxiliary labels. `head.normalize`, `head.pre_output_dim` and `head.activation` also express
+the seed repository's head (no L2 norm, a 128-wide GELU pre-output layer).
 
 Every weight carries a leading run dimension: `runs` independent heads (train.runs), each
 initialised from its own seed, computed by one batched matrix product per layer. A small head's
@@ -27,6 +31,7 @@ from stages import feature_reader, features
 from stages.outputs import InputError, atomic_path, load_saved
 
 CHECKPOINT = Path("models/head.pt")
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
 
 @dataclass(frozen=True)
@@ -39,42 +44,88 @@ class HeadConfig:
     num_pre_output_layers: int
     drop_probs: tuple[float, float, float]  # map, fusion, pre-output
     runs: int = 1  # independent heads trained side by side
+    outputs: int = 1  # one logit per primary label of the task
+    aux_outputs: int = 0  # and per auxiliary label, in a layer of their own
+    normalize: bool = True  # L2-normalise the projections (the paper)
+    pre_output_dim: int | None = None  # None: map_dim (the paper)
+    activation: str = "relu"  # after each pre-output layer
 
     @classmethod
-    def from_params(cls, p, image_dim: int, text_dim: int) -> "HeadConfig":
-        """The head params.yaml describes, for features of these widths (from the cache)."""
+    def from_params(cls, p, image_dim: int, text_dim: int, outputs: int = 1,
+                    aux_outputs: int = 0) -> "HeadConfig":
+        """The head params.yaml describes, for features of these widths (from the cache) and
+        a task of `outputs` primary and `aux_outputs` auxiliary labels."""
         return cls(image_dim=image_dim, text_dim=text_dim, fusion=p.fusion,
                    map_dim=p.head.map_dim, num_mapping_layers=p.head.num_mapping_layers,
                    num_pre_output_layers=p.head.num_pre_output_layers,
-                   drop_probs=p.head.drop_probs, runs=p.train.runs)
+                   drop_probs=p.head.drop_probs, runs=p.train.runs, outputs=outputs,
+                   aux_outputs=aux_outputs,
+                   normalize=p.head.normalize, pre_output_dim=p.head.pre_output_dim,
+                   activation=p.head.activation)
+
+    @property
+    def pre_output_width(self) -> int:
+        return self.pre_output_dim or self.map_dim
 
 
-def fuse(fusion: str, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """Combine L2-normalised projections (..., map_dim) into one fused vector per meme."""
-    if fusion == "align":  # the FIM's diagonal
-        return image * text
-    if fusion == "cross":  # the whole FIM, FIM[i, j] = image_i * text_j, flattened
-        return (image.unsqueeze(-1) * text.unsqueeze(-2)).flatten(-2)
-    if fusion == "cross_nd":  # the FIM without its diagonal
-        fim = image.unsqueeze(-1) * text.unsqueeze(-2)
-        off_diagonal = ~torch.eye(image.shape[-1], dtype=torch.bool, device=image.device)
-        return fim[..., off_diagonal]
-    if fusion == "concat":
-        return torch.cat([image, text], dim=-1)
-    if fusion == "align_concat":
-        return torch.cat([image * text, image, text], dim=-1)
-    if fusion == "image":
-        return image
-    if fusion == "text":
-        return text
-    raise ValueError(f"unknown fusion {fusion!r}")
+def align(image, text, layers):  # the FIM's diagonal
+    return image * text
+
+
+def cross(image, text, layers):  # the whole FIM, FIM[i, j] = image_i * text_j, flattened
+    return (image.unsqueeze(-1) * text.unsqueeze(-2)).flatten(-2)
+
+
+def cross_nd(image, text, layers):  # the FIM without its diagonal
+    off_diagonal = ~torch.eye(image.shape[-1], dtype=torch.bool, device=image.device)
+    return (image.unsqueeze(-1) * text.unsqueeze(-2))[..., off_diagonal]
+
+
+def concat(image, text, layers):
+    return torch.cat([image, text], dim=-1)
+
+
+def align_concat(image, text, layers):
+    return torch.cat([image * text, image, text], dim=-1)
+
+
+def attention_m(image, text, layers):
+    """MOMENTA's CMAF as the official engine.py has it: one query and one key layer shared by
+    both modalities, each modality's query scored against the other's key (no scaling), a
+    softmax over the two scores weighting each projection."""
+    (wq, bq), = layers["query"]
+    (wk, bk), = layers["key"]
+    q1, k1 = F.relu(torch.baddbmm(bq, image, wq)), F.relu(torch.baddbmm(bk, image, wk))
+    q2, k2 = F.relu(torch.baddbmm(bq, text, wq)), F.relu(torch.baddbmm(bk, text, wk))
+    weights = torch.softmax(torch.stack([(q1 * k2).sum(-1), (q2 * k1).sum(-1)], dim=-1), dim=-1)
+    return torch.cat([image * weights[..., :1], text * weights[..., 1:]], dim=-1)
+
+
+def image_only(image, text, layers):
+    return image
+
+
+def text_only(image, text, layers):
+    return text
+
+
+# Each fusion: its function of the two projections (runs, N, map_dim), and its width.
+FUSIONS = {
+    "align": (align, lambda m: m), "cross": (cross, lambda m: m * m),
+    "cross_nd": (cross_nd, lambda m: m * m - m), "concat": (concat, lambda m: 2 * m),
+    "align_concat": (align_concat, lambda m: 3 * m), "attention_m": (attention_m, lambda m: 2 * m),
+    "image": (image_only, lambda m: m), "text": (text_only, lambda m: m),
+}
+
+
+def fuse(fusion: str, image: torch.Tensor, text: torch.Tensor, layers: dict | None = None) -> torch.Tensor:
+    """Combine the projections (runs, N, map_dim) into one fused vector per meme; `layers`
+    holds the query and key layers attention_m needs."""
+    return FUSIONS[fusion][0](image, text, layers)
 
 
 def fused_dim(fusion: str, map_dim: int) -> int:
-    return {
-        "align": map_dim, "cross": map_dim ** 2, "cross_nd": map_dim ** 2 - map_dim,
-        "concat": 2 * map_dim, "align_concat": 3 * map_dim, "image": map_dim, "text": map_dim,
-    }[fusion]
+    return FUSIONS[fusion][1](map_dim)
 
 
 class Dropout(nn.Module):
@@ -102,13 +153,24 @@ class Dropout(nn.Module):
 def layer_shapes(config: HeadConfig) -> list[tuple[str, int, int]]:
     """The head's linear layers as data, (part, in, out), in the order they are initialised."""
     map_dim, fused = config.map_dim, fused_dim(config.fusion, config.map_dim)
+    width = config.pre_output_width
     shapes = []
     for part, in_dim in (("image", config.image_dim), ("text", config.text_dim)):
         shapes += [(part, in_dim if k == 0 else map_dim, map_dim)
                    for k in range(config.num_mapping_layers)]
-    shapes += [("pre_output", fused if k == 0 else map_dim, map_dim)
+    if config.fusion == "attention_m":  # gen_query, gen_key: Linear(map_dim, map_dim // 4)
+        shapes += [("query", map_dim, map_dim // 4), ("key", map_dim, map_dim // 4)]
+    shapes += [("pre_output", fused if k == 0 else width, width)
                for k in range(config.num_pre_output_layers)]
-    return shapes + [("output", map_dim if config.num_pre_output_layers else fused, 1)]
+    last = width if config.num_pre_output_layers else fused
+    shapes.append(("output", last, config.outputs))
+    # initialised after everything else, so that auxiliary labels change no primary weight
+    return shapes + ([("aux_output", last, config.aux_outputs)] if config.aux_outputs else [])
+
+
+def trainable_params(config: HeadConfig) -> int:
+    """One run's trainable parameters: every layer's weight and bias."""
+    return sum(i * o + o for _, i, o in layer_shapes(config))
 
 
 class HateClipper(nn.Module):
@@ -140,43 +202,50 @@ class HateClipper(nn.Module):
     def layers(self) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
         """Each part's (weight (runs, in, out), bias (runs, 1, out)) pairs, as views of `weights`."""
         views = self.weights.split(self.sizes, dim=1)
-        parts: dict[str, list] = {"image": [], "text": [], "pre_output": [], "output": []}
+        parts: dict[str, list] = {"image": [], "text": [], "query": [], "key": [],
+                                  "pre_output": [], "output": [], "aux_output": []}
         for k, (part, in_dim, out_dim) in enumerate(self.shapes):
             weight, bias = views[2 * k], views[2 * k + 1]
             parts[part].append((weight.view(-1, in_dim, out_dim), bias.unsqueeze(1)))
         return parts
 
     def project(self, x: torch.Tensor, layers: list) -> torch.Tensor:
-        """Linear layers to map_dim, ReLU between them, dropout after each, then L2 norm."""
+        """Linear layers to map_dim, ReLU between them, dropout after each, then the L2 norm
+        (head.normalize)."""
         for k, (weight, bias) in enumerate(layers):
             x = self.map_dropout(torch.baddbmm(bias, F.relu(x) if k else x, weight))
-        return F.normalize(x, dim=-1)
+        return F.normalize(x, dim=-1) if self.config.normalize else x
 
     def run(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features (runs, N, image_dim), (runs, N, text_dim) -> (embedding, logits (runs, N))."""
+        """Features (runs, N, image_dim), (runs, N, text_dim) -> (embedding, logits
+        (runs, N, outputs))."""
         layers = self.layers()
         return self.classify(self.fuse(image, text, layers), layers)
 
     def fuse(self, image: torch.Tensor, text: torch.Tensor, layers: dict) -> torch.Tensor:
         """The fused vectors (runs, N, fused_dim): for `cross` the flattened FIM."""
         return fuse(self.config.fusion, self.project(image, layers["image"]),
-                    self.project(text, layers["text"]))
+                    self.project(text, layers["text"]), layers)
 
     def classify(self, fused: torch.Tensor, layers: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fused vectors -> (embedding, logits): fusion dropout, pre-output layers, output.
+        """Fused vectors -> (embedding, logits (runs, N, outputs)): fusion dropout,
+        pre-output layers (head.activation), output.
 
         The embedding is the space RGCL retrieves in: as in RGCL's code, the last pre-output
-        layer's output before its ReLU and dropout (the fused vector without pre-output layers).
+        layer's output before its activation and dropout (the fused vector without pre-output
+        layers).
         """
+        activation = ACTIVATIONS[self.config.activation]
         embedding, x = fused, self.fusion_dropout(fused)
         for weight, bias in layers["pre_output"]:
             embedding = torch.baddbmm(bias, x, weight)
-            x = self.pre_output_dropout(F.relu(embedding))
-        (weight, bias), = layers["output"]
-        return embedding, torch.baddbmm(bias, x, weight).squeeze(-1)
+            x = self.pre_output_dropout(activation(embedding))
+        logits = torch.cat([torch.baddbmm(bias, x, weight)
+                            for weight, bias in layers["output"] + layers["aux_output"]], dim=-1)
+        return embedding, logits
 
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Features (runs, N, image_dim), (runs, N, text_dim) -> hate logits (runs, N)."""
+        """Features (runs, N, image_dim), (runs, N, text_dim) -> logits (runs, N, outputs)."""
         return self.run(image, text)[1]
 
 
@@ -201,8 +270,8 @@ def load(path: str | Path) -> tuple[HateClipper, dict]:
 @torch.no_grad()
 def outputs(head: HateClipper, image, text, batch_size: int = 4096
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every run's embeddings (runs, N, E) and hate probabilities (runs, N), in eval mode, for
-    feature rows (N, D): tensors on the head's device, or numpy arrays."""
+    """Every run's embeddings (runs, N, E) and probabilities (runs, N, outputs), in eval mode,
+    for feature rows (N, D): tensors on the head's device, or numpy arrays."""
     image, text = torch.as_tensor(image), torch.as_tensor(text)
     runs = head.config.runs
     head.eval()
@@ -214,7 +283,7 @@ def outputs(head: HateClipper, image, text, batch_size: int = 4096
 
 
 def predict_probs(head: HateClipper, image, text) -> np.ndarray:
-    """Every run's hate probabilities (runs, N); the runs' ensemble is the mean over axis 0."""
+    """Every run's probabilities (runs, N, outputs); the runs' ensemble is the mean over axis 0."""
     return outputs(head, image, text)[1].float().cpu().numpy()
 
 

@@ -26,7 +26,7 @@ import scipy.sparse
 from sklearn.cluster import KMeans
 
 from stages import dataset, head as head_module, params as params_module, plotting, triggers
-from stages.dataset import TRAIN_SPLIT
+from stages.memes import TRAIN_SPLIT
 from stages.features import SplitFeatures
 from stages.outputs import InputError, atomic_dir, run_stage, write_csv, write_json
 
@@ -59,7 +59,7 @@ def image_paths(p: params_module.Params, ids: list[str]) -> tuple[list[Path | No
     root = Path(p.data.dir)
     if not root.is_dir():
         return [None] * len(ids), f"{root} not found: sheets list ids and captions instead of images"
-    data = dataset.read(root)
+    data = dataset.read_params(p.data)
     files = {m.id: data.image_path(m) for m in data.splits[TRAIN_SPLIT]}
     return [files[i] for i in ids], ""
 
@@ -83,7 +83,7 @@ def write_pictures(folder: Path, p, split: SplitFeatures, rows: np.ndarray, mode
 def interpret(p: params_module.Params, head: head_module.HateClipper, split: SplitFeatures,
               folder: Path) -> dict:
     fusion, map_dim = head.config.fusion, head.config.map_dim
-    rows = np.flatnonzero(split.labels == 1)
+    rows = np.flatnonzero(split.labels[:, 0] == 1)  # hateful: the task's first primary label
     if len(rows) < 2:
         raise InputError(f"interpret needs at least 2 hateful training memes, the cache has {len(rows)}")
     quantiles = triggers.Quantiles(p.interpret.direction_quantiles, p.interpret.meme_quantiles)

@@ -18,8 +18,17 @@ import torch.nn.functional as F
 
 
 def bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy of each run: logits (runs, b), labels (runs, b) -> (runs,)."""
-    return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(-1)
+    """Mean binary cross-entropy of each run over a batch's memes and labels: logits, labels
+    (runs, b, L) -> (runs,)."""
+    return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").flatten(1).mean(-1)
+
+
+def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy of each run over the cells whose label is known (not -1):
+    logits, labels (runs, b, L) -> (runs,); 0 for a run whose batch knows none."""
+    known = labels >= 0
+    cells = F.binary_cross_entropy_with_logits(logits, labels.clamp(min=0), reduction="none")
+    return (cells * known).flatten(1).sum(-1) / known.flatten(1).sum(-1).clamp(min=1)
 
 
 def rgcl_contrastive(embedding: torch.Tensor, labels: torch.Tensor, positive: torch.Tensor,

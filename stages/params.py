@@ -11,7 +11,10 @@ import yaml
 
 from stages.outputs import InputError
 
-FUSIONS = ("align", "cross", "cross_nd", "concat", "align_concat", "image", "text")
+FUSIONS = ("align", "cross", "cross_nd", "concat", "align_concat", "attention_m", "image", "text")
+LAYOUTS = ("hateful_memes", "propaganda", "tamil")  # stages/dataset.py's readers
+ACTIVATIONS = ("relu", "gelu")
+SELECTIONS = ("auroc", "micro_f1", "paper_micro_f1")  # the dev metric that picks the best epoch
 CLASSIFIERS = ("logistic", "retrieval")  # the head's logit | RGCL's kNN vote in its embedding space
 LOSSES = ("bce", "rgcl")
 HEAD_FEATURES = ("pooled", "projected")
@@ -27,6 +30,9 @@ FEATURE_SETTINGS = ("model", "pretrained", "resize", "precision")
 @dataclass(frozen=True)
 class DataParams:
     dir: str
+    layout: str
+    fine_grained: str | None  # folder of the fine-grained annotations, or None
+    dev_fraction: float  # of train, carved into a `dev` split (0: none)
     dev_split: str
     on_bad_image: str
 
@@ -50,6 +56,9 @@ class ClipParams:
 class HeadParams:
     features: str
     map_dim: int
+    normalize: bool  # L2-normalise the projections (the paper); false: the seed's head
+    pre_output_dim: int | None  # None: map_dim (the paper); 128: the seed's head
+    activation: str  # after each pre-output layer: relu (the paper) | gelu (the seed's head)
     num_mapping_layers: int
     num_pre_output_layers: int
     drop_probs: tuple[float, float, float]
@@ -67,6 +76,8 @@ class TrainParams:
     runs: int
     loss: str
     rgcl_weight: float
+    select: str
+    aux_weight: float
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,9 @@ def parse(raw, source: str = "params.yaml") -> Params:
     reader = _Reader(raw, source)
     data = DataParams(
         dir=reader.string("data.dir"),
+        layout=reader.choice("data.layout", LAYOUTS),
+        fine_grained=reader.optional_string("data.fine_grained"),
+        dev_fraction=reader.float_below_one("data.dev_fraction"),
         dev_split=reader.string("data.dev_split"),
         on_bad_image=reader.choice("data.on_bad_image", BAD_IMAGE_POLICIES),
     )
@@ -135,6 +149,9 @@ def parse(raw, source: str = "params.yaml") -> Params:
     head = HeadParams(
         features=reader.choice("head.features", HEAD_FEATURES),
         map_dim=reader.positive_int("head.map_dim"),
+        normalize=reader.boolean("head.normalize"),
+        pre_output_dim=reader.optional_positive_int("head.pre_output_dim"),
+        activation=reader.choice("head.activation", ACTIVATIONS),
         num_mapping_layers=reader.positive_int("head.num_mapping_layers"),
         num_pre_output_layers=reader.count("head.num_pre_output_layers"),
         drop_probs=reader.drop_probs("head.drop_probs"),
@@ -150,6 +167,8 @@ def parse(raw, source: str = "params.yaml") -> Params:
         runs=reader.positive_int("train.runs"),
         loss=reader.choice("train.loss", LOSSES),
         rgcl_weight=reader.unit_float("train.rgcl_weight"),
+        select=reader.choice("train.select", SELECTIONS),
+        aux_weight=reader.non_negative_float("train.aux_weight"),
     )
     interpret = InterpretParams(
         clusters=reader.positive_int("interpret.clusters"),
@@ -207,6 +226,12 @@ class _Reader:
     def positive_int(self, key: str) -> int:
         return self._int(key, 1, "a positive integer")
 
+    def optional_positive_int(self, key: str) -> int | None:
+        return None if self._get(key) is None else self.positive_int(key)
+
+    def optional_string(self, key: str) -> str | None:
+        return None if self._get(key) is None else self.string(key)
+
     def count(self, key: str) -> int:
         return self._int(key, 0, "a non-negative integer")
 
@@ -223,6 +248,9 @@ class _Reader:
 
     def non_negative_float(self, key: str) -> float:
         return self._float(key, lambda v: v >= 0, "a non-negative number")
+
+    def float_below_one(self, key: str) -> float:
+        return self._float(key, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
     def unit_float(self, key: str) -> float:
         return self._float(key, lambda v: 0 <= v <= 1, "a number in [0, 1]")

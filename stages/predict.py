@@ -6,9 +6,11 @@
     python -m stages.predict --jsonl memes.jsonl      lines as in the dataset; img relative to it
     python -m stages.predict --add-to-index new.jsonl labeled memes join the retrieval index
 
-The prediction CSVs hold `id` (exactly as in the jsonl), `prob_hate` (the mean over the trained
-runs: their ensemble) and `pred_label` (prob_hate >= 0.5); the submission CSVs the same numbers
-in the challenge's format, `id,proba,label`. Probabilities come from params.yaml's `classifier`:
+The prediction CSVs hold `id` (exactly as in the release), `prob_hate` (the first primary
+label's probability, the mean over the trained runs: their ensemble) and `pred_label`
+(prob_hate >= 0.5), then `prob_<label>` for every further label; the submission files the same
+numbers in the release's format: `id,proba,label` CSVs, or for a multi-label task (Propaganda
+Memes) a JSON list of {"id", "labels": [predicted techniques]}. Probabilities come from params.yaml's `classifier`:
 the heads' logits, or RGCL's kNN vote among the training memes (stages/retrieval.py). Memes
 added with --add-to-index join the training memes when new memes are scored, at once and
 without retraining; the pipeline's own outputs keep to the training split.
@@ -25,38 +27,59 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages import dataset, head as head_module, params as params_module, retrieval, scoring
-from stages.outputs import InputError, atomic_dir, run_stage, write_csv
+from stages import dataset, hateful_memes, head as head_module, params as params_module, retrieval, scoring
+from stages.memes import UNLABELED, Meme
+from stages.outputs import InputError, atomic_dir, run_stage, write_csv, write_json
+from stages.task import Task
 
 PREDICTIONS = Path("reports/predictions")
 SUBMISSION = Path("reports/submission")
 
 
-def prediction_table(ids: list[str], probs: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"id": ids, "prob_hate": probs,
-                         "pred_label": (probs >= scoring.THRESHOLD).astype(int)})
+def prediction_table(ids: list[str], probs: np.ndarray, task: Task) -> pd.DataFrame:
+    """`id`, `prob_hate` and `pred_label` of the first primary label (the challenge's
+    columns), then `prob_<label>` of every further label the head scores."""
+    table = pd.DataFrame({"id": ids, "prob_hate": probs[:, 0],
+                          "pred_label": (probs[:, 0] >= scoring.THRESHOLD).astype(int)})
+    for k, name in enumerate(task.names[1:probs.shape[1]], start=1):
+        table[f"prob_{name}"] = probs[:, k]
+    return table
+
+
+def technique_submission(ids: list[str], probs: np.ndarray, task: Task) -> list[dict]:
+    """Propaganda Memes' shared-task format: each meme's predicted techniques (prob >= 0.5)."""
+    chosen = probs[:, task.primary] >= scoring.THRESHOLD
+    return [{"id": meme_id, "labels": [name for name, on in zip(task.labels, row) if on]}
+            for meme_id, row in zip(ids, chosen)]
 
 
 def predict_splits(p: params_module.Params) -> None:
-    head, _, splits = head_module.load_checked(p)
+    head, meta, splits = head_module.load_checked(p)
+    task = Task.from_json(meta["task"])
     index = retrieval.index_for(p, head)
     with atomic_dir(PREDICTIONS) as out, atomic_dir(SUBMISSION) as submission:
         for name, split in splits.items():
-            table = prediction_table(split.ids, ensemble(p, head, split.image, split.text, index))
+            probs = ensemble(p, head, split.image, split.text, index)
+            table = prediction_table(split.ids, probs, task)
             write_csv(out / f"{name}.csv", table)
-            write_csv(submission / f"{name}.csv", table.rename(
-                columns={"prob_hate": "proba", "pred_label": "label"}))
-            print(f"{name:12s} {len(split):6d} memes, mean prob_hate {table['prob_hate'].mean():.3f}")
-    print(f"wrote {PREDICTIONS}/<split>.csv and {SUBMISSION}/<split>.csv "
+            if len(task.labels) > 1:
+                write_json(submission / f"{name}.json", technique_submission(split.ids, probs, task))
+            else:
+                write_csv(submission / f"{name}.csv", table[["id", "prob_hate", "pred_label"]].rename(
+                    columns={"prob_hate": "proba", "pred_label": "label"}))
+            print(f"{name:12s} {len(split):6d} memes, mean prob_{task.labels[0]} "
+                  f"{table['prob_hate'].mean():.3f}")
+    kind = "json" if len(task.labels) > 1 else "csv"
+    print(f"wrote {PREDICTIONS}/<split>.csv and {SUBMISSION}/<split>.{kind} "
           f"(the ensemble of {head.config.runs} run(s))")
 
 
 def ensemble(p, head: head_module.HateClipper, image, text, index) -> np.ndarray:
-    """prob_hate: the mean of the runs' probabilities."""
+    """Each label's probability (N, labels): the mean of the runs' probabilities."""
     return retrieval.classify(p, head, image, text, index).mean(axis=0)
 
 
-def encode_memes(enc, memes: list[dataset.Meme], root: Path, kind: str,
+def encode_memes(enc, memes: list[Meme], root: Path, kind: str,
                  batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Feature rows of `kind` for new memes, computed exactly as extraction computes them."""
     image_rows, text_rows = [], []
@@ -70,28 +93,28 @@ def encode_memes(enc, memes: list[dataset.Meme], root: Path, kind: str,
     return np.concatenate(image_rows), np.concatenate(text_rows)
 
 
-def new_memes(memes: list[dataset.Meme], root: Path, head_path: Path, device: str):
+def new_memes(memes: list[Meme], root: Path, head_path: Path, device: str):
     """The trained head and the feature rows of new memes, encoded with the cache's settings."""
     # open_clip takes seconds to import: only new memes need it, not the pipeline.
     from stages import encoder
 
     head, meta = head_module.load(head_path)
     enc = encoder.load(**meta["encoder"], device=device)
-    return head, *encode_memes(enc, memes, root, meta["features"])
+    return (head, *encode_memes(enc, memes, root, meta["features"]), Task.from_json(meta["task"]))
 
 
-def predict_new(p, memes: list[dataset.Meme], root: Path, head_path: Path, device: str) -> None:
-    head, image, text = new_memes(memes, root, head_path, device)
+def predict_new(p, memes: list[Meme], root: Path, head_path: Path, device: str) -> None:
+    head, image, text, task = new_memes(memes, root, head_path, device)
     probs = ensemble(p, head, image, text, retrieval.index_for(p, head, with_added=True))
-    print(prediction_table([m.id for m in memes], probs).to_csv(index=False), end="")
+    print(prediction_table([m.id for m in memes], probs, task).to_csv(index=False), end="")
 
 
 def add_to_index(path: Path, head_path: Path, device: str) -> None:
     """Labeled memes join the retrieval index (models/retrieval_added.pt), atomically."""
-    memes = dataset.read_split(path)
-    if memes[0].label == dataset.UNLABELED:
+    memes = hateful_memes.read_split(path)
+    if memes[0].label == UNLABELED:
         raise InputError(f"{path}: memes added to the retrieval index need a 'label' (0 or 1)")
-    head, image, text = new_memes(memes, path.parent, head_path, device)
+    head, image, text, _ = new_memes(memes, path.parent, head_path, device)
     added = retrieval.Index(head_module.outputs(head, image, text)[0],
                             torch.tensor([m.label for m in memes]), [m.id for m in memes])
     if retrieval.ADDED.is_file():
@@ -120,12 +143,12 @@ def main(argv: list[str] | None = None) -> None:
         add_to_index(Path(args.add_to_index), Path(args.head), args.device)
     elif args.jsonl:
         path = Path(args.jsonl)
-        predict_new(p, dataset.read_split(path), path.parent, Path(args.head), args.device)
+        predict_new(p, hateful_memes.read_split(path), path.parent, Path(args.head), args.device)
     elif args.image is not None or args.text is not None:
         if args.image is None or args.text is None:
             raise InputError("scoring one meme needs both --image and --text")
         image = Path(args.image)
-        meme = dataset.Meme(id=image.stem, img=image.name, text=args.text, label=dataset.UNLABELED)
+        meme = Meme(id=image.stem, img=image.name, text=args.text, labels=(UNLABELED,))
         predict_new(p, [meme], image.parent, Path(args.head), args.device)
     else:
         predict_splits(p)

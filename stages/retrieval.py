@@ -86,11 +86,12 @@ def knn_probs(queries: torch.Tensor, index: Index, k: int) -> np.ndarray:
 
 
 def classify(p, head: head_module.HateClipper, image, text, index: Index | None) -> np.ndarray:
-    """Every run's prob_hate (runs, N) for feature rows, by params.yaml's `classifier`."""
+    """Every run's probabilities (runs, N, outputs) for feature rows, by params.yaml's
+    `classifier` (retrieval: one primary label, as RGCL)."""
     embeddings, probs = head_module.outputs(head, image, text)
     if p.classifier == "logistic":
         return probs.float().cpu().numpy()
-    return knn_probs(embeddings, index, p.retrieval.k)
+    return knn_probs(embeddings, index, p.retrieval.k)[..., None]
 
 
 def head_id(head: head_module.HateClipper) -> str:

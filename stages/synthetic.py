@@ -25,8 +25,10 @@ import argparse
 import io
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import pandas as pd
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -139,24 +141,24 @@ def save_image(image: Image.Image, path: Path, index: int) -> None:
 
 def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: int = 0,
              concepts: int = 0) -> dict[str, list[SyntheticMeme]]:
-    """Write a synthetic set to out_dir and return its memes (with the hidden factors) by split.
-    concepts 0: label = scene XOR family; K in 2-4: label = (scene == family), K concepts."""
-    if layout not in ("kaggle", "challenge"):
-        raise ValueError(f"layout must be kaggle or challenge, got {layout!r}")
+    """Write a synthetic set to out_dir in a release's layout and return its memes (with the
+    hidden factors) by split. concepts 0: label = scene XOR family; K in 2-4: label =
+    (scene == family), K concepts. `propaganda` gives technique k to a meme where
+    k % 4 == 2 x (scene XOR family): every label needs both modalities."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if n < 40:
         raise ValueError("n must be at least 40 so every split gets memes")
     if concepts and not 2 <= concepts <= len(FAMILIES):
         raise ValueError(f"concepts must be 0 or 2 to {len(FAMILIES)}, got {concepts}")
     rng = random.Random(seed)
     out = Path(out_dir)
-    (out / "img").mkdir(parents=True, exist_ok=True)
     families = concepts or 2
     captions = caption_pool(rng, per_family=max(4, n // 12), families=families)
     pictures = [rng.randrange(families) for _ in range(max(4, n // 3))]  # each picture's scene
-    picture_images: dict[int, Image.Image] = {}
     ids = rng.sample(range(100, 99999), n)  # ids below 10000 get zero-padded file names
     memes = []
-    for index, meme_id in enumerate(ids):
+    for meme_id in ids:
         picture = rng.randrange(len(pictures))
         scene = pictures[picture]
         if concepts:  # half matching (hateful), half another family
@@ -164,15 +166,45 @@ def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: in
             text, family = rng.choice([c for c in captions if (c[1] == scene) == matching])
         else:
             text, family = rng.choice(captions)
-        if picture not in picture_images:
-            picture_images[picture] = draw_picture(rng, scene)
-        img = f"img/{meme_id:05d}.png"
-        save_image(render_meme(picture_images[picture], text), out / img, index)
-        label = int(scene == family) if concepts else scene ^ family
-        memes.append(SyntheticMeme(meme_id, img, text, label, picture, scene, family))
+        label = int(scene == family) if concepts else (scene ^ family) % 2
+        memes.append(SyntheticMeme(meme_id, "", text, label, picture, scene, family))
     splits = assign_splits(memes, layout, rng)
-    write_splits(out, splits, split_names(layout))
+    splits = {name: [replace(m, img=image_name(layout, name, m)) for m in split]
+              for name, split in splits.items()}
+    draw_images(out, splits, pictures, rng)
+    WRITERS[layout](out, splits)
     return splits
+
+
+def techniques(meme: SyntheticMeme) -> list[str]:
+    """The synthetic propaganda meme's techniques: a function of picture and caption together."""
+    from stages.propaganda import TECHNIQUES
+
+    return [name for k, name in enumerate(TECHNIQUES) if k % 4 == 2 * (meme.scene ^ meme.family)]
+
+
+def image_name(layout: str, split: str, meme: SyntheticMeme) -> str:
+    if layout == "propaganda":
+        return f"images/{meme.id}_image.png"
+    if layout == "tamil":
+        folder = "uploaded_tamil_memes" if split == "train" else "test_img"
+        return f"{folder}/{'troll' if meme.label else 'Not_troll'}_{meme.id}.jpg"
+    return f"img/{meme.id:05d}.png"
+
+
+def draw_images(out: Path, splits: dict[str, list[SyntheticMeme]], pictures: list[int],
+                rng: random.Random) -> None:
+    """Each meme's picture with its caption rendered on it, once per image file."""
+    picture_images: dict[int, Image.Image] = {}
+    written = set()
+    for index, meme in enumerate(m for split in splits.values() for m in split):
+        if meme.img in written:
+            continue
+        written.add(meme.img)
+        if meme.picture not in picture_images:
+            picture_images[meme.picture] = draw_picture(rng, pictures[meme.picture])
+        (out / meme.img).parent.mkdir(parents=True, exist_ok=True)
+        save_image(render_meme(picture_images[meme.picture], meme.text), out / meme.img, index)
 
 
 def assign_splits(memes: list[SyntheticMeme], layout: str, rng: random.Random
@@ -183,28 +215,86 @@ def assign_splits(memes: list[SyntheticMeme], layout: str, rng: random.Random
     first, second, third = rest[:n_eval], rest[n_eval:2 * n_eval], rest[2 * n_eval:]
     if layout == "kaggle":
         return {"train": train, "dev": first, "test": second + third}
+    if layout == "propaganda":
+        return {"train": train, "val": first, "test": second + third}
+    if layout == "tamil":  # no dev split, as released
+        return {"train": train + first, "test": second + third}
     # dev_unseen shares half its memes with dev_seen, as in the real release.
     overlap = rng.sample(first, len(first) // 2)
     return {"train": train, "dev_seen": first, "dev_unseen": overlap + second[: n_eval // 2],
             "test_seen": second[n_eval // 2:], "test_unseen": third}
 
 
-def write_splits(out: Path, splits: dict[str, list[SyntheticMeme]], labeled: dict[str, bool]
-                 ) -> None:
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                    encoding="utf-8")
+
+
+def write_hateful_memes(out: Path, splits: dict[str, list[SyntheticMeme]]) -> None:
+    labeled = split_names("kaggle" if "dev" in splits else "challenge")
     for name, memes in splits.items():
-        with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
-            for m in memes:
-                record = {"id": m.id, "img": m.img, "label": m.label, "text": m.text}
-                if not labeled[name]:
-                    del record["label"]
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        write_jsonl(out / f"{name}.jsonl", [
+            {"id": m.id, "img": m.img, **({"label": m.label} if labeled[name] else {}), "text": m.text}
+            for m in memes])
+
+
+def write_propaganda(out: Path, splits: dict[str, list[SyntheticMeme]]) -> None:
+    """annotations/<split>.jsonl as released: the caption in upper case over two lines."""
+    for name, memes in splits.items():
+        write_jsonl(out / "annotations" / f"{name}.jsonl", [
+            {"id": f"{m.id}_batch_1", "labels": techniques(m),
+             "text": m.text.upper().replace(" and ", "\nAND ", 1),
+             "image": Path(m.img).name} for m in memes])
+
+
+def write_tamil(out: Path, splits: dict[str, list[SyntheticMeme]]) -> None:
+    """The release's three CSVs: an unnamed index column first, test labels apart."""
+    for name in ("train", "test"):
+        pd.DataFrame({"imagename": [Path(m.img).name for m in splits[name]],
+                      "captions": [m.text for m in splits[name]]}).to_csv(out / f"{name}_captions.csv")
+    pd.DataFrame({"ref_caption": [Path(m.img).name for m in splits["test"]],
+                  "label": ["troll" if m.label else "not_troll" for m in splits["test"]]}
+                 ).to_csv(out / "gold_labels_for_test.csv", index=False)
+
+
+def write_fine_grained(folder: str | Path, splits: dict[str, list[SyntheticMeme]],
+                       coverage: float = 0.8, seed: int = 0) -> dict[str, tuple[str, str]]:
+    """Fine-grained annotations (annotations/{train,dev_seen,dev_unseen}.json, JSON lines) for
+    a share of a hateful_memes set's memes: a hateful meme's protected category follows its
+    scene (race by day, religion by night) and its attack type its caption family (mocking,
+    dehumanizing); a benign meme has pc_empty and attack_empty. Returns id -> (pc, attack) of
+    the annotated memes."""
+    rng = random.Random(seed)
+    folder = Path(folder)
+    annotated = {}
+    for file_name, split_name in (("train", "train"), ("dev_seen", "dev_seen" if "dev_seen" in splits else "dev"),
+                                  ("dev_unseen", "dev_unseen" if "dev_unseen" in splits else "dev")):
+        records = []
+        for m in splits[split_name]:
+            if rng.random() >= coverage:
+                continue
+            pc = ("race", "religion")[m.scene % 2] if m.label else "pc_empty"
+            attack = ("mocking", "dehumanizing")[m.family % 2] if m.label else "attack_empty"
+            annotated[str(m.id)] = (pc, attack)
+            records.append({"id": m.id, "set_name": file_name, "img": m.img, "text": m.text,
+                            "gold_hate": ["hateful" if m.label else "not_hateful"],
+                            "gold_pc": [pc], "gold_attack": [attack]})
+        write_jsonl(folder / "annotations" / f"{file_name}.json", records)
+    return annotated
+
+
+WRITERS = {"kaggle": write_hateful_memes, "challenge": write_hateful_memes,
+           "propaganda": write_propaganda, "tamil": write_tamil}
+LAYOUTS = tuple(WRITERS)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir")
     parser.add_argument("--n", type=int, default=600, help="number of memes (default 600)")
-    parser.add_argument("--layout", choices=("kaggle", "challenge"), default="kaggle")
+    parser.add_argument("--layout", choices=LAYOUTS, default="kaggle",
+                        help="kaggle, challenge (Hateful Memes), propaganda or tamil")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concepts", type=int, default=0,
                         help="K hateful (scene, caption family) concepts, 2-4 (default: XOR of two)")

@@ -18,8 +18,9 @@ import torch
 
 from stages import (feature_reader, features, head as head_module, losses, params as params_module,
                     plotting, retrieval, scoring)
-from stages.dataset import TRAIN_SPLIT
+from stages.memes import TRAIN_SPLIT
 from stages.head import predict_probs
+from stages.task import HATEFUL, Task
 from stages.outputs import InputError, run_stage, write_csv, write_json
 
 CURVES = Path("reports/training_curves.csv")
@@ -28,23 +29,38 @@ TRAIN_SUMMARY = Path("reports/train.json")
 
 
 def as_tensors(split: features.SplitFeatures, device: torch.device):
+    """Features, and labels (N, L) as floats with -1 where unknown."""
     return (torch.from_numpy(split.image).to(device), torch.from_numpy(split.text).to(device),
             torch.from_numpy(split.labels.astype(np.float32)).to(device))
 
 
-def check_splits(splits: dict[str, features.SplitFeatures], dev_split: str) -> None:
-    for name in (TRAIN_SPLIT, dev_split):
-        if (splits[name].labels < 0).any():
+def check_splits(p: params_module.Params, splits: dict[str, features.SplitFeatures],
+                 task: Task) -> None:
+    for name in (TRAIN_SPLIT, p.data.dev_split):
+        if (splits[name].labels[:, task.primary] < 0).any():
             raise InputError(f"split '{name}' has no labels; training needs labeled "
-                             f"'{TRAIN_SPLIT}' and data.dev_split '{dev_split}' splits")
+                             f"'{TRAIN_SPLIT}' and data.dev_split '{p.data.dev_split}' splits")
+    if len(task.labels) > 1 and (p.train.loss == "rgcl" or p.classifier == "retrieval"):
+        raise InputError(f"train.loss rgcl and classifier retrieval need one primary label; "
+                         f"this task has {len(task.labels)}")
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: Task, aux_weight: float
+              ) -> torch.Tensor:
+    """Each run's loss (runs,): the mean BCE over the task's labels, plus aux_weight x the
+    auxiliary labels' mean BCE over the cells where the label is known."""
+    loss = losses.bce(logits[..., task.primary], labels[..., task.primary])
+    if aux_weight and task.auxiliary:
+        loss = loss + aux_weight * losses.masked_bce(logits[..., task.aux], labels[..., task.aux])
+    return loss
 
 
 def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
-          device: torch.device, log=print
+          device: torch.device, log=print, task: Task = HATEFUL
           ) -> tuple[head_module.HateClipper, list[dict], np.ndarray]:
     """The training loop for all train.runs heads at once; returns the heads, each at its own
-    best epoch, one row per epoch with every run's train loss and dev AUROC, and each run's
-    best (saved) epoch.
+    best epoch, one row per epoch with every run's train loss, dev AUROC and dev score (the
+    train.select metric, which picks the epoch), and each run's best (saved) epoch.
 
     Runs are independent: run k is initialised and shuffled from seed + k, draws its own dropout
     masks, has its gradient clipped by its own norm and keeps its own best epoch. A run that
@@ -56,7 +72,9 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     image, text, labels = as_tensors(splits[TRAIN_SPLIT], device)
     views = image_views(splits[TRAIN_SPLIT], device)
     dev_image, dev_text, dev_labels = as_tensors(splits[p.data.dev_split], device)
-    config = head_module.HeadConfig.from_params(p, image.shape[1], text.shape[1])
+    config = head_module.HeadConfig.from_params(p, image.shape[1], text.shape[1], len(task.labels),
+                                                len(task.auxiliary))
+    dev_known = dev_labels[:, task.primary].cpu().numpy()
     head = head_module.HateClipper(config, seed).to(device)
     # A small head's step is a few dozen tiny kernels: per-kernel overhead, not FLOPs, sets
     # the pace, so the optimizer runs as one fused kernel over all runs' weights.
@@ -66,7 +84,7 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     orders = [torch.Generator().manual_seed(seed + run) for run in range(runs)]
     view_draws = torch.Generator().manual_seed(seed)  # apart, so views change nothing else
     best = [parameter.detach().clone() for parameter in parameters]
-    best_auroc, best_epoch = np.full(runs, -1.0), np.zeros(runs, dtype=int)
+    best_score, best_epoch = np.full(runs, -np.inf), np.zeros(runs, dtype=int)
     stale = np.zeros(runs, dtype=int)
     stopped, history = np.zeros(runs, dtype=bool), []
     for epoch in range(1, p.train.epochs + 1):
@@ -83,35 +101,37 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
                 view = torch.randint(len(views), batch.shape, generator=view_draws).to(device)
                 batch_image = views[view, batch]
             embedding, logits = head.run(batch_image, text[batch])
-            loss = losses.bce(logits, labels[batch])
+            loss = task_loss(logits, labels[batch], task, p.train.aux_weight)
             if index is not None:
                 weight = p.train.rgcl_weight
-                loss = (1 - weight) * loss + weight * rgcl_loss(embedding, batch, labels, index)
+                loss = (1 - weight) * loss + weight * rgcl_loss(embedding, batch, labels[:, 0], index)
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()  # runs share no weight: each gets its own loss's gradient
             clip_grad_norm_per_run(parameters, p.train.grad_clip)
             optimizer.step()
             total_loss += loss.detach() * batch.shape[1]
-        dev_probs = predict_probs(head, dev_image, dev_text)
-        dev_auroc = np.array([scoring.auroc(dev_labels.cpu().numpy(), probs) for probs in dev_probs])
+        dev_probs = predict_probs(head, dev_image, dev_text)[..., task.primary]
+        dev_auroc = np.array([scoring.mean_auroc(dev_known, probs) for probs in dev_probs])
+        dev_score = np.array([scoring.dev_score(p.train.select, dev_known, probs) for probs in dev_probs])
         history.append({"epoch": epoch, "train_loss": (total_loss / len(labels)).cpu().numpy(),
-                        "dev_auroc": dev_auroc})
+                        "dev_auroc": dev_auroc, "dev_score": dev_score})
         log(f"epoch {epoch:3d}  train loss {history[-1]['train_loss'].mean():.4f}  "
-            f"{p.data.dev_split} AUROC {spread(dev_auroc)}")
-        improved = (dev_auroc > best_auroc) & ~stopped  # NaN (one-class dev) is never better
+            f"{p.data.dev_split} AUROC {spread(dev_auroc)}"
+            + (f"  {p.train.select} {spread(dev_score)}" if p.train.select != "auroc" else ""))
+        improved = (dev_score > best_score) & ~stopped  # NaN (one-class dev) is never better
         mask = torch.from_numpy(improved).to(device)
         for kept, parameter in zip(best, parameters):
             kept[mask] = parameter.detach()[mask]
-        best_auroc[improved], best_epoch[improved] = dev_auroc[improved], epoch
+        best_score[improved], best_epoch[improved] = dev_score[improved], epoch
         stale = np.where(improved, 0, stale + ~stopped)
         stopped |= stale >= p.train.patience
         if stopped.all():
-            log(f"early stop: no {p.data.dev_split} AUROC gain for {p.train.patience} epochs"
+            log(f"early stop: no {p.data.dev_split} {p.train.select} gain for {p.train.patience} epochs"
                 + (" in any run" if runs > 1 else ""))
             break
-    if (best_auroc < 0).any():
-        raise InputError(f"{p.data.dev_split} AUROC was never defined: the dev split needs "
-                         "memes of both labels")
+    if np.isinf(best_score).any():
+        raise InputError(f"{p.data.dev_split} {p.train.select} was never defined: the dev split "
+                         "needs memes of both labels")
     with torch.no_grad():
         for kept, parameter in zip(best, parameters):
             parameter.copy_(kept)
@@ -155,7 +175,8 @@ def write_index(head: head_module.HateClipper, split: features.SplitFeatures,
     (plain features), whichever classifier params.yaml names, so that switching it reruns
     only evaluate and predict."""
     embeddings, _ = head_module.outputs(head, split.image, split.text)
-    index = retrieval.Index(embeddings, torch.from_numpy(split.labels.astype(np.int64)), split.ids)
+    # (RGCL's retrieval is for one primary label: train refuses it for others)
+    index = retrieval.Index(embeddings, torch.from_numpy(split.labels[:, 0].astype(np.int64)), split.ids)
     retrieval.save(retrieval.INDEX, index, {"cache_fingerprint": fingerprint,
                                             "head": retrieval.head_id(head)})
 
@@ -167,14 +188,18 @@ def spread(values: np.ndarray) -> str:
     return f"{values.mean():.4f} ± {scoring.std_over_runs(values):.4f} ({len(values)} runs)"
 
 
-def curves(history: list[dict]) -> pd.DataFrame:
-    """Per epoch, the mean and the sample std over runs of train loss and dev AUROC."""
+def curves(history: list[dict], select: str) -> pd.DataFrame:
+    """Per epoch, the mean and the sample std over runs of train loss, dev AUROC and, when
+    another metric picks the epoch, that metric (`dev_<train.select>`)."""
+    columns = {"train_loss": "train_loss", "dev_auroc": "dev_auroc"}
+    if select != "auroc":
+        columns["dev_score"] = f"dev_{select}"
     rows = []
     for h in history:
         row = {"epoch": h["epoch"]}
-        for key in ("train_loss", "dev_auroc"):
-            row[key] = float(h[key].mean())
-            row[f"{key}_std"] = scoring.std_over_runs(h[key])
+        for key, name in columns.items():
+            row[name] = float(h[key].mean())
+            row[f"{name}_std"] = scoring.std_over_runs(h[key])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -186,32 +211,41 @@ def main(argv: list[str] | None = None) -> None:
     p = params_module.load(args.params)
     splits, attrs = feature_reader.load_checked(features.CACHE, p, [TRAIN_SPLIT, p.data.dev_split],
                                                 views=True)
-    check_splits(splits, p.data.dev_split)
+    task = feature_reader.task_of(attrs)
+    check_splits(p, splits, task)
     device = params_module.resolve_device("auto")
     started = time.perf_counter()
-    head, history, epochs = train(p, splits, device)
+    head, history, epochs = train(p, splits, device, task=task)
     seconds = time.perf_counter() - started
-    best_aurocs = np.array([history[e - 1]["dev_auroc"][run] for run, e in enumerate(epochs)])
+    best = {key: np.array([history[e - 1][key][run] for run, e in enumerate(epochs)])
+            for key in ("dev_auroc", "dev_score")}
     head_module.save(head_module.CHECKPOINT, head.cpu(), {
         # new memes are encoded with the very settings of the cache (predict --image/--jsonl)
         "encoder": {key: attrs[key] for key in params_module.FEATURE_SETTINGS},
         "features": p.head.features,
         "cache_fingerprint": attrs["fingerprint"],
         "best_epochs": epochs.tolist(),
+        "task": task.to_json(),
     })
     write_index(head, splits[TRAIN_SPLIT], attrs["fingerprint"])
-    table = curves(history)
+    table = curves(history, p.train.select)
     write_csv(CURVES, table)
     plotting.training_curves(CURVES_PICTURE, table, p.data.dev_split)
-    write_json(TRAIN_SUMMARY, {
+    summary = {
         "runs": p.train.runs, "epochs_run": len(history),
         "best_epoch": float(epochs.mean()),  # mean over runs
-        "best_dev_auroc": float(best_aurocs.mean()),
-        "best_dev_auroc_std": scoring.std_over_runs(best_aurocs),
-    })
+        "best_dev_auroc": float(best["dev_auroc"].mean()),
+        "best_dev_auroc_std": scoring.std_over_runs(best["dev_auroc"]),
+        "selected_by": p.train.select,
+        "trainable_params": head_module.trainable_params(head.config),  # one run's
+    }
+    if p.train.select != "auroc":
+        summary[f"best_dev_{p.train.select}"] = float(best["dev_score"].mean())
+    write_json(TRAIN_SUMMARY, summary)
     print(f"saved {head_module.CHECKPOINT}: best epoch{'s' if p.train.runs > 1 else ''} "
-          f"{', '.join(map(str, epochs))} ({p.data.dev_split} AUROC {spread(best_aurocs)}); "
-          f"{len(history)} epochs in {seconds:.1f}s on {device}")
+          f"{', '.join(map(str, epochs))} ({p.data.dev_split} {p.train.select} "
+          f"{spread(best['dev_score'])}); {summary['trainable_params']:,} trainable parameters "
+          f"a run; {len(history)} epochs in {seconds:.1f}s on {device}")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ def direction(head: HateClipper, run: int = 0) -> torch.Tensor:
               for part, pairs in run_layers(head, run).items()}
     fused = torch.zeros(1, 1, fused_dim(head.config.fusion, head.config.map_dim), requires_grad=True)
     _, logits = head.classify(fused, layers)
-    loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    hateful = logits[..., 0]  # the task's first primary label
+    loss = F.binary_cross_entropy_with_logits(hateful, torch.ones_like(hateful))
     (gradient,) = torch.autograd.grad(loss, fused)
     return -gradient.reshape(-1)
 

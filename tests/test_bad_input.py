@@ -183,7 +183,7 @@ def test_params_errors_through_a_stage(extracted, monkeypatch, capsys):
     code, err, _ = run_entry(train, monkeypatch, capsys)
     assert code == 2 and err.strip() == (
         "error: params.yaml: 'fusion' must be one of align, cross, cross_nd, concat, "
-        "align_concat, image, text, got 'outer'")
+        "align_concat, attention_m, image, text, got 'outer'")
 
 
 def test_cache_from_another_encoder(extracted, monkeypatch, capsys):

@@ -4,6 +4,7 @@ import pytest
 from PIL import Image
 
 from stages import dataset
+from stages.memes import UNLABELED
 from stages.outputs import InputError
 
 
@@ -15,7 +16,7 @@ def test_reads_the_kaggle_layout(kaggle_set):
         assert [m.id for m in data.splits[name]] == [str(m.id) for m in memes]
         assert [m.img for m in data.splits[name]] == [m.img for m in memes]
     assert data.is_labeled("train") and not data.is_labeled("test")
-    assert all(m.label == dataset.UNLABELED for m in data.splits["test"])
+    assert all(m.label == UNLABELED for m in data.splits["test"])
 
 
 def test_reads_the_challenge_layout(challenge_set):

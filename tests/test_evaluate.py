@@ -36,13 +36,20 @@ def test_metrics_report_mean_spread_interval_and_ensemble(five_runs):
     assert m["auroc_ci_low"] < m["auroc"] < m["auroc_ci_high"]
     head, _ = head_module.load(five_runs / head_module.CHECKPOINT)
     dev = feature_reader.read(five_runs / features.CACHE, ["dev"])[0]["dev"]
-    probs = head_module.predict_probs(head, dev.image, dev.text)
-    aurocs = [scoring.auroc(dev.labels, p) for p in probs]
+    labels = dev.labels[:, 0]
+    probs = head_module.predict_probs(head, dev.image, dev.text)[..., 0]
+    aurocs = [scoring.auroc(labels, p) for p in probs]
     assert m["auroc"] == pytest.approx(np.mean(aurocs))
     assert m["auroc_std"] == pytest.approx(np.std(aurocs, ddof=1))
-    assert m["ensemble_auroc"] == pytest.approx(scoring.auroc(dev.labels, probs.mean(0)))
-    accuracies = [np.mean((p >= 0.5) == dev.labels) for p in probs]
+    assert m["ensemble_auroc"] == pytest.approx(scoring.auroc(labels, probs.mean(0)))
+    accuracies = [np.mean((p >= 0.5) == labels) for p in probs]
     assert m["accuracy"] == pytest.approx(np.mean(accuracies))
+    # one label: the paper's micro-F1 is plain accuracy; beside it, what constants score
+    assert m["paper_micro_f1"] == pytest.approx(m["accuracy"])
+    assert m["baselines"]["all_negative"]["paper_micro_f1"] == pytest.approx(1 - labels.mean())
+    assert m["baselines"]["all_positive"]["micro_f1"] == pytest.approx(2 * labels.mean() / (1 + labels.mean()))
+    assert m["micro_f1_ci_low"] <= m["micro_f1"] <= m["micro_f1_ci_high"]
+    assert pd.read_csv(five_runs / evaluate.PER_LABEL / "dev.csv")["label"].tolist() == ["hateful"]
 
 
 def test_predictions_and_submission_are_the_runs_ensemble(five_runs, kaggle_set):
@@ -54,7 +61,7 @@ def test_predictions_and_submission_are_the_runs_ensemble(five_runs, kaggle_set)
     table = pd.read_csv(five_runs / "reports/predictions/test.csv", dtype={"id": str})
     ids = [str(json.loads(line)["id"]) for line in (root / "test.jsonl").read_text().splitlines()]
     assert table["id"].tolist() == ids == test.ids
-    ensemble = head_module.predict_probs(head, test.image, test.text).mean(0)
+    ensemble = head_module.predict_probs(head, test.image, test.text).mean(0)[:, 0]
     np.testing.assert_allclose(table["prob_hate"], ensemble, rtol=1e-6)
     submission = pd.read_csv(five_runs / "reports/submission/test.csv", dtype={"id": str})
     assert list(submission.columns) == ["id", "proba", "label"]
@@ -100,9 +107,9 @@ def test_retrieval_classifier_is_the_documented_vote_over_the_saved_index(retrie
         x = index[run] / np.linalg.norm(index[run], axis=1, keepdims=True)
         sims = q @ x.T
         nearest = np.argsort(-sims, axis=1)[:, :5]
-        votes = 2 * train_split.labels[nearest] - 1
+        votes = 2 * train_split.labels[nearest, 0] - 1
         score = (np.arange(5, 0, -1) * np.take_along_axis(sims, nearest, 1) * votes).sum(1) / 15
-        aurocs.append(scoring.auroc(dev.labels, (1 + score) / 2))
+        aurocs.append(scoring.auroc(dev.labels[:, 0], (1 + score) / 2))
     assert metrics["auroc"] == pytest.approx(np.mean(aurocs), abs=1e-6)
 
 

@@ -31,7 +31,7 @@ def test_all_splits_in_jsonl_order(challenge_set, challenge_cache):
     for name in cached:
         lines = [json.loads(l) for l in (root / f"{name}.jsonl").read_text().splitlines()]
         assert cached[name].ids == [str(l["id"]) for l in lines]
-        assert cached[name].labels.tolist() == [l.get("label", -1) for l in lines]
+        assert cached[name].labels.tolist() == [[l.get("label", -1)] for l in lines]
         assert cached[name].captions == [l["text"] for l in lines]
     assert attrs["model"] == "tiny" and attrs["pretrained"] == "none"
     assert attrs["data_fingerprint"] == dataset.fingerprint(dataset.read(root))
@@ -177,6 +177,10 @@ def test_augmented_views_are_cached_for_the_training_split(challenge_set, challe
     for view in range(2):
         error = np.linalg.norm(train.image_views[:, view] - train.image, axis=1)
         assert (error > 1e-3 * np.linalg.norm(train.image, axis=1)).mean() > 0.9  # views differ
+    # and from each other: each view is seeded by its own number (dropping it from the seed
+    # would make every view of an image the same crop)
+    between = np.linalg.norm(train.image_views[:, 0] - train.image_views[:, 1], axis=1)
+    assert (between > 1e-3 * np.linalg.norm(train.image, axis=1)).mean() > 0.9
     first = features.CACHE.with_name("first.h5")
     features.CACHE.rename(first)
     extract.extract(extract_params(root, clip__augment_views=2))

@@ -15,7 +15,7 @@ ATTRS = {"model": "tiny", "pretrained": "none", "resize": "squash", "precision":
 def split(n, rng, labeled=True):
     return features.SplitFeatures(
         ids=[f"{i:05d}" for i in range(n)],
-        labels=rng.integers(0, 2, n).astype(np.int8) if labeled else np.full(n, -1, np.int8),
+        labels=rng.integers(0, 2, (n, 1)).astype(np.int8) if labeled else np.full((n, 1), -1, np.int8),
         image=rng.normal(size=(n, 6)).astype(np.float32),
         text=rng.normal(size=(n, 4)).astype(np.float32),
         image_proj=rng.normal(size=(n, 3)).astype(np.float32),

@@ -44,7 +44,74 @@ def test_other_fusions():
 
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_fused_width_matches(fusion):
-    assert fuse(fusion, unit_rows(2, 6, 0), unit_rows(2, 6, 1)).shape == (2, fused_dim(fusion, 6))
+    head = HateClipper(config(fusion=fusion, map_dim=8))
+    fused = head.fuse(torch.randn(1, 2, 10), torch.randn(1, 2, 7), head.layers())
+    assert fused.shape == (1, 2, fused_dim(fusion, 8))
+
+
+def test_attention_m_is_the_official_cmaf():
+    """engine.py: q = relu(gen_query(p)), k = relu(gen_key(p)) for both modalities, scores
+    q1.k2 and q2.k1 unscaled, softmax over the two, [p_i * w1, p_t * w2]."""
+    head = HateClipper(config(fusion="attention_m", map_dim=8, num_mapping_layers=1), seed=4)
+    image, text = torch.randn(1, 5, 10), torch.randn(1, 5, 7)
+    layers = head.layers()
+    linear = {}
+    for part in ("image", "text", "query", "key"):
+        (weight, bias), = layers[part]
+        linear[part] = torch.nn.Linear(*weight.shape[1:])
+        linear[part].weight.data, linear[part].bias.data = weight[0].T.detach(), bias[0, 0].detach()
+    head.eval()
+    with torch.no_grad():
+        p_i = torch.nn.functional.normalize(linear["image"](image[0]), dim=1)
+        p_t = torch.nn.functional.normalize(linear["text"](text[0]), dim=1)
+        q1, k1 = torch.relu(linear["query"](p_i)), torch.relu(linear["key"](p_i))
+        q2, k2 = torch.relu(linear["query"](p_t)), torch.relu(linear["key"](p_t))
+        scores = torch.cat([torch.bmm(q1.view(-1, 1, 2), k2.view(-1, 2, 1)).reshape(-1, 1),
+                            torch.bmm(q2.view(-1, 1, 2), k1.view(-1, 2, 1)).reshape(-1, 1)], 1)
+        w = torch.nn.Softmax(dim=1)(scores)
+        expected = torch.cat([p_i * w[:, 0, None], p_t * w[:, 1, None]], 1)
+        torch.testing.assert_close(head.fuse(image, text, layers)[0], expected)
+
+
+PAPER = dict(image_dim=1024, text_dim=768, map_dim=1024, num_mapping_layers=1,
+             num_pre_output_layers=1, drop_probs=(0.2, 0.4, 0.1))  # ViT-L-14's pooled widths
+
+
+@pytest.mark.parametrize("fusion, expected", [("align", 2_887_681), ("concat", 3_936_257),
+                                              ("attention_m", 4_461_057), ("cross", 1_075_580_929)])
+def test_trainable_parameters_equal_the_official_models(fusion, expected):
+    count = head_module.trainable_params(HeadConfig(fusion=fusion, **PAPER))
+    assert count == expected
+    deeper = HeadConfig(fusion=fusion, **{**PAPER, "num_pre_output_layers": 3})
+    assert head_module.trainable_params(deeper) == expected + 2 * 1_049_600
+    table2 = HeadConfig(fusion=fusion, outputs=22, **PAPER)  # 22 techniques: 21 more outputs
+    assert head_module.trainable_params(table2) == expected + 21 * 1_025
+
+
+def test_the_seeds_head_has_its_34_million_parameters():
+    """kanru-wang's model: CLIP ViT-B-32 embeddings (512), 512-d projections without L2 norm,
+    the 262,144-d FIM, Linear(262144, 128), GELU, one logit."""
+    seed = HeadConfig(image_dim=512, text_dim=512, fusion="cross", map_dim=512, num_mapping_layers=1,
+                      num_pre_output_layers=1, drop_probs=(0.0, 0.0, 0.1), normalize=False,
+                      pre_output_dim=128, activation="gelu")
+    assert head_module.trainable_params(seed) == 34_080_001
+
+
+def test_normalize_pre_output_width_and_activation_are_what_params_say():
+    image, text = torch.randn(1, 3, 10), torch.randn(1, 3, 7)
+    plain = HateClipper(config(num_pre_output_layers=1), seed=1).eval()
+    seedlike = HateClipper(config(num_pre_output_layers=1, normalize=False, pre_output_dim=5,
+                                  activation="gelu"), seed=1).eval()
+    assert shapes(seedlike, "pre_output") == [((1, 36, 5), (1, 1, 5))]
+    assert shapes(seedlike, "output") == [((1, 5, 1), (1, 1, 1))]
+    projected = seedlike.project(image, seedlike.layers()["image"])
+    assert not torch.allclose(projected.norm(dim=-1), torch.ones(1, 3))
+    torch.testing.assert_close(plain.project(image, plain.layers()["image"]).norm(dim=-1), torch.ones(1, 3))
+    (w1, b1), = seedlike.layers()["pre_output"]
+    (w2, b2), = seedlike.layers()["output"]
+    fused = seedlike.fuse(image, text, seedlike.layers())
+    expected = torch.baddbmm(b2, torch.nn.functional.gelu(torch.baddbmm(b1, fused, w1)), w2)
+    torch.testing.assert_close(seedlike(image, text), expected)
 
 
 def config(**kw):
@@ -86,7 +153,7 @@ def test_each_run_is_the_paper_head_computed_directly():
         for w, b in layers["pre_output"]:
             x = torch.relu(x @ w[k] + b[k])
         (w, b), = layers["output"]
-        torch.testing.assert_close(head(image, text)[k], (x @ w[k] + b[k]).squeeze(1))
+        torch.testing.assert_close(head(image, text)[k], x @ w[k] + b[k])  # (N, 1): one label
     bound = 10 ** -0.5  # nn.Linear's init: U(-1/sqrt(in), 1/sqrt(in))
     assert layers["image"][0][0].abs().max() <= bound and layers["image"][0][0].abs().max() > 0.9 * bound
 
@@ -112,5 +179,5 @@ def test_all_runs_in_one_weights_only_checkpoint(tmp_path):
     assert loaded.config.runs == 5 and meta["best_epochs"] == [3, 1, 4, 1, 5]
     x, t = torch.randn(4, 10), torch.randn(4, 7)
     probs = head_module.predict_probs(loaded, x, t)
-    assert probs.shape == (5, 4) and len({tuple(row) for row in probs.round(6).tolist()}) == 5
+    assert probs.shape == (5, 4, 1) and len({tuple(row) for row in probs[..., 0].round(6).tolist()}) == 5
     assert (probs == head_module.predict_probs(head, x, t)).all()

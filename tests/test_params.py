@@ -23,7 +23,18 @@ def test_values_are_typed():
 
 
 @pytest.mark.parametrize("override, message", [
-    ({"fusion": "outer"}, "'fusion' must be one of align, cross, cross_nd, concat, align_concat, image, text"),
+    ({"fusion": "outer"}, "'fusion' must be one of align, cross, cross_nd, concat, align_concat, attention_m, image, text"),
+    ({"data__layout": "csv"}, "'data.layout' must be one of hateful_memes, propaganda, tamil"),
+    ({"data__dev_fraction": 1.0}, "'data.dev_fraction' must be a number in [0, 1)"),
+    ({"data__fine_grained": ""}, "'data.fine_grained' must be a non-empty string"),
+    ({"head__normalize": "yes"}, "'head.normalize' must be true or false"),
+    ({"head__pre_output_dim": 0}, "'head.pre_output_dim' must be a positive integer"),
+    ({"head__activation": "tanh"}, "'head.activation' must be one of relu, gelu"),
+    ({"train__select": "loss"}, "'train.select' must be one of auroc, micro_f1, paper_micro_f1"),
+    ({"train__aux_weight": -1}, "'train.aux_weight' must be a non-negative number"),
+    ({"interpret__clusters": 0}, "'interpret.clusters' must be a positive integer"),
+    ({"interpret__meme_quantiles": [0.9, 0.1]}, "'interpret.meme_quantiles' must be two quantiles"),
+    ({"interpret__pictures": 1}, "'interpret.pictures' must be true or false"),
     ({"head__map_dim": 0}, "'head.map_dim' must be a positive integer, got 0"),
     ({"train__batch_size": -4}, "'train.batch_size' must be a positive integer"),
     ({"train__epochs": 2.5}, "'train.epochs' must be a positive integer"),

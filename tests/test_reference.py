@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 
 from stages import dataset, extract, feature_reader, features, params, synthetic
+from stages.memes import Meme
 from tests.conftest import params_dict
 
 transformers = pytest.importorskip("transformers")
@@ -123,13 +124,13 @@ def official_tokenizer() -> CLIPTokenizer:
                          model_max_length=77)  # as openai/clip-vit-large-patch14's config
 
 
-def cleaned_captions(memes: list[dataset.Meme]) -> list[str]:
+def cleaned_captions(memes: list[Meme]) -> list[str]:
     """transformers 4's slow CLIPTokenizer cleaned with ftfy (in the official requirements)."""
     return [" ".join(ftfy.fix_text(m.text).split()).lower() for m in memes]
 
 
 @torch.no_grad()
-def official_features(model_and_tokenizer, root: Path, memes: list[dataset.Meme]):
+def official_features(model_and_tokenizer, root: Path, memes: list[Meme]):
     model, tokenizer = model_and_tokenizer
     size = model.config.vision_config.image_size
     pixels = []

@@ -20,7 +20,7 @@ def interaction_features(n, seed, signal=2.5):
     image = rng.normal(size=(n, 24)) + signal * np.outer(2 * a - 1, u)
     text = rng.normal(size=(n, 16)) + signal * np.outer(2 * b - 1, v)
     return features.SplitFeatures(ids=[str(i) for i in range(n)],
-                                  labels=(a ^ b).astype(np.int8),
+                                  labels=(a ^ b).astype(np.int8)[:, None],
                                   image=image.astype(np.float32), text=text.astype(np.float32))
 
 
@@ -77,8 +77,8 @@ def test_early_stopping_keeps_the_best_epoch(splits):
     assert len(history) == best["epoch"] + 2 < 40
     dev = splits["dev"]
     probs = train.predict_probs(head, dev.image, dev.text)
-    assert probs.shape == (1, len(dev))
-    assert train.scoring.auroc(dev.labels, probs[0]) == pytest.approx(best["dev_auroc"][0])
+    assert probs.shape == (1, len(dev), 1)
+    assert train.scoring.auroc(dev.labels[:, 0], probs[0, :, 0]) == pytest.approx(best["dev_auroc"][0])
 
 
 NO_DROPOUT = dict(head__drop_probs=[0.0, 0.0, 0.0], train__epochs=4, train__patience=4)
@@ -141,7 +141,7 @@ def test_a_run_that_stops_keeps_its_epoch_while_others_go_on(splits):
         assert aurocs[epoch - 1, k] == aurocs[:epoch + 2, k].max()
     probs = train.predict_probs(head, splits["dev"].image, splits["dev"].text)
     for k, epoch in enumerate(best_epochs):
-        assert train.scoring.auroc(splits["dev"].labels, probs[k]) == pytest.approx(aurocs[epoch - 1, k])
+        assert train.scoring.auroc(splits["dev"].labels[:, 0], probs[k, :, 0]) == pytest.approx(aurocs[epoch - 1, k])
 
 
 def test_rgcl_loss_learns_at_least_as_well_as_bce():

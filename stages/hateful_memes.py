@@ -1,0 +1,80 @@
+"""The Hateful Memes release (`data.layout: hateful_memes`): `*.jsonl` splits plus images.
+
+Layouts (both real ones work; split names are the file stems):
+  Kaggle:          train, dev, test
+  Full challenge:  train, dev_seen, dev_unseen, test_seen, test_unseen
+Each line: {"id": 42953, "img": "img/42953.png", "label": 0, "text": "..."}. `img` is the only
+way to find the image (ids are not file names); `label` is absent in unlabeled splits.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stages.memes import UNLABELED, Dataset, Meme, check_image_path
+from stages.outputs import InputError
+from stages.task import HATEFUL
+
+
+def read(root: Path) -> Dataset:
+    files = sorted(root.glob("*.jsonl"))
+    if not files:
+        raise InputError(f"no *.jsonl split files in {root}: {missing_data_hint(root)}")
+    return Dataset(root, {f.stem: read_split(f) for f in files}, HATEFUL)
+
+
+def missing_data_hint(root: Path) -> str:
+    return (
+        f"put the Hateful Memes dataset in {root}/ (the *.jsonl files and img/), then "
+        f"`dvc add {root}` (see data/README.md), or set data.dir in params.yaml; "
+        "to try the pipeline without it, run `make demo`"
+    )
+
+
+def read_split(path: Path) -> list[Meme]:
+    memes: list[Meme] = []
+    first_line_of: dict[str, int] = {}
+    labeled_lines, unlabeled_lines = [], []
+    with open(path, encoding="utf-8-sig") as lines:  # tolerate a byte-order mark
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            meme = parse_line(line, f"{path}:{number}")
+            if meme.id in first_line_of:
+                raise InputError(
+                    f"{path}:{number}: duplicate id {meme.id} "
+                    f"(first seen on line {first_line_of[meme.id]})"
+                )
+            first_line_of[meme.id] = number
+            (unlabeled_lines if meme.label == UNLABELED else labeled_lines).append(number)
+            memes.append(meme)
+    if not memes:
+        raise InputError(f"{path}: no memes in this split")
+    if labeled_lines and unlabeled_lines:
+        raise InputError(
+            f"{path}:{unlabeled_lines[0]}: missing 'label' in a labeled split "
+            f"({len(unlabeled_lines)} of {len(memes)} lines have none)"
+        )
+    return memes
+
+
+def parse_line(line: str, where: str) -> Meme:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{where}: not valid JSON ({err.msg})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: expected a JSON object")
+    for key in ("id", "img", "text"):
+        if key not in record:
+            raise InputError(f"{where}: missing '{key}'")
+    meme_id, img, text = record["id"], record["img"], record["text"]
+    if isinstance(meme_id, bool) or not isinstance(meme_id, (int, str)) or meme_id == "":
+        raise InputError(f"{where}: 'id' must be an integer or a non-empty string")
+    check_image_path(img, where, "img")
+    if not isinstance(text, str):
+        raise InputError(f"{where}: 'text' must be a string")
+    label = record.get("label", UNLABELED)
+    if "label" in record and (label not in (0, 1) or isinstance(label, bool)):
+        raise InputError(f"{where}: 'label' must be 0 or 1, got {label!r}")
+    return Meme(id=str(meme_id), img=img, text=text, labels=(int(label),))

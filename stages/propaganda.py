@@ -1,0 +1,78 @@
+"""Propaganda Memes (Dimitrov et al., 2021; `data.layout: propaganda`), read as it ships.
+
+    annotations/train.jsonl, val.jsonl, test.jsonl   {"id", "text", "image", "labels": [...]}
+    images/<image>
+
+22 persuasion techniques, multi-label (a meme may have none). The label order and names are
+those of the official Hate-CLIPper `PropMemesDataset`; a name outside them is an error. The
+text is what that code passes to CLIP: newlines to spaces, whitespace collapsed, lower case.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stages.memes import Dataset, Meme, check_image_path
+from stages.outputs import InputError
+from stages.task import Task
+
+TECHNIQUES = (
+    "Black-and-white Fallacy/Dictatorship", "Name calling/Labeling", "Smears",
+    "Reductio ad hitlerum", "Transfer", "Appeal to fear/prejudice", "Loaded Language", "Slogans",
+    "Causal Oversimplification", "Glittering generalities (Virtue)", "Flag-waving",
+    "Misrepresentation of Someone's Position (Straw Man)", "Exaggeration/Minimisation",
+    "Repetition", "Appeal to (Strong) Emotions", "Doubt",
+    "Obfuscation, Intentional vagueness, Confusion", "Whataboutism", "Thought-terminating cliché",
+    "Presenting Irrelevant Data (Red Herring)", "Appeal to authority", "Bandwagon",
+)
+TASK = Task(TECHNIQUES)
+SPLITS = ("train", "val", "test")
+
+
+def read(root: Path) -> Dataset:
+    missing = [s for s in SPLITS if not (root / "annotations" / f"{s}.jsonl").is_file()]
+    if missing:
+        raise InputError(f"{root}/annotations/: no {', '.join(s + '.jsonl' for s in missing)} "
+                         "(data.layout: propaganda expects the release's "
+                         "data/datasets/propaganda/defaults folder)")
+    return Dataset(root, {s: read_split(root / "annotations" / f"{s}.jsonl") for s in SPLITS}, TASK)
+
+
+def read_split(path: Path) -> list[Meme]:
+    memes, seen = [], set()
+    with open(path, encoding="utf-8-sig") as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                meme = parse_line(line, f"{path}:{number}")
+                if meme.id in seen:
+                    raise InputError(f"{path}:{number}: duplicate id {meme.id}")
+                seen.add(meme.id)
+                memes.append(meme)
+    if not memes:
+        raise InputError(f"{path}: no memes in this split")
+    return memes
+
+
+def parse_line(line: str, where: str) -> Meme:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{where}: not valid JSON ({err.msg})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: expected a JSON object")
+    for key in ("id", "text", "image", "labels"):
+        if key not in record:
+            raise InputError(f"{where}: missing '{key}'")
+    if not isinstance(record["text"], str):
+        raise InputError(f"{where}: 'text' must be a string")
+    labels = record["labels"]
+    if not isinstance(labels, list) or not all(isinstance(name, str) for name in labels):
+        raise InputError(f"{where}: 'labels' must be a list of technique names")
+    unknown = [name for name in labels if name not in TECHNIQUES]
+    if unknown:
+        raise InputError(f"{where}: unknown technique {unknown[0]!r} (the 22 of the release: "
+                         "see stages/propaganda.py)")
+    check_image_path(record["image"], where, "image")
+    text = " ".join(record["text"].replace("\n", " ").strip().lower().split())
+    return Meme(id=str(record["id"]), img=f"images/{record['image']}", text=text,
+                labels=tuple(int(name in labels) for name in TECHNIQUES))

@@ -1,0 +1,130 @@
+"""Every evaluation of the seeds through the real `dvc`: Propaganda Memes (22 labels),
+TamilMemes with a carved dev split, fine-grained auxiliary labels, and the seed's own head."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import feature_reader, features, head as head_module, synthetic
+from tests.test_dvc_pipeline import sh, workspace
+
+
+@pytest.fixture(scope="module")
+def propaganda_repo(tmp_path_factory):
+    ws = workspace(tmp_path_factory.mktemp("prop") / "ws", "--n 600 --layout propaganda",
+                   "--set train.lr=0.003", "--set train.select=micro_f1")
+    sh("dvc repro", ws)
+    sh("git add -A && git commit -qm 'first run'", ws)
+    return ws
+
+
+def test_propaganda_scores_22_techniques_beside_their_baselines(propaganda_repo):
+    metrics = json.loads((propaganda_repo / "reports/metrics.json").read_text())
+    test = metrics["test"]
+    for key in ("micro_f1", "paper_micro_f1", "macro_f1", "exact_match", "micro_f1_std",
+                "micro_f1_ci_low", "micro_f1_ci_high", "ensemble_micro_f1"):
+        assert key in test, key
+    assert test["labels"] == 22
+    baselines = test["baselines"]
+    assert test["micro_f1"] > baselines["all_positive"]["micro_f1"] + 0.3  # cross learns
+    assert baselines["all_negative"]["micro_f1"] == 0 < baselines["all_negative"]["paper_micro_f1"]
+    per_label = pd.read_csv(propaganda_repo / "reports/per_label/test.csv")
+    assert len(per_label) == 22 and {"label", "support", "f1", "auroc"} <= set(per_label.columns)
+    submission = json.loads((propaganda_repo / "reports/submission/test.json").read_text())
+    assert len(submission) == test["n"] and set(submission[0]) == {"id", "labels"}
+
+
+def test_attention_m_reruns_the_head_only_with_the_official_parameter_count(propaganda_repo):
+    run = sh("dvc exp run -S fusion=attention_m", propaganda_repo)
+    assert "Stage 'extract' didn't change, skipping" in run.stdout
+    assert "Running stage 'train'" in run.stdout
+    cache = feature_reader.read(propaganda_repo / features.CACHE, ["train"])[0]["train"]
+    i, t, m = cache.image.shape[1], cache.text.shape[1], 32
+    # engine.py: two projections, gen_query and gen_key (m -> m // 4), Linear(2m, m), Linear(m, 22)
+    official = (i * m + m) + (t * m + m) + 2 * (m * (m // 4) + m // 4) + (2 * m * m + m) + (m * 22 + 22)
+    summary = json.loads((propaganda_repo / "reports/train.json").read_text())
+    assert summary["trainable_params"] == official
+
+
+def test_tamil_selects_on_a_carved_dev_split_and_reports_the_majority_baseline(tmp_path):
+    ws = workspace(tmp_path / "ws", "--n 300 --layout tamil", "--set train.epochs=3")
+    sh("dvc repro", ws)
+    metrics = json.loads((ws / "reports/metrics.json").read_text())
+    assert set(metrics) == {"dev", "test"}  # the carved dev split selects; test stays test
+    data_train = [l for l in (ws / "data/synthetic/train_captions.csv").read_text().splitlines()[1:]]
+    assert metrics["dev"]["n"] == round(0.1 * len(data_train))
+    for key in ("micro_f1", "auroc", "paper_micro_f1"):
+        assert key in metrics["test"]
+    majority = metrics["test"]["baselines"]["majority"]
+    assert 0 < majority["paper_micro_f1"] < 1
+
+
+@pytest.fixture(scope="module")
+def fine_grained_workspace(kaggle_set, tmp_path_factory):
+    """The kaggle-layout set with synthetic fine-grained annotations, extracted once."""
+    from stages import extract
+
+    root, splits = kaggle_set
+    work = tmp_path_factory.mktemp("fine")
+    synthetic.write_fine_grained(work / "fine", splits, coverage=0.9)
+    from tests.conftest import write_params
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        for name, folder in (("plain", None), ("annotated", str(work / "fine"))):
+            (work / name).mkdir()
+            mp.chdir(work / name)
+            write_params(work / name, root, data__fine_grained=folder, train__epochs=4)
+            extract.main([])
+    return work, root
+
+
+def train_and_evaluate(work, root, name, **overrides):
+    from stages import evaluate, train
+    from tests.conftest import write_params
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work / name)
+        folder = str(work / "fine") if name == "annotated" else None
+        write_params(work / name, root, data__fine_grained=folder, train__epochs=4, **overrides)
+        train.main([])
+        evaluate.main([])
+    return (json.loads((work / name / "reports/metrics.json").read_text()),
+            pd.read_csv(work / name / "reports/per_label/dev.csv"))
+
+
+def test_auxiliary_labels_train_with_aux_weight_and_change_nothing_at_zero(fine_grained_workspace):
+    work, root = fine_grained_workspace
+    plain, _ = train_and_evaluate(work, root, "plain")
+    off, off_labels = train_and_evaluate(work, root, "annotated", train__aux_weight=0.0)
+    for key in ("auroc", "accuracy", "micro_f1", "paper_micro_f1"):
+        assert off["dev"][key] == pytest.approx(plain["dev"][key], abs=1e-6), key
+    on, per_label = train_and_evaluate(work, root, "annotated", train__aux_weight=1.0)
+    auxiliary = per_label[per_label["auxiliary"]]
+    covered = auxiliary[(auxiliary["support"] > 0) & (auxiliary["support"] < auxiliary["n"])]
+    assert len(covered) >= 4 and covered["auroc"].notna().all()  # race/religion, mocking/..., empties
+    assert on["dev"]["auroc"] != pytest.approx(off["dev"]["auroc"], abs=1e-9)  # the loss did change
+
+
+def test_the_seeds_head_learns_within_three_epochs(tmp_path, monkeypatch):
+    """kanru-wang's head on CLIP embeddings of a random ViT-B-32: no L2 norm, 512-d projections,
+    Linear(262144, 128), GELU, dropout 0.1."""
+    from stages import extract, train
+    from tests.conftest import write_params
+
+    root = tmp_path / "memes"
+    synthetic.generate(root, n=300, seed=11)
+    monkeypatch.chdir(tmp_path)
+    seed_head = dict(clip__model="ViT-B-32", head__features="projected", head__map_dim=512,
+                     head__normalize=False, head__pre_output_dim=128, head__activation="gelu",
+                     head__drop_probs=[0.0, 0.0, 0.1], train__epochs=3, train__lr=1e-4,
+                     train__batch_size=16)
+    write_params(tmp_path, root, **seed_head)
+    extract.main([])
+    train.main([])
+    summary = json.loads((tmp_path / "reports/train.json").read_text())
+    assert summary["trainable_params"] == 34_080_001
+    assert summary["best_dev_auroc"] > 0.75
+    head, _ = head_module.load(tmp_path / head_module.CHECKPOINT)
+    assert not head.config.normalize and head.config.activation == "gelu"
+    assert np.isfinite(summary["best_dev_auroc"])
