@@ -9,7 +9,8 @@ other label N_b, with cosine similarity s and no temperature:
 
 g+ and g- come from the training split's embeddings, refreshed once per epoch (constants to the
 gradient, as in RGCL's retrieval); `train.loss: rgcl` trains on
-(1 - train.rgcl_weight) * BCE + train.rgcl_weight * L_contrastive.
+(1 - train.rgcl_weight) * BCE + train.rgcl_weight * L, with L this form (`train.rgcl_form:
+nll`) or the triplet form RGCL's released script trains with (`triplet`).
 """
 from __future__ import annotations
 
@@ -32,13 +33,27 @@ def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def rgcl_contrastive(embedding: torch.Tensor, labels: torch.Tensor, positive: torch.Tensor,
-                     negative: torch.Tensor) -> torch.Tensor:
-    """L_contrastive of each run, averaged over the batch: embedding, positive and negative
-    (runs, b, E), labels (runs, b) -> (runs,)."""
+                     negative: torch.Tensor, has_negative: torch.Tensor) -> torch.Tensor:
+    """L_contrastive of each run (the paper's Eq. 6), averaged over the batch: embedding,
+    positive and negative (runs, b, E), labels and has_negative (runs, b) -> (runs,); an
+    anchor without a hard negative has no such term in its denominator."""
     g = F.normalize(embedding, dim=-1)
     s_positive = (g * F.normalize(positive, dim=-1)).sum(-1)  # (runs, b)
-    s_negative = (g * F.normalize(negative, dim=-1)).sum(-1)
+    s_negative = (g * F.normalize(negative, dim=-1)).sum(-1).masked_fill(~has_negative, -torch.inf)
     other_label = labels[..., :, None] != labels[..., None, :]  # (runs, b, b); never itself
     in_batch = (g @ g.transpose(-1, -2)).masked_fill(~other_label, -torch.inf)
     terms = torch.cat([s_positive[..., None], s_negative[..., None], in_batch], dim=-1)
     return (torch.logsumexp(terms, dim=-1) - s_positive).mean(-1)
+
+
+def rgcl_triplet(embedding: torch.Tensor, labels: torch.Tensor, positive: torch.Tensor,
+                 negative: torch.Tensor, has_negative: torch.Tensor, margin: float) -> torch.Tensor:
+    """RGCL's shipped `--loss triplet` of each run: relu(mean cosine similarity to the batch's
+    other-label memes (0 without any) + s(g, g-) (0 without a hard negative) - s(g, g+) +
+    margin), averaged over the batch."""
+    g = F.normalize(embedding, dim=-1)
+    s_positive = (g * F.normalize(positive, dim=-1)).sum(-1)
+    s_negative = (g * F.normalize(negative, dim=-1)).sum(-1) * has_negative
+    other_label = (labels[..., :, None] != labels[..., None, :]).to(g.dtype)
+    in_batch = ((g @ g.transpose(-1, -2)) * other_label).sum(-1) / other_label.sum(-1).clamp(min=1)
+    return F.relu(in_batch + s_negative - s_positive + margin).mean(-1)

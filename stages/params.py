@@ -14,7 +14,8 @@ from stages.outputs import InputError
 FUSIONS = ("align", "cross", "cross_nd", "concat", "align_concat", "attention_m", "image", "text")
 LAYOUTS = ("hateful_memes", "propaganda", "tamil")  # stages/dataset.py's readers
 ACTIVATIONS = ("relu", "gelu")
-SELECTIONS = ("auroc", "micro_f1", "paper_micro_f1")  # the dev metric that picks the best epoch
+SELECTIONS = ("auroc", "micro_f1", "paper_micro_f1", "accuracy")  # the dev metric of the best epoch
+RGCL_FORMS = ("nll", "triplet")  # the paper's -log form | RGCL's shipped script's triplet
 CLASSIFIERS = ("logistic", "retrieval")  # the head's logit | RGCL's kNN vote in its embedding space
 LOSSES = ("bce", "rgcl")
 HEAD_FEATURES = ("pooled", "projected")
@@ -76,6 +77,8 @@ class TrainParams:
     runs: int
     loss: str
     rgcl_weight: float
+    rgcl_form: str
+    rgcl_margin: float
     select: str
     aux_weight: float
 
@@ -83,6 +86,8 @@ class TrainParams:
 @dataclass(frozen=True)
 class RetrievalParams:
     k: int
+    self_positive: bool  # RGCL's code: an anchor may be its own pseudo-gold positive
+    hard_negative_pool: int  # 0: the nearest other-label meme anywhere; K: among the K nearest
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,8 @@ def parse(raw, source: str = "params.yaml") -> Params:
         runs=reader.positive_int("train.runs"),
         loss=reader.choice("train.loss", LOSSES),
         rgcl_weight=reader.unit_float("train.rgcl_weight"),
+        rgcl_form=reader.choice("train.rgcl_form", RGCL_FORMS),
+        rgcl_margin=reader.non_negative_float("train.rgcl_margin"),
         select=reader.choice("train.select", SELECTIONS),
         aux_weight=reader.non_negative_float("train.aux_weight"),
     )
@@ -178,7 +185,10 @@ def parse(raw, source: str = "params.yaml") -> Params:
     )
     params = Params(data, clip, reader.choice("fusion", FUSIONS),
                     reader.choice("classifier", CLASSIFIERS),
-                    RetrievalParams(k=reader.positive_int("retrieval.k")), head, train, interpret)
+                    RetrievalParams(k=reader.positive_int("retrieval.k"),
+                                    self_positive=reader.boolean("retrieval.self_positive"),
+                                    hard_negative_pool=reader.count("retrieval.hard_negative_pool")),
+                    head, train, interpret)
     reader.reject_unknown(params)
     return params
 

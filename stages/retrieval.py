@@ -59,20 +59,28 @@ def similarities(queries: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def mine(queries: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor,
-         index: torch.Tensor, index_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """RGCL's pairs for a batch of training memes: for each, the index position of its most
-    similar same-label meme (the pseudo-gold positive) and of its most similar other-label
-    meme (the hard negative), never itself.
+         index: torch.Tensor, index_labels: torch.Tensor, self_positive: bool = False,
+         hard_negative_pool: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """RGCL's pairs for a batch of training memes: for each, the index position of its
+    pseudo-gold positive (the most similar same-label meme; itself excluded unless
+    `self_positive`, as RGCL's code lets it be) and of its hard negative (the most similar
+    other-label meme: anywhere, or with `hard_negative_pool` K among its K nearest, as RGCL's
+    code looks), and whether it has one (none in the pool: that term is dropped).
 
     queries (runs, b, E), labels and positions (runs, b): each query's label and own place in
-    the index. Returns two (runs, b) tensors of index positions.
+    the index. Returns (runs, b) positive and negative positions and the has-negative mask.
     """
     sims = similarities(queries, index)
     same = labels[..., None] == index_labels  # (runs, b, N)
-    itself = F.one_hot(positions, sims.shape[-1]).bool()  # (runs, b, N)
-    positive = sims.masked_fill(~same | itself, -torch.inf).argmax(-1)
+    excluded = ~same if self_positive else ~same | F.one_hot(positions, sims.shape[-1]).bool()
+    positive = sims.masked_fill(excluded, -torch.inf).argmax(-1)
+    if hard_negative_pool:
+        nearest = sims.topk(min(hard_negative_pool, sims.shape[-1]), dim=-1).indices  # ranked
+        other = index_labels[nearest] != labels[..., None]
+        first = other.int().argmax(-1, keepdim=True)  # the first other-label hit, if any
+        return positive, nearest.gather(-1, first).squeeze(-1), other.any(-1)
     negative = sims.masked_fill(same, -torch.inf).argmax(-1)
-    return positive, negative
+    return positive, negative, (~same).any(-1)
 
 
 def knn_probs(queries: torch.Tensor, index: Index, k: int) -> np.ndarray:

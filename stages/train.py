@@ -104,7 +104,7 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
             loss = task_loss(logits, labels[batch], task, p.train.aux_weight)
             if index is not None:
                 weight = p.train.rgcl_weight
-                loss = (1 - weight) * loss + weight * rgcl_loss(embedding, batch, labels[:, 0], index)
+                loss = (1 - weight) * loss + weight * rgcl_loss(p, embedding, batch, labels[:, 0], index)
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()  # runs share no weight: each gets its own loss's gradient
             clip_grad_norm_per_run(parameters, p.train.grad_clip)
@@ -146,17 +146,24 @@ def image_views(split: features.SplitFeatures, device: torch.device) -> torch.Te
     return torch.cat([plain, torch.from_numpy(split.image_views).transpose(0, 1)]).to(device)
 
 
-def rgcl_loss(embedding: torch.Tensor, batch: torch.Tensor, labels: torch.Tensor,
-              index: torch.Tensor) -> torch.Tensor:
-    """RGCL's contrastive loss of each run (runs,) for a batch of training positions (runs, b):
-    its positives and hard negatives are mined from `index`, the split's embeddings."""
-    positive, negative = retrieval.mine(embedding.detach(), labels[batch], batch, index, labels)
+def rgcl_loss(p: params_module.Params, embedding: torch.Tensor, batch: torch.Tensor,
+              labels: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """RGCL's loss of each run (runs,) for a batch of training positions (runs, b), in the
+    form train.rgcl_form says: its positives and hard negatives are mined from `index`, the
+    split's embeddings, as the retrieval.* options say."""
+    positive, negative, has_negative = retrieval.mine(
+        embedding.detach(), labels[batch], batch, index, labels, p.retrieval.self_positive,
+        p.retrieval.hard_negative_pool)
     width = index.shape[-1]
 
     def pick(positions):
         return index.gather(1, positions[..., None].expand(-1, -1, width))
 
-    return losses.rgcl_contrastive(embedding, labels[batch], pick(positive), pick(negative))
+    if p.train.rgcl_form == "triplet":
+        return losses.rgcl_triplet(embedding, labels[batch], pick(positive), pick(negative),
+                                   has_negative, p.train.rgcl_margin)
+    return losses.rgcl_contrastive(embedding, labels[batch], pick(positive), pick(negative),
+                                   has_negative)
 
 
 @torch.no_grad()

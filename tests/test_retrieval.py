@@ -25,7 +25,8 @@ def pool():
 
 def test_mining_finds_the_nearest_same_and_other_label_memes_never_itself(pool):
     queries, labels, positions, index = pool
-    positive, negative = retrieval.mine(queries, labels[positions], positions, index, labels)
+    positive, negative, has_negative = retrieval.mine(queries, labels[positions], positions, index, labels)
+    assert has_negative.all()
     q, x = unit(queries.numpy()), unit(index.numpy())
     for run in range(2):
         for i, own in enumerate(positions[run].tolist()):
@@ -41,7 +42,8 @@ def test_rgcl_contrastive_loss_is_the_papers_formula(pool):
     queries, labels, positions, index = pool
     batch_labels = labels[positions]
     positive, negative = index[:, :5] * 0.5, index[:, 5:10] + 1
-    loss = losses.rgcl_contrastive(queries, batch_labels, positive, negative)
+    loss = losses.rgcl_contrastive(queries, batch_labels, positive, negative,
+                                   torch.ones(2, 5, dtype=torch.bool))
     q, p, n = unit(queries.numpy()), unit(positive.numpy()), unit(negative.numpy())
     for run in range(2):
         terms = []
@@ -77,3 +79,80 @@ def test_a_meme_added_to_the_index_changes_its_neighbours_scores(pool):
     hateful_twin = retrieval.Index(query.clone(), torch.tensor([1]), ["new"])
     after = retrieval.knn_probs(query, base.extended(hateful_twin), 5)
     assert (after > before).all()  # its new nearest neighbour is hateful, at similarity 1
+
+
+def direct_mining(q, x, labels, own, label, self_positive, pool):
+    """RGCL's code, written out for one anchor: the first same-label hit among its neighbours
+    over every training meme (itself included when self_positive), and the first other-label
+    hit among its `pool` nearest (anywhere when pool is 0; None where there is none)."""
+    sims = x @ q
+    ranked = [int(j) for j in np.argsort(-sims, kind="stable")]
+    positive = next(j for j in ranked if labels[j] == label and (self_positive or j != own))
+    window = ranked[:pool] if pool else ranked
+    negative = next((j for j in window if labels[j] != label), None)
+    return positive, negative
+
+
+@pytest.mark.parametrize("self_positive", [False, True])
+@pytest.mark.parametrize("pool_size", [0, 3, 12])
+def test_mining_options_follow_rgcls_code(pool, self_positive, pool_size):
+    queries, labels, positions, index = pool
+    positive, negative, has_negative = retrieval.mine(queries, labels[positions], positions, index,
+                                                      labels, self_positive, pool_size)
+    q, x = unit(queries.numpy()), unit(index.numpy())
+    for run in range(2):
+        for i, own in enumerate(positions[run].tolist()):
+            expected_positive, expected_negative = direct_mining(
+                q[run, i], x[run], labels.numpy(), own, int(labels[own]), self_positive, pool_size)
+            assert positive[run, i] == expected_positive
+            assert bool(has_negative[run, i]) == (expected_negative is not None)
+            if expected_negative is not None:
+                assert negative[run, i] == expected_negative
+    if self_positive:  # the anchor's own row is nearest: the code takes itself
+        assert (positive == positions).all()
+
+
+def test_an_anchor_whose_pool_holds_no_other_label_has_no_hard_negative():
+    index = torch.tensor([[[1.0, 0.0], [0.99, 0.1], [0.98, 0.2], [-1.0, 0.0]]])
+    labels = torch.tensor([1, 1, 1, 0])
+    positions = torch.tensor([[0]])
+    _, negative, has = retrieval.mine(index[:, :1], labels[positions], positions, index, labels, False, 3)
+    assert not has[0, 0]  # its 3 nearest are all hateful
+    _, negative, has = retrieval.mine(index[:, :1], labels[positions], positions, index, labels, False, 0)
+    assert has[0, 0] and negative[0, 0] == 3  # anywhere: the one benign meme
+
+
+def test_rgcl_triplet_loss_is_the_codes_formula(pool):
+    """relu(mean in-batch other-label similarity + hard-negative similarity - pseudo-gold
+    similarity + margin), batch mean; a missing hard negative contributes 0."""
+    queries, labels, positions, index = pool
+    batch_labels = labels[positions]
+    positive, negative = index[:, :5] * 0.5, index[:, 5:10] + 1
+    has = torch.tensor([[True, False, True, True, True], [True, True, True, False, True]])
+    loss = losses.rgcl_triplet(queries, batch_labels, positive, negative, has, margin=0.1)
+    q, p, n = unit(queries.numpy()), unit(positive.numpy()), unit(negative.numpy())
+    for run in range(2):
+        terms = []
+        for i in range(5):
+            others = [q[run, i] @ q[run, j] for j in range(5) if batch_labels[run, j] != batch_labels[run, i]]
+            in_batch = np.mean(others) if others else 0.0
+            hard = q[run, i] @ n[run, i] if has[run, i] else 0.0
+            terms.append(max(0.0, in_batch + hard - q[run, i] @ p[run, i] + 0.1))
+        assert loss[run].item() == pytest.approx(np.mean(terms), rel=1e-5, abs=1e-7)
+
+
+def test_the_nll_form_drops_a_missing_hard_negative(pool):
+    queries, labels, positions, index = pool
+    batch_labels = labels[positions]
+    positive, negative = index[:, :5] * 0.5, index[:, 5:10] + 1
+    has = torch.ones(2, 5, dtype=torch.bool)
+    has[0, 2] = False
+    loss = losses.rgcl_contrastive(queries, batch_labels, positive, negative, has)
+    q, p, n = unit(queries.numpy()), unit(positive.numpy()), unit(negative.numpy())
+    terms = []
+    for i in range(5):
+        denominator = math.exp(q[0, i] @ p[0, i]) + (math.exp(q[0, i] @ n[0, i]) if has[0, i] else 0)
+        denominator += sum(math.exp(q[0, i] @ q[0, j]) for j in range(5)
+                           if batch_labels[0, j] != batch_labels[0, i])
+        terms.append(-math.log(math.exp(q[0, i] @ p[0, i]) / denominator))
+    assert loss[0].item() == pytest.approx(np.mean(terms), rel=1e-5)
