@@ -31,7 +31,9 @@ def read(root: str | Path, layout: str = "hateful_memes", fine_grained_dir: str 
          dev_fraction: float = 0.0) -> Dataset:
     root = Path(root)
     if not root.is_dir():
-        raise InputError(f"data.dir {root} does not exist: {hateful_memes.missing_data_hint(root)}")
+        hint = (hateful_memes.missing_data_hint(root) if layout == "hateful_memes" else
+                f"data.layout {layout} expects its release's folder there (docs/datasets.md)")
+        raise InputError(f"data.dir {root} does not exist: {hint}")
     data = LAYOUTS[layout](root)
     if fine_grained_dir:
         data = fine_grained.attach(data, Path(fine_grained_dir))
@@ -47,8 +49,9 @@ def read_params(data_params) -> Dataset:
 def carve_dev(data: Dataset, fraction: float) -> Dataset:
     """A `dev` split of round(fraction x N) training memes, stratified by the first primary
     label and seeded; the rest stay in train. The test split is never touched."""
-    if DEV_SPLIT in data.splits:
-        raise InputError(f"data.dev_fraction: {data.root} already has a '{DEV_SPLIT}' split")
+    if DEV_SPLIT in data.splits or TRAIN_SPLIT not in data.splits:
+        raise InputError(f"data.dev_fraction: {data.root} has a '{DEV_SPLIT}' split already, "
+                         f"or no '{TRAIN_SPLIT}' split to carve it from")
     train = data.splits[TRAIN_SPLIT]
     size = round(fraction * len(train))
     if not 0 < size < len(train):

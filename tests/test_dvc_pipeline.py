@@ -263,7 +263,7 @@ def test_rgcl_as_its_authors_ran_it_reruns_the_head_only_and_learns(repo):
     among the 12 nearest, accuracy selection), then its retrieval classifier on that head."""
     run = sh("dvc exp run -S train.loss=rgcl -S train.rgcl_form=triplet -S retrieval.self_positive=true "
              "-S retrieval.hard_negative_pool=12 -S train.select=accuracy -S train.epochs=15 "
-             "-S train.lr=0.003", repo)
+             "-S train.lr=0.003 -S fusion=cross -S classifier=logistic", repo)  # (earlier tests left others)
     assert "Stage 'extract' didn't change, skipping" in run.stdout
     assert "Running stage 'train'" in run.stdout
     trained = json.loads((repo / "reports/train.json").read_text())

@@ -116,7 +116,7 @@ def test_dev_fraction_carves_a_seeded_stratified_dev_split(tamil_set):
     assert sorted(m.id for m in train + dev) == sorted(m.id for m in whole.splits["train"])
     share = np.mean([m.label for m in whole.splits["train"]])
     assert abs(np.mean([m.label for m in dev]) - share) <= 1 / len(dev) + 1e-9  # stratified
-    with pytest.raises(InputError, match="already has a 'dev' split"):
+    with pytest.raises(InputError, match="has a 'dev' split already"):
         dataset.carve_dev(data, 0.1)
 
 
