@@ -11,10 +11,9 @@ must agree); every other meme has them unknown, and unknown labels never count i
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
-from stages.memes import UNLABELED, Dataset
+from stages.memes import UNLABELED, Dataset, json_records
 from stages.outputs import InputError
 from stages.task import Task
 
@@ -43,23 +42,15 @@ def read(folder: Path) -> dict[str, tuple[int, ...]]:
         if not path.is_file():
             raise InputError(f"{path}: not found (data.fine_grained expects the release's "
                              f"annotations/{{{','.join(FILES)}}}.json)")
-        with open(path, encoding="utf-8-sig") as lines:
-            for number, line in enumerate(lines, start=1):
-                if line.strip():
-                    meme_id, row = parse_line(line, f"{path}:{number}")
-                    if labels.setdefault(meme_id, row) != row:
-                        raise InputError(f"{path}:{number}: id {meme_id} is annotated differently "
-                                         "in another file")
+        for number, record in json_records(path, ("id",)):
+            meme_id, row = parse_record(record, f"{path}:{number}")
+            if labels.setdefault(meme_id, row) != row:
+                raise InputError(f"{path}:{number}: id {meme_id} is annotated differently "
+                                 "in another file")
     return labels
 
 
-def parse_line(line: str, where: str) -> tuple[str, tuple[int, ...]]:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise InputError(f"{where}: not valid JSON ({err.msg})") from None
-    if not isinstance(record, dict):
-        raise InputError(f"{where}: expected a JSON object")
+def parse_record(record: dict, where: str) -> tuple[str, tuple[int, ...]]:
     values = {}
     for key, names, suffix in (("gold_pc", PROTECTED_CATEGORIES, "_pc"),
                                ("gold_attack", ATTACK_TYPES, "_attack")):
@@ -71,6 +62,6 @@ def parse_line(line: str, where: str) -> tuple[str, tuple[int, ...]]:
             raise InputError(f"{where}: unknown {key} value {unknown[0]!r} "
                              f"(known: {', '.join(names)})")
         values.update({f"{name}{suffix}": int(name in given) for name in names})
-    if "id" not in record or isinstance(record["id"], bool):
-        raise InputError(f"{where}: missing 'id'")
+    if isinstance(record["id"], bool):
+        raise InputError(f"{where}: 'id' must be an integer or a string")
     return str(record["id"]), tuple(values[label] for label in LABELS)

@@ -8,10 +8,9 @@ way to find the image (ids are not file names); `label` is absent in unlabeled s
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from stages.memes import UNLABELED, Dataset, Meme, check_image_path
+from stages.memes import UNLABELED, Dataset, Meme, check_image_path, read_jsonl_split
 from stages.outputs import InputError
 from stages.task import HATEFUL
 
@@ -32,42 +31,17 @@ def missing_data_hint(root: Path) -> str:
 
 
 def read_split(path: Path) -> list[Meme]:
-    memes: list[Meme] = []
-    first_line_of: dict[str, int] = {}
-    labeled_lines, unlabeled_lines = [], []
-    with open(path, encoding="utf-8-sig") as lines:  # tolerate a byte-order mark
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            meme = parse_line(line, f"{path}:{number}")
-            if meme.id in first_line_of:
-                raise InputError(
-                    f"{path}:{number}: duplicate id {meme.id} "
-                    f"(first seen on line {first_line_of[meme.id]})"
-                )
-            first_line_of[meme.id] = number
-            (unlabeled_lines if meme.label == UNLABELED else labeled_lines).append(number)
-            memes.append(meme)
-    if not memes:
-        raise InputError(f"{path}: no memes in this split")
-    if labeled_lines and unlabeled_lines:
+    lines = read_jsonl_split(path, ("id", "img", "text"), to_meme)
+    unlabeled = [number for number, meme in lines if meme.label == UNLABELED]
+    if unlabeled and len(unlabeled) < len(lines):
         raise InputError(
-            f"{path}:{unlabeled_lines[0]}: missing 'label' in a labeled split "
-            f"({len(unlabeled_lines)} of {len(memes)} lines have none)"
+            f"{path}:{unlabeled[0]}: missing 'label' in a labeled split "
+            f"({len(unlabeled)} of {len(lines)} lines have none)"
         )
-    return memes
+    return [meme for _, meme in lines]
 
 
-def parse_line(line: str, where: str) -> Meme:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise InputError(f"{where}: not valid JSON ({err.msg})") from None
-    if not isinstance(record, dict):
-        raise InputError(f"{where}: expected a JSON object")
-    for key in ("id", "img", "text"):
-        if key not in record:
-            raise InputError(f"{where}: missing '{key}'")
+def to_meme(record: dict, where: str) -> Meme:
     meme_id, img, text = record["id"], record["img"], record["text"]
     if isinstance(meme_id, bool) or not isinstance(meme_id, (int, str)) or meme_id == "":
         raise InputError(f"{where}: 'id' must be an integer or a non-empty string")

@@ -1,8 +1,10 @@
 """The meme records every dataset reader produces, whatever its release's own format."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 from stages.outputs import InputError
 from stages.task import UNKNOWN, Task
@@ -41,3 +43,42 @@ def check_image_path(img, where: str, key: str) -> None:
     """An image path from an annotation file must stay inside the dataset folder."""
     if not isinstance(img, str) or not img or Path(img).is_absolute() or ".." in Path(img).parts:
         raise InputError(f"{where}: '{key}' must be a path inside the dataset folder, got {img!r}")
+
+
+def json_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-blank line of a JSON-lines file (a byte-order mark is
+    fine); a line that is no JSON object with the `required` keys is a one-line error naming
+    file and line."""
+    with open(path, encoding="utf-8-sig") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputError(f"{where}: not valid JSON ({err.msg})") from None
+            if not isinstance(record, dict):
+                raise InputError(f"{where}: expected a JSON object")
+            for key in required:
+                if key not in record:
+                    raise InputError(f"{where}: missing '{key}'")
+            yield number, record
+
+
+def read_jsonl_split(path: Path, required: tuple[str, ...],
+                     to_meme: Callable[[dict, str], Meme]) -> list[tuple[int, Meme]]:
+    """A JSON-lines split file's memes with their line numbers, in order: each object made a
+    Meme by `to_meme(object, "file:line")`; a repeated id or an empty file is an error."""
+    memes: list[tuple[int, Meme]] = []
+    first_line_of: dict[str, int] = {}
+    for number, record in json_records(path, required):
+        meme = to_meme(record, f"{path}:{number}")
+        if meme.id in first_line_of:
+            raise InputError(f"{path}:{number}: duplicate id {meme.id} "
+                             f"(first seen on line {first_line_of[meme.id]})")
+        first_line_of[meme.id] = number
+        memes.append((number, meme))
+    if not memes:
+        raise InputError(f"{path}: no memes in this split")
+    return memes

@@ -9,10 +9,9 @@ text is what that code passes to CLIP: newlines to spaces, whitespace collapsed,
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from stages.memes import Dataset, Meme, check_image_path
+from stages.memes import Dataset, Meme, check_image_path, read_jsonl_split
 from stages.outputs import InputError
 from stages.task import Task
 
@@ -39,30 +38,10 @@ def read(root: Path) -> Dataset:
 
 
 def read_split(path: Path) -> list[Meme]:
-    memes, seen = [], set()
-    with open(path, encoding="utf-8-sig") as lines:
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                meme = parse_line(line, f"{path}:{number}")
-                if meme.id in seen:
-                    raise InputError(f"{path}:{number}: duplicate id {meme.id}")
-                seen.add(meme.id)
-                memes.append(meme)
-    if not memes:
-        raise InputError(f"{path}: no memes in this split")
-    return memes
+    return [meme for _, meme in read_jsonl_split(path, ("id", "text", "image", "labels"), to_meme)]
 
 
-def parse_line(line: str, where: str) -> Meme:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise InputError(f"{where}: not valid JSON ({err.msg})") from None
-    if not isinstance(record, dict):
-        raise InputError(f"{where}: expected a JSON object")
-    for key in ("id", "text", "image", "labels"):
-        if key not in record:
-            raise InputError(f"{where}: missing '{key}'")
+def to_meme(record: dict, where: str) -> Meme:
     if not isinstance(record["text"], str):
         raise InputError(f"{where}: 'text' must be a string")
     labels = record["labels"]
