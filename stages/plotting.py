@@ -44,7 +44,8 @@ def curves(path: str | Path, series: dict[str, tuple[np.ndarray, np.ndarray]], x
 
 def confusion(path: str | Path, matrices: dict[str, np.ndarray], title: str) -> None:
     """A 2x2 count matrix (actual x predicted) per split, side by side."""
-    figure, axes = plt.subplots(1, len(matrices), figsize=(3.2 * len(matrices), 3.2), squeeze=False)
+    figure, axes = plt.subplots(1, len(matrices), figsize=(3.2 * len(matrices), 3.4), squeeze=False,
+                                layout="constrained")
     for ax, (split, matrix) in zip(axes[0], matrices.items()):
         ax.imshow(matrix, cmap="Blues")
         for (i, j), count in np.ndenumerate(matrix):
