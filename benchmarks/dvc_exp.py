@@ -39,7 +39,8 @@ def sh(cmd: list[str], cwd: Path) -> str:
 def full_size_cache(ws: Path) -> None:
     p = params.load(ws / "params.yaml")
     enc_info = encoder.load(**p.clip.feature_settings(), device="cpu").info
-    attrs = {**enc_info, "data_fingerprint": dataset.fingerprint(dataset.read(ws / p.data.dir)),
+    data = dataset.read(ws / p.data.dir)
+    attrs = {**enc_info, "data_fingerprint": dataset.fingerprint(data), "task": data.task.to_json(),
              "on_bad_image": p.data.on_bad_image, "augment_views": p.clip.augment_views}
     splits = full_size_splits()
     for split in splits.values():  # the projected rows are not read by the default head

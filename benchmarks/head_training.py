@@ -65,7 +65,7 @@ def textbook_loop(p: params.Params, split: features.SplitFeatures, device: torch
     head = TextbookHead(p).to(device).train()
     optimizer = torch.optim.AdamW(head.parameters(), lr=p.train.lr, weight_decay=p.train.weight_decay)
     image, text = torch.from_numpy(split.image).to(device), torch.from_numpy(split.text).to(device)
-    labels = torch.from_numpy(split.labels.astype(np.float32)).to(device)
+    labels = torch.from_numpy(split.labels[:, 0].astype(np.float32)).to(device)  # one label
     for _ in range(p.train.epochs):
         for batch in torch.randperm(len(labels)).to(device).split(p.train.batch_size):
             textbook_step(head, optimizer, image[batch], text[batch], labels[batch], p.train.grad_clip)

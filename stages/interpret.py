@@ -61,7 +61,7 @@ def image_paths(p: params_module.Params, ids: list[str]) -> tuple[list[Path | No
         return [None] * len(ids), f"{root} not found: sheets list ids and captions instead of images"
     data = dataset.read_params(p.data)
     files = {m.id: data.image_path(m) for m in data.splits[TRAIN_SPLIT]}
-    return [files[i] for i in ids], ""
+    return [files.get(i) for i in ids], ""
 
 
 def write_pictures(folder: Path, p, split: SplitFeatures, rows: np.ndarray, model: KMeans,
