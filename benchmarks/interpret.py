@@ -11,6 +11,7 @@ import multiprocessing
 import resource
 import time
 
+import numpy as np
 import torch
 
 from benchmarks.common import record
@@ -34,7 +35,7 @@ def measure(map_dim: int, queue) -> None:
                                        triggers.Quantiles((0.2, 0.8), (0.1, 0.9)))
     vector_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    interpret.cluster(vectors, CLUSTERS, seed=42)
+    interpret.cluster(vectors.astype(np.float32), CLUSTERS, seed=42)
     queue.put({"vectors (s)": vector_seconds, "k-means (s)": time.perf_counter() - started,
                "nonzero trigger entries": int(vectors.nnz),
                "trigger vectors (MB, CSR)": (vectors.data.nbytes + vectors.indices.nbytes

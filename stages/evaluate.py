@@ -110,26 +110,25 @@ def pr_points(labels: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
     return {"recall": recall, "precision": precision}
 
 
-def write_curves(plots: Path, name: str, labels: np.ndarray, probs: np.ndarray) -> None:
-    write_csv(plots / "roc" / f"{name}.csv", pd.DataFrame(roc_points(labels, probs)))
-    write_csv(plots / "precision_recall" / f"{name}.csv",
-              pd.DataFrame(pr_points(labels, probs)))
-    write_csv(plots / "confusion" / f"{name}.csv",
-              pd.DataFrame({"actual": labels, "predicted": (probs >= scoring.THRESHOLD).astype(int)}))
-
-
-def write_figures(folder: Path, labels: dict[str, np.ndarray], probs: dict[str, np.ndarray]) -> None:
-    """The same curves as static pictures, every split in one figure: they need no network."""
+def write_plots(plots: Path, labels: dict[str, np.ndarray], probs: dict[str, np.ndarray]) -> None:
+    """Per split, the ensemble's ROC, precision-recall and confusion data for DVC's plots, and
+    the same as static pictures, every split in one figure: those need no network."""
     roc = {name: roc_points(labels[name], p) for name, p in probs.items()}
     pr = {name: pr_points(labels[name], p) for name, p in probs.items()}
-    plotting.curves(folder / "roc.png", {n: (c["fpr"], c["tpr"]) for n, c in roc.items()},
+    predicted = {name: (p >= scoring.THRESHOLD).astype(int) for name, p in probs.items()}
+    for name in probs:
+        write_csv(plots / "roc" / f"{name}.csv", pd.DataFrame(roc[name]))
+        write_csv(plots / "precision_recall" / f"{name}.csv", pd.DataFrame(pr[name]))
+        write_csv(plots / "confusion" / f"{name}.csv",
+                  pd.DataFrame({"actual": labels[name], "predicted": predicted[name]}))
+    images = plots / "images"
+    plotting.curves(images / "roc.png", {n: (c["fpr"], c["tpr"]) for n, c in roc.items()},
                     "false positive rate", "true positive rate", "ROC (runs' ensemble)", chance=True)
-    plotting.curves(folder / "precision_recall.png",
+    plotting.curves(images / "precision_recall.png",
                     {n: (c["recall"], c["precision"]) for n, c in pr.items()},
                     "recall", "precision", "Precision-recall (runs' ensemble)")
-    plotting.confusion(folder / "confusion.png",
-                       {name: metrics.confusion_matrix(labels[name], (p >= scoring.THRESHOLD).astype(int),
-                                                       labels=[0, 1]) for name, p in probs.items()},
+    plotting.confusion(images / "confusion.png",
+                       {n: metrics.confusion_matrix(labels[n], predicted[n], labels=[0, 1]) for n in probs},
                        f"Confusion (prob_hate >= {scoring.THRESHOLD})")
 
 
@@ -156,12 +155,11 @@ def main(argv: list[str] | None = None) -> None:
     results = {name: summary(primary[name], primary_probs[name], thresholds, train_labels)
                for name in labeled}
     with atomic_dir(PLOTS) as plots, atomic_dir(PER_LABEL) as per_label_dir:
-        for name, split in labeled.items():  # several labels: their cells pooled (micro)
-            ensemble = primary_probs[name].mean(axis=0)
-            write_curves(plots, name, primary[name].ravel(), ensemble.ravel())
+        # several labels: their cells pooled (micro)
+        write_plots(plots, {name: labels.ravel() for name, labels in primary.items()},
+                    {name: run_probs.mean(axis=0).ravel() for name, run_probs in primary_probs.items()})
+        for name, split in labeled.items():
             write_csv(per_label_dir / f"{name}.csv", per_label(task, split.labels, probs[name].mean(axis=0)))
-        write_figures(plots / "images", {name: labels.ravel() for name, labels in primary.items()},
-                      {name: run_probs.mean(axis=0).ravel() for name, run_probs in primary_probs.items()})
     for name, m in results.items():
         print(f"{name:12s} n={m['n']:5d}  AUROC {m['auroc']:.4f} ± {m['auroc_std']:.4f} "
               f"[{m['auroc_ci_low']:.4f}, {m['auroc_ci_high']:.4f}]  micro-F1 {m['micro_f1']:.4f} "
