@@ -14,6 +14,9 @@ Writes, under reports/interpret/:
 - positions.png: each cluster's mean trigger vector on the FIM;
 - sheets/cluster_NN.png (interpret.pictures): the memes nearest each cluster's centre.
 For fusions without a FIM the stage writes a summary.json that says so, and nothing else.
+A set it cannot cluster as asked stays green and says why in summary.json's `note` (printed
+too): fewer distinct trigger vectors than interpret.clusters give that many clusters (a head
+that learned little, duplicate memes), and no triggered position or no hateful meme gives none.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from sklearn.cluster import KMeans
 from stages import dataset, head as head_module, params as params_module, plotting, triggers
 from stages.memes import TRAIN_SPLIT
 from stages.features import SplitFeatures
-from stages.outputs import InputError, atomic_dir, run_stage, write_csv, write_json
+from stages.outputs import atomic_dir, run_stage, write_csv, write_json
 
 REPORT = Path("reports/interpret")
 SHEET_SIZE = 30  # memes per contact sheet: the nearest to the cluster's centre
@@ -36,9 +39,30 @@ TOP_POSITIONS = 10  # per cluster in summary.json
 RUN = 0  # the head interpreted when train.runs > 1
 
 
+def distinct_rows(vectors: scipy.sparse.csr_matrix) -> int:
+    """How many different trigger vectors there are: K-means cannot find more clusters than
+    that (a head that learned little, duplicate memes)."""
+    vectors = vectors.copy()
+    vectors.sort_indices()
+    return len({(vectors.indices[a:b].tobytes(), vectors.data[a:b].tobytes())
+                for a, b in zip(vectors.indptr[:-1], vectors.indptr[1:])})
+
+
 def cluster(points: scipy.sparse.csr_matrix, clusters: int, seed: int) -> KMeans:
-    """K-means of the trigger vectors, as float32 (the cast made once: 629 MB at map_dim 1024)."""
-    return KMeans(n_clusters=min(clusters, points.shape[0]), random_state=seed, n_init=10).fit(points)
+    """K-means of the trigger vectors (float32: the cast made once, 629 MB at map_dim 1024)
+    into `clusters`, at most the number of distinct vectors."""
+    return KMeans(n_clusters=clusters, random_state=seed, n_init=10).fit(points)
+
+
+def members_of(model: KMeans) -> list[np.ndarray]:
+    return [np.flatnonzero(model.labels_ == c) for c in range(model.n_clusters)]
+
+
+def mean_vector(vectors: scipy.sparse.csr_matrix) -> np.ndarray:
+    """A cluster's mean trigger vector (zeros for a cluster K-means left empty)."""
+    if vectors.shape[0] == 0:
+        return np.zeros(vectors.shape[1], dtype=np.float32)
+    return np.asarray(vectors.mean(axis=0)).ravel()
 
 
 def top_positions(vectors: scipy.sparse.csr_matrix, positions: np.ndarray) -> list[dict]:
@@ -69,8 +93,7 @@ def write_pictures(folder: Path, p, split: SplitFeatures, rows: np.ndarray, mode
     ids = [split.ids[r] for r in rows]
     paths, note = image_paths(p, ids)
     captions = split.captions or [""] * len(split.ids)
-    for c in range(model.n_clusters):
-        members = np.flatnonzero(model.labels_ == c)
+    for c, members in enumerate(members_of(model)):
         nearest = members[np.argsort(distances[members, c], kind="stable")[:SHEET_SIZE]]
         plotting.contact_sheet(
             folder / "sheets" / f"cluster_{c:02d}.png",
@@ -80,47 +103,65 @@ def write_pictures(folder: Path, p, split: SplitFeatures, rows: np.ndarray, mode
     return note
 
 
-def interpret(p: params_module.Params, head: head_module.HateClipper, split: SplitFeatures,
-              folder: Path) -> dict:
-    fusion, map_dim = head.config.fusion, head.config.map_dim
-    rows = np.flatnonzero(split.labels[:, 0] == 1)  # hateful: the task's first primary label
-    if len(rows) < 2:
-        raise InputError(f"interpret needs at least 2 hateful training memes, the cache has {len(rows)}")
-    quantiles = triggers.Quantiles(p.interpret.direction_quantiles, p.interpret.meme_quantiles)
-    d = triggers.direction(head, RUN)
-    vectors = triggers.trigger_vectors(
-        d, triggers.fused_vectors(head, split.image[rows], split.text[rows], RUN), quantiles)
-    points = vectors.astype(np.float32)
-    model = cluster(points, p.interpret.clusters, p.train.seed)
-    positions = triggers.fim_positions(fusion, map_dim)
+def write_clusters(folder: Path, ids: list[str], labels: np.ndarray,
+                   vectors: scipy.sparse.csr_matrix) -> None:
     write_csv(folder / "clusters.csv", pd.DataFrame({
-        "id": [split.ids[r] for r in rows], "cluster": model.labels_,
-        "triggered": np.diff(vectors.indptr),
+        "id": ids, "cluster": labels, "triggered": np.diff(vectors.indptr),
         "positive": np.asarray((vectors > 0).sum(axis=1)).ravel(),
         "negative": np.asarray((vectors < 0).sum(axis=1)).ravel()}))
     scipy.sparse.save_npz(folder / "triggers.npz", vectors)
-    members = [np.flatnonzero(model.labels_ == c) for c in range(model.n_clusters)]
-    plotting.heatmaps(
-        folder / "positions.png",
-        {f"cluster {c} ({len(m)})": triggers.as_fim(np.asarray(vectors[m].mean(axis=0)).ravel(),
-                                                     fusion, map_dim)
-         for c, m in enumerate(members)},
-        f"mean trigger vector per cluster on the FIM ({fusion}, map_dim {map_dim}; red: "
-        "positive, blue: negative)", "text position", "image position")
-    note = ""
-    if p.interpret.pictures:
-        note = write_pictures(folder, p, split, rows, model, model.transform(points))
-    return {
+
+
+def interpret(p: params_module.Params, head: head_module.HateClipper, split: SplitFeatures,
+              folder: Path) -> dict:
+    """The summary.json of one head; a set it cannot cluster as asked (no hateful meme, no
+    triggered position, fewer distinct trigger vectors than interpret.clusters) gets what it
+    can, and a note that says why."""
+    fusion, map_dim = head.config.fusion, head.config.map_dim
+    rows = np.flatnonzero(split.labels[:, 0] == 1)  # hateful: the task's first primary label
+    quantiles = triggers.Quantiles(p.interpret.direction_quantiles, p.interpret.meme_quantiles)
+    summary = {
         "applies": True, "fusion": fusion, "map_dim": map_dim, "run": RUN,
-        "runs": head.config.runs, "hateful_memes": int(len(rows)), "clusters": model.n_clusters,
+        "runs": head.config.runs, "hateful_memes": int(len(rows)), "clusters": 0,
+        "clusters_asked": p.interpret.clusters, "note": "", "per_cluster": [], "pictures": "off",
         "quantiles": {"direction": list(quantiles.direction), "meme": list(quantiles.meme)},
         "columns": "fused-vector entries: cross i * map_dim + j (image i, text j); align (i, i); "
                    "cross_nd the off-diagonal (i, j) in row-major order",
-        "pictures": note or ("sheets/cluster_NN.png" if p.interpret.pictures else "off"),
-        "per_cluster": [{"cluster": c, "size": int(len(m)),
-                         "top_positions": top_positions(vectors[m], positions)}
-                        for c, m in enumerate(members)],
     }
+    if not len(rows):
+        return {**summary, "note": "no hateful training meme: nothing to cluster"}
+    d = triggers.direction(head, RUN)
+    vectors = triggers.trigger_vectors(
+        d, triggers.fused_vectors(head, split.image[rows], split.text[rows], RUN), quantiles)
+    ids = [split.ids[r] for r in rows]
+    if not vectors.nnz:
+        write_clusters(folder, ids, np.full(len(rows), -1), vectors)
+        return {**summary, "note": "no FIM position triggered in any hateful training meme "
+                                   "(a head that learned little?): nothing to cluster"}
+    distinct = distinct_rows(vectors)
+    clusters = min(p.interpret.clusters, distinct)
+    points = vectors.astype(np.float32)
+    model = cluster(points, clusters, p.train.seed)
+    write_clusters(folder, ids, model.labels_, vectors)
+    members = members_of(model)
+    plotting.heatmaps(
+        folder / "positions.png",
+        {f"cluster {c} ({len(m)})": triggers.as_fim(mean_vector(vectors[m]), fusion, map_dim)
+         for c, m in enumerate(members)},
+        f"mean trigger vector per cluster on the FIM ({fusion}, map_dim {map_dim}; red: "
+        "positive, blue: negative)", "text position", "image position")
+    pictures = "off"
+    if p.interpret.pictures:
+        note = write_pictures(folder, p, split, rows, model, model.transform(points))
+        pictures = note or "sheets/cluster_NN.png"
+    positions = triggers.fim_positions(fusion, map_dim)
+    return {**summary, "clusters": clusters, "pictures": pictures,
+            "note": "" if clusters == p.interpret.clusters else
+                    f"{clusters} clusters, not the {p.interpret.clusters} asked: the "
+                    f"{len(rows)} hateful training memes have only {distinct} distinct trigger vectors",
+            "per_cluster": [{"cluster": c, "size": int(len(m)),
+                             "top_positions": top_positions(vectors[m], positions)}
+                            for c, m in enumerate(members)]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,8 +183,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     sizes = ", ".join(str(c["size"]) for c in summary["per_cluster"])
     print(f"interpret: {summary['hateful_memes']} hateful training memes in {summary['clusters']} "
-          f"clusters ({sizes}) by run {RUN}'s trigger vectors"
-          + (f" of {head.config.runs} runs" if head.config.runs > 1 else "") + f"; wrote {REPORT}/")
+          f"clusters" + (f" ({sizes})" if sizes else "") + f" by run {RUN}'s trigger vectors"
+          + (f" of {head.config.runs} runs" if head.config.runs > 1 else "") + f"; wrote {REPORT}/"
+          + (f"\nnote: {summary['note']}" if summary["note"] else ""))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,168 @@
+"""Degenerate input a real user meets, through the real stages: correct outputs or one clear
+line, never a traceback, never a half-written output.
+
+A first run on a small set is exactly this: a head that barely learns, duplicate memes, splits
+of one meme, more clusters or runs or neighbours than there are memes.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from stages import evaluate, extract, head as head_module, interpret, predict, synthetic, train
+from tests.conftest import write_params
+from tests.test_bad_input import leftovers, run_entry
+from tests.test_dvc_pipeline import sh, workspace
+
+HEAD_STAGES = (train, evaluate, predict, interpret)
+
+
+def rewrite(root: Path, edit) -> None:
+    """Apply `edit` to every line of every split file."""
+    for path in root.glob("*.jsonl"):
+        lines = [edit(json.loads(line)) for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def one_meme_splits(root: Path) -> None:
+    """A labeled split and an unlabeled split of one meme each, beside the others."""
+    first = json.loads((root / "train.jsonl").read_text().splitlines()[0])
+    (root / "single.jsonl").write_text(json.dumps(first) + "\n")
+    (root / "lonely.jsonl").write_text(json.dumps({k: v for k, v in first.items() if k != "label"}) + "\n")
+
+
+def run(stages, monkeypatch, capsys) -> str:
+    """Each stage as `python -m stages.X` runs it; all must succeed. Their stdout."""
+    out = ""
+    for stage in stages:
+        code, err, printed = run_entry(stage, monkeypatch, capsys)
+        assert code == 0 and "Traceback" not in err, (stage.__name__, err)
+        out += printed
+    return out
+
+
+def summary(work: Path) -> dict:
+    return json.loads((work / interpret.REPORT / "summary.json").read_text())
+
+
+def test_identical_memes_and_one_meme_splits_through_dvc_repro(tmp_path):
+    """Every meme the same picture and caption (every feature row equal), a labeled and an
+    unlabeled split of one meme: the committed defaults run to the end, interpret included."""
+    root = tmp_path / "flat"
+    synthetic.generate(root, n=60, seed=3)
+    first, *others = sorted((root / "img").iterdir())
+    for path in others:
+        shutil.copy(first, path)
+    rewrite(root, lambda line: {**line, "text": "the same caption"})
+    one_meme_splits(root)
+    ws = workspace(tmp_path / "ws", f"--data {root}", "--set clip.model=tiny", "--set clip.pretrained=none")
+    out = sh("dvc repro", ws)
+    assert "note: 1 clusters, not the 15 asked" in out.stdout
+    metrics = json.loads((ws / "reports/metrics.json").read_text())
+    assert metrics["single"]["n"] == 1 and np.isnan(metrics["single"]["auroc"])
+    assert metrics["dev"]["auroc"] == 0.5  # one score for every meme: all tied
+    assert len(pd.read_csv(ws / "reports/predictions/lonely.csv")) == 1
+    report = summary(ws)
+    assert report["clusters"] == 1 and report["clusters_asked"] == 15
+    assert "only 1 distinct trigger vectors" in report["note"]
+    clusters = pd.read_csv(ws / interpret.REPORT / "clusters.csv")
+    assert (clusters["cluster"] == 0).all() and len(clusters) == report["hateful_memes"]
+    assert "single" in sh("dvc metrics show", ws).stdout
+
+
+@pytest.fixture(scope="module")
+def empty_captions(tmp_path_factory):
+    """A small set whose captions are all empty, extracted once."""
+    work = tmp_path_factory.mktemp("empty")
+    synthetic.generate(work / "memes", n=80, seed=5)
+    rewrite(work / "memes", lambda line: {**line, "text": ""})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        write_params(work, work / "memes")
+        extract.main([])
+    return work
+
+
+@pytest.fixture
+def at(empty_captions, monkeypatch):
+    """params.yaml of the empty-captions workspace with these overrides, cwd there."""
+    monkeypatch.chdir(empty_captions)
+
+    def with_params(**overrides) -> Path:
+        write_params(empty_captions, empty_captions / "memes", **overrides)
+        return empty_captions
+    return with_params
+
+
+def test_a_head_that_barely_learns_on_empty_captions(at, monkeypatch, capsys):
+    work = at(train__lr=1e-9)
+    run(HEAD_STAGES, monkeypatch, capsys)
+    probs = pd.read_csv(work / "reports/predictions/dev.csv")["prob_hate"]
+    assert probs.max() - probs.min() < 0.05  # nearly constant
+    metrics = json.loads((work / "reports/metrics.json").read_text())["dev"]
+    assert 0 <= metrics["auroc"] <= 1 and metrics["baselines"]["all_negative"]["micro_f1"] == 0
+    report = summary(work)
+    assert report["applies"] and 1 <= report["clusters"] <= 15
+    assert len(report["per_cluster"]) == report["clusters"]
+
+
+def test_more_clusters_than_hateful_memes_gives_as_many_as_there_are(at, monkeypatch, capsys):
+    work = at(interpret__clusters=500, train__epochs=2)
+    out = run(HEAD_STAGES, monkeypatch, capsys)
+    report = summary(work)
+    assert report["clusters_asked"] == 500 and report["clusters"] <= report["hateful_memes"] < 500
+    assert f"{report['clusters']} clusters, not the 500 asked" in report["note"]
+    assert f"note: {report['note']}" in out
+    sizes = [c["size"] for c in report["per_cluster"]]
+    assert sum(sizes) == report["hateful_memes"] and len(sizes) == report["clusters"]
+
+
+def test_more_runs_than_dev_memes_and_more_neighbours_than_training_memes(at, monkeypatch, capsys):
+    dev = len((at() / "memes/dev.jsonl").read_text().splitlines())
+    work = at(train__runs=dev + 3, train__epochs=2, classifier="retrieval", retrieval__k=10_000)
+    run(HEAD_STAGES, monkeypatch, capsys)
+    metrics = json.loads((work / "reports/metrics.json").read_text())["dev"]
+    assert metrics["runs"] == dev + 3 and metrics["n"] == dev
+    # k beyond the index: every training meme votes, so each run's probabilities are finite
+    probs = pd.read_csv(work / "reports/predictions/test.csv")["prob_hate"]
+    assert probs.between(0, 1).all()
+
+
+def test_no_triggered_position_gives_a_summary_that_says_so(at, monkeypatch, capsys):
+    """A head whose every weight is 0: its direction D and every meme's FIM are 0 everywhere,
+    so no position is both positive (or both negative) in D and in the meme's FIM."""
+    work = at(train__epochs=1)
+    run((train,), monkeypatch, capsys)
+    head, meta = head_module.load(work / head_module.CHECKPOINT)
+    with torch.no_grad():
+        head.weights.zero_()
+    head_module.save(work / head_module.CHECKPOINT, head, meta)
+    out = run((interpret,), monkeypatch, capsys)
+    report = summary(work)
+    assert report["clusters"] == 0 and report["per_cluster"] == []
+    assert "no FIM position triggered" in report["note"] and "no FIM position triggered" in out
+    clusters = pd.read_csv(work / interpret.REPORT / "clusters.csv")
+    assert len(clusters) == report["hateful_memes"] > 0
+    assert (clusters["cluster"] == -1).all() and (clusters["triggered"] == 0).all()
+
+
+def test_a_dev_split_of_one_class_is_one_line_and_leaves_no_head(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "memes"
+    synthetic.generate(root, n=60, seed=6)
+    rewrite(root, lambda line: {**line, "label": 0} if "label" in line else line)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    write_params(work, root, train__epochs=1)
+    run((extract,), monkeypatch, capsys)
+    code, err, _ = run_entry(train, monkeypatch, capsys)
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1
+    assert "dev auroc was never defined: the dev split needs memes of both labels" in err
+    assert not [path for path in leftovers(work) if not path.startswith("features/")]  # no head, no report
+
