@@ -12,17 +12,28 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
 from stages import fine_grained, hateful_memes, propaganda, tamil
-from stages.memes import TRAIN_SPLIT, Dataset
+from stages.memes import TRAIN_SPLIT, Dataset, Meme, read_new_memes
 from stages.outputs import InputError
+from stages.task import Task
 
-LAYOUTS = {"hateful_memes": hateful_memes.read, "propaganda": propaganda.read, "tamil": tamil.read}
+
+@dataclass(frozen=True)
+class Layout:
+    read: Callable[[Path], Dataset]  # the release's folder -> its splits and task
+    caption: Callable[[str], str] = str  # what the reader does to a caption before CLIP sees it
+
+
+LAYOUTS = {"hateful_memes": Layout(hateful_memes.read),
+           "propaganda": Layout(propaganda.read, propaganda.caption), "tamil": Layout(tamil.read)}
 DEV_SPLIT = "dev"  # the split data.dev_fraction carves
 DEV_SEED = 0  # the carve is the same on every machine
 
@@ -34,10 +45,16 @@ def read(root: str | Path, layout: str = "hateful_memes", fine_grained_dir: str 
         hint = (hateful_memes.missing_data_hint(root) if layout == "hateful_memes" else
                 f"data.layout {layout} expects its release's folder there (docs/datasets.md)")
         raise InputError(f"data.dir {root} does not exist: {hint}")
-    data = LAYOUTS[layout](root)
+    data = LAYOUTS[layout].read(root)
     if fine_grained_dir:
         data = fine_grained.attach(data, Path(fine_grained_dir))
     return carve_dev(data, dev_fraction) if dev_fraction else data
+
+
+def new_memes(path: Path, layout: str, task: Task) -> list[tuple[int, Meme]]:
+    """New memes in the one JSON-lines form of every task (memes.read_new_memes), their
+    captions read as the layout's reader reads them."""
+    return read_new_memes(path, task, LAYOUTS[layout].caption)
 
 
 def read_params(data_params) -> Dataset:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.memes import UNLABELED, Dataset, Meme, check_image_path, read_jsonl_split
+from stages.memes import UNLABELED, Dataset, Meme, meme_fields, read_jsonl_split
 from stages.outputs import InputError
 from stages.task import HATEFUL
 
@@ -42,13 +42,8 @@ def read_split(path: Path) -> list[Meme]:
 
 
 def to_meme(record: dict, where: str) -> Meme:
-    meme_id, img, text = record["id"], record["img"], record["text"]
-    if isinstance(meme_id, bool) or not isinstance(meme_id, (int, str)) or meme_id == "":
-        raise InputError(f"{where}: 'id' must be an integer or a non-empty string")
-    check_image_path(img, where, "img")
-    if not isinstance(text, str):
-        raise InputError(f"{where}: 'text' must be a string")
+    meme_id, img, text = meme_fields(record, where)
     label = record.get("label", UNLABELED)
     if "label" in record and (label not in (0, 1) or isinstance(label, bool)):
         raise InputError(f"{where}: 'label' must be 0 or 1, got {label!r}")
-    return Meme(id=str(meme_id), img=img, text=text, labels=(int(label),))
+    return Meme(id=meme_id, img=img, text=text, labels=(int(label),))

@@ -39,6 +39,17 @@ class Dataset:
         return self.splits[split][0].label != UNLABELED
 
 
+def meme_fields(record: dict, where: str, img_key: str = "img") -> tuple[str, str, str]:
+    """A JSON record's id (as a string), image path and caption, checked."""
+    meme_id, img, text = record["id"], record[img_key], record["text"]
+    if isinstance(meme_id, bool) or not isinstance(meme_id, (int, str)) or meme_id == "":
+        raise InputError(f"{where}: 'id' must be an integer or a non-empty string")
+    check_image_path(img, where, img_key)
+    if not isinstance(text, str):
+        raise InputError(f"{where}: 'text' must be a string")
+    return str(meme_id), img, text
+
+
 def check_image_path(img, where: str, key: str) -> None:
     """An image path from an annotation file must stay inside the dataset folder."""
     if not isinstance(img, str) or not img or Path(img).is_absolute() or ".." in Path(img).parts:
@@ -82,3 +93,45 @@ def read_jsonl_split(path: Path, required: tuple[str, ...],
     if not memes:
         raise InputError(f"{path}: no memes in this split")
     return memes
+
+
+def read_new_memes(path: Path, task: Task, caption: Callable[[str], str] = str
+                   ) -> list[tuple[int, Meme]]:
+    """New memes for `predict --jsonl` / `--add-to-index`, for any task, with line numbers.
+
+    One JSON object a line: `id`, `img` (relative to the file's folder), `text`, and the
+    labels, if known, either by name (`"labels": [the task's labels that apply]`, the others
+    0: Propaganda Memes' own form) or, for a task of one label, as `"label": 0 or 1` (the
+    Hateful Memes line as it ships). `caption` is what the release's reader does to a caption
+    before CLIP sees it, so a new meme gets the features the pipeline gives it.
+    """
+    def to_meme(record: dict, where: str) -> Meme:
+        meme_id, img, text = meme_fields(record, where)
+        unknown_aux = (UNLABELED,) * len(task.auxiliary)
+        return Meme(meme_id, img, caption(text), labels_by_name(record, task, where) + unknown_aux)
+
+    return read_jsonl_split(path, ("id", "img", "text"), to_meme)
+
+
+def labels_by_name(record: dict, task: Task, where: str) -> tuple[int, ...]:
+    """A new meme's primary labels: from `labels` (names) or `label` (0/1), else unknown."""
+    if "labels" in record and "label" in record:
+        raise InputError(f"{where}: give 'labels' (names) or 'label' (0 or 1), not both")
+    if "labels" in record:
+        names = record["labels"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise InputError(f"{where}: 'labels' must be a list of label names")
+        unknown = [n for n in names if n not in task.labels]
+        if unknown:
+            raise InputError(f"{where}: unknown label {unknown[0]!r} (this task's: "
+                             f"{', '.join(task.labels)})")
+        return tuple(int(name in names) for name in task.labels)
+    if "label" in record:
+        label = record["label"]
+        if len(task.labels) > 1:
+            raise InputError(f"{where}: this task has {len(task.labels)} labels: give them by "
+                             "name as 'labels': [...]")
+        if isinstance(label, bool) or label not in (0, 1):
+            raise InputError(f"{where}: 'label' must be 0 or 1, got {label!r}")
+        return (int(label),)
+    return (UNLABELED,) * len(task.labels)

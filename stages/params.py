@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,6 +143,7 @@ def parse(raw, source: str = "params.yaml") -> Params:
         dev_split=reader.string("data.dev_split"),
         on_bad_image=reader.choice("data.on_bad_image", BAD_IMAGE_POLICIES),
     )
+    check_inside(data.fine_grained, data.dir, source)
     clip = ClipParams(
         model=reader.string("clip.model"),
         pretrained=reader.string("clip.pretrained"),
@@ -191,6 +193,16 @@ def parse(raw, source: str = "params.yaml") -> Params:
                     head, train, interpret)
     reader.reject_unknown(params)
     return params
+
+
+def check_inside(fine_grained: str | None, data_dir: str, source: str) -> None:
+    """The fine-grained annotations must sit inside data.dir: extract's DVC dependency on
+    data.dir then covers them (an edit reruns extract), and `dvc add data.dir` takes them
+    into the queued and --temp experiments' copies of the repository."""
+    if fine_grained and not Path(os.path.abspath(fine_grained)).is_relative_to(os.path.abspath(data_dir)):
+        raise InputError(f"{source}: 'data.fine_grained' ({fine_grained}) must lie inside data.dir "
+                         f"({data_dir}), so that DVC tracks it with the data: copy the annotations "
+                         f"to {data_dir}/fine_grained/ and set data.fine_grained: {data_dir}/fine_grained")
 
 
 def to_dict(params: Params) -> dict:

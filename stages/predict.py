@@ -3,8 +3,13 @@
     python -m stages.predict                          every split -> reports/predictions/<split>.csv
                                                                    and reports/submission/<split>.csv
     python -m stages.predict --image meme.png --text "caption"
-    python -m stages.predict --jsonl memes.jsonl      lines as in the dataset; img relative to it
+    python -m stages.predict --jsonl memes.jsonl      {"id", "img", "text"} lines; img relative to it
     python -m stages.predict --add-to-index new.jsonl labeled memes join the retrieval index
+
+New memes come as JSON lines in one form for every task (stages/memes.py, read_new_memes):
+`id`, `img`, `text`, and for --add-to-index their labels, by name (`"labels": [...]`) or, for a
+one-label task, as `"label": 0|1` (the Hateful Memes line as it ships); captions are read as
+data.layout's reader reads them.
 
 The prediction CSVs hold `id` (exactly as in the release), `prob_hate` (the first primary
 label's probability, the mean over the trained runs: their ensemble) and `pred_label`
@@ -27,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages import dataset, hateful_memes, head as head_module, params as params_module, retrieval, scoring
+from stages import dataset, head as head_module, params as params_module, retrieval, scoring
 from stages.memes import UNLABELED, Meme
 from stages.outputs import InputError, atomic_dir, run_stage, write_csv, write_json
 from stages.task import Task
@@ -93,30 +98,35 @@ def encode_memes(enc, memes: list[Meme], root: Path, kind: str,
     return np.concatenate(image_rows), np.concatenate(text_rows)
 
 
-def new_memes(memes: list[Meme], root: Path, head_path: Path, device: str):
-    """The trained head and the feature rows of new memes, encoded with the cache's settings."""
+def features_of(meta: dict, memes: list[Meme], root: Path, device: str):
+    """The feature rows of new memes, encoded with the settings of the head's cache."""
     # open_clip takes seconds to import: only new memes need it, not the pipeline.
     from stages import encoder
 
-    head, meta = head_module.load(head_path)
     enc = encoder.load(**meta["encoder"], device=device)
-    return (head, *encode_memes(enc, memes, root, meta["features"]), Task.from_json(meta["task"]))
+    return encode_memes(enc, memes, root, meta["features"])
 
 
-def predict_new(p, memes: list[Meme], root: Path, head_path: Path, device: str) -> None:
-    head, image, text, task = new_memes(memes, root, head_path, device)
+def predict_new(p, head: head_module.HateClipper, meta: dict, memes: list[Meme], root: Path,
+                device: str) -> None:
+    image, text = features_of(meta, memes, root, device)
     probs = ensemble(p, head, image, text, retrieval.index_for(p, head, with_added=True))
-    print(prediction_table([m.id for m in memes], probs, task).to_csv(index=False), end="")
+    print(prediction_table([m.id for m in memes], probs, Task.from_json(meta["task"])).to_csv(index=False),
+          end="")
 
 
-def add_to_index(path: Path, head_path: Path, device: str) -> None:
+def add_to_index(p, head: head_module.HateClipper, meta: dict, path: Path, device: str) -> None:
     """Labeled memes join the retrieval index (models/retrieval_added.pt), atomically."""
-    memes = hateful_memes.read_split(path)
-    if memes[0].label == UNLABELED:
-        raise InputError(f"{path}: memes added to the retrieval index need a 'label' (0 or 1)")
-    head, image, text, _ = new_memes(memes, path.parent, head_path, device)
+    task = Task.from_json(meta["task"])
+    lines = dataset.new_memes(path, p.data.layout, task)
+    unlabeled = [number for number, m in lines if UNLABELED in m.labels[task.primary]]
+    if unlabeled:
+        raise InputError(f"{path}:{unlabeled[0]}: memes added to the retrieval index need their "
+                         "labels: 'label' (0 or 1) or 'labels' (names; docs/outputs.md)")
+    memes = [m for _, m in lines]
+    image, text = features_of(meta, memes, path.parent, device)
     added = retrieval.Index(head_module.outputs(head, image, text)[0],
-                            torch.tensor([m.label for m in memes]), [m.id for m in memes])
+                            torch.tensor([m.labels[task.primary] for m in memes]), [m.id for m in memes])
     if retrieval.ADDED.is_file():
         added = retrieval.load_checked(retrieval.ADDED, head).extended(added)
     retrieval.save(retrieval.ADDED, added, {"head": retrieval.head_id(head)})
@@ -139,19 +149,24 @@ def main(argv: list[str] | None = None) -> None:
     jsonl = args.jsonl or args.add_to_index
     if jsonl and not Path(jsonl).is_file():
         raise InputError(f"{jsonl}: jsonl file not found")
+    if not (jsonl or args.image is not None or args.text is not None):
+        predict_splits(p)
+        return
+    if not jsonl and (args.image is None or args.text is None):
+        raise InputError("scoring one meme needs both --image and --text")
+    head, meta = head_module.load(args.head)
+    task = Task.from_json(meta["task"])
     if args.add_to_index:
-        add_to_index(Path(args.add_to_index), Path(args.head), args.device)
+        add_to_index(p, head, meta, Path(args.add_to_index), args.device)
     elif args.jsonl:
         path = Path(args.jsonl)
-        predict_new(p, hateful_memes.read_split(path), path.parent, Path(args.head), args.device)
-    elif args.image is not None or args.text is not None:
-        if args.image is None or args.text is None:
-            raise InputError("scoring one meme needs both --image and --text")
-        image = Path(args.image)
-        meme = Meme(id=image.stem, img=image.name, text=args.text, labels=(UNLABELED,))
-        predict_new(p, [meme], image.parent, Path(args.head), args.device)
+        memes = [m for _, m in dataset.new_memes(path, p.data.layout, task)]
+        predict_new(p, head, meta, memes, path.parent, args.device)
     else:
-        predict_splits(p)
+        image = Path(args.image)
+        meme = Meme(id=image.stem, img=image.name, text=dataset.LAYOUTS[p.data.layout].caption(args.text),
+                    labels=(UNLABELED,) * len(task.names))
+        predict_new(p, head, meta, [meme], image.parent, args.device)
 
 
 if __name__ == "__main__":

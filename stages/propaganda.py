@@ -52,6 +52,11 @@ def to_meme(record: dict, where: str) -> Meme:
         raise InputError(f"{where}: unknown technique {unknown[0]!r} (the 22 of the release: "
                          "see stages/propaganda.py)")
     check_image_path(record["image"], where, "image")
-    text = " ".join(record["text"].replace("\n", " ").strip().lower().split())
-    return Meme(id=str(record["id"]), img=f"images/{record['image']}", text=text,
+    return Meme(id=str(record["id"]), img=f"images/{record['image']}", text=caption(record["text"]),
                 labels=tuple(int(name in labels) for name in TECHNIQUES))
+
+
+def caption(text: str) -> str:
+    """As the official code passes it to CLIP: newlines to spaces, whitespace collapsed,
+    lower case."""
+    return " ".join(text.replace("\n", " ").strip().lower().split())

@@ -16,7 +16,9 @@ cosine similarity s_1 >= ... >= s_k, with labels y_i in {0, 1}:
 
 (labels as +1/-1 weighted by similarity, rank-decaying "arithmetic" weights: RGCL's
 similarity-weighted vote). score lies in [-1, 1], so prob_hate in [0, 1], and prob_hate >= 0.5
-exactly where RGCL's sigmoid(score) >= 0.5.
+exactly where RGCL's sigmoid(score) >= 0.5. A task of several primary labels (Propaganda
+Memes' 22 techniques) votes each label apart: every neighbour votes its label vector with the
+same weights, so label l's probability is the formula above with y_il.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ ADDED = Path("models/retrieval_added.pt")  # memes added later: predict --add-to
 @dataclass
 class Index:
     embeddings: torch.Tensor  # (runs, N, E), as the head gives them; searches normalise
-    labels: torch.Tensor  # (N,) 0/1
+    labels: torch.Tensor  # (N, L) 0/1: each meme's primary labels
     ids: list[str]
 
     def __len__(self) -> int:
@@ -84,22 +86,23 @@ def mine(queries: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor,
 
 
 def knn_probs(queries: torch.Tensor, index: Index, k: int) -> np.ndarray:
-    """The retrieval classifier's prob_hate (runs, Q) for query embeddings (runs, Q, E)."""
+    """The retrieval classifier's probabilities (runs, Q, L) of the index's L labels, for
+    query embeddings (runs, Q, E); k is capped at the index's size."""
     k = min(k, len(index))
     sims, nearest = similarities(queries, index.embeddings).topk(k, dim=-1)  # ranked 1..k
-    votes = 2 * index.labels.to(sims.dtype)[nearest] - 1
+    votes = 2 * index.labels.to(sims.dtype)[nearest] - 1  # (runs, Q, k, L)
     weights = torch.arange(k, 0, -1, dtype=sims.dtype, device=sims.device)  # k + 1 - rank
-    score = (weights * sims * votes).sum(-1) / weights.sum()
+    score = torch.einsum("k,rqk,rqkl->rql", weights, sims, votes) / weights.sum()
     return ((1 + score) / 2).cpu().numpy()
 
 
 def classify(p, head: head_module.HateClipper, image, text, index: Index | None) -> np.ndarray:
     """Every run's probabilities (runs, N, outputs) for feature rows, by params.yaml's
-    `classifier` (retrieval: one primary label, as RGCL)."""
+    `classifier`: the head's every output, or the kNN vote of the primary labels."""
     embeddings, probs = head_module.outputs(head, image, text)
     if p.classifier == "logistic":
         return probs.float().cpu().numpy()
-    return knn_probs(embeddings, index, p.retrieval.k)[..., None]
+    return knn_probs(embeddings, index, p.retrieval.k)
 
 
 def head_id(head: head_module.HateClipper) -> str:

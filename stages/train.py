@@ -40,9 +40,9 @@ def check_splits(p: params_module.Params, splits: dict[str, features.SplitFeatur
         if (splits[name].labels[:, task.primary] < 0).any():
             raise InputError(f"split '{name}' has no labels; training needs labeled "
                              f"'{TRAIN_SPLIT}' and data.dev_split '{p.data.dev_split}' splits")
-    if len(task.labels) > 1 and (p.train.loss == "rgcl" or p.classifier == "retrieval"):
-        raise InputError(f"train.loss rgcl and classifier retrieval need one primary label; "
-                         f"this task has {len(task.labels)}")
+    if len(task.labels) > 1 and p.train.loss == "rgcl":
+        raise InputError(f"train.loss rgcl mines same-label positives, so it needs one primary "
+                         f"label; this task has {len(task.labels)} (train.loss: bce serves it)")
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: Task, aux_weight: float
@@ -176,14 +176,14 @@ def clip_grad_norm_per_run(parameters: list[torch.Tensor], max_norm: float) -> N
         grad.mul_(scale.view(-1, *[1] * (grad.dim() - 1)))
 
 
-def write_index(head: head_module.HateClipper, split: features.SplitFeatures,
+def write_index(head: head_module.HateClipper, split: features.SplitFeatures, task: Task,
                 fingerprint: str) -> None:
     """The retrieval classifier's index: the trained runs' embeddings of the training split
-    (plain features), whichever classifier params.yaml names, so that switching it reruns
-    only evaluate and predict."""
+    (plain features) and its primary labels, whichever classifier params.yaml names, so that
+    switching it reruns only evaluate and predict."""
     embeddings, _ = head_module.outputs(head, split.image, split.text)
-    # (RGCL's retrieval is for one primary label: train refuses it for others)
-    index = retrieval.Index(embeddings, torch.from_numpy(split.labels[:, 0].astype(np.int64)), split.ids)
+    labels = torch.from_numpy(split.labels[:, task.primary].astype(np.int64))
+    index = retrieval.Index(embeddings, labels, split.ids)
     retrieval.save(retrieval.INDEX, index, {"cache_fingerprint": fingerprint,
                                             "head": retrieval.head_id(head)})
 
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         "best_epochs": epochs.tolist(),
         "task": task.to_json(),
     })
-    write_index(head, splits[TRAIN_SPLIT], attrs["fingerprint"])
+    write_index(head, splits[TRAIN_SPLIT], task, attrs["fingerprint"])
     table = curves(history, p.train.select)
     write_csv(CURVES, table)
     plotting.training_curves(CURVES_PICTURE, table, p.data.dev_split)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,15 +43,20 @@ def digest(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """A workspace after one full `dvc repro`, committed, on a synthetic challenge-layout set."""
-    target = workspace(tmp_path_factory.mktemp("dvc") / "ws", "--n 160 --layout challenge",
-                       "--set train.epochs=4")
+    """A workspace after one full `dvc repro`, committed, on a small synthetic challenge-layout
+    set, with the committed params.yaml but for data.* and the tiny random encoder: default lr,
+    epochs and clusters, so the head learns little, as on a newcomer's first run. The used-by
+    flows (`dvc repro`, `dvc exp run -S fusion=align`, `dvc metrics diff`) run on it below."""
+    target = workspace(tmp_path_factory.mktemp("dvc") / "ws", "--n 160 --layout challenge")
     sh("dvc repro", target)
     sh("git add -A && git commit -qm 'first run'", target)
     return target
 
 
 def test_repro_runs_every_stage_end_to_end(repo):
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert set(lock) == {"extract", "train", "evaluate", "predict", "interpret"}
+    assert json.loads((repo / "reports/interpret/summary.json").read_text())["applies"]
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert set(metrics) == {"dev_seen", "dev_unseen", "test_seen"}
     for split in ("dev_seen", "dev_unseen", "test_seen"):
@@ -139,6 +145,19 @@ def test_switching_to_the_retrieval_classifier_reruns_neither_extract_nor_train(
     assert "Stage 'extract' didn't change, skipping" in run.stdout
     assert "Stage 'train' didn't change, skipping" in run.stdout
     assert "Running stage 'evaluate'" in run.stdout and "Running stage 'predict'" in run.stdout
+
+
+def test_editing_the_fine_grained_annotations_reruns_extract(repo):
+    """data.fine_grained lies inside data.dir (params.py), so extract's dependency on data.dir
+    covers its files."""
+    folder = repo / "data/synthetic/fine_grained/annotations"
+    folder.mkdir(parents=True)
+    try:
+        (folder / "train.json").write_text('{"id": 1, "gold_pc": ["pc_empty"], "gold_attack": ["attack_empty"]}\n')
+        assert "Running stage 'extract'" in sh("dvc repro --dry", repo).stdout
+    finally:
+        shutil.rmtree(repo / "data/synthetic/fine_grained")
+    assert "Running stage 'extract'" not in sh("dvc repro --dry", repo).stdout
 
 
 def test_code_edits_rerun_only_the_stages_that_run_that_code(repo):

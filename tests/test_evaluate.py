@@ -140,7 +140,7 @@ def test_added_memes_change_their_neighbours_predictions_at_once(retrieval_works
     assert evaluate.METRICS.read_text() == metrics
     unlabeled = new / "unlabeled.jsonl"
     unlabeled.write_text(queries.read_text())
-    with pytest.raises(InputError, match="need a 'label'"):
+    with pytest.raises(InputError, match="unlabeled.jsonl:1: memes added to the retrieval index need their labels"):
         predict.main(["--add-to-index", str(unlabeled)])
     broken = new / "broken.jsonl"
     broken.write_text(json.dumps({**lines[0], "label": 1, "img": "img/missing.png"}) + "\n")

@@ -157,3 +157,38 @@ def test_fine_grained_files_that_disagree_on_a_meme_are_an_error(tmp_path):
     write_lines(tmp_path / "annotations" / "dev_unseen.json", [{**one, "gold_pc": ["sex"]}])
     with pytest.raises(InputError, match="dev_unseen.json:1: id 7 is annotated differently"):
         fine_grained.read(tmp_path)
+
+
+# Lines copied verbatim from the release's annotation files (di-dimitrov/propaganda-techniques-
+# in-memes, data/datasets/propaganda/defaults/annotations/), split file first: between them
+# every one of the 22 technique names, spelled as the release spells it.
+RELEASE_LINES = [
+    ("val", r'''{"id": "135_batch_2", "labels": ["Appeal to (Strong) Emotions", "Appeal to fear/prejudice", "Smears", "Misrepresentation of Someone's Position (Straw Man)", "Name calling/Labeling", "Transfer", "Flag-waving", "Slogans"], "text": "TRUMP BODY COUNT\nSeptember 16, 2020\n200,770\n\nTRUMPS IDEA OF WINNING\n\nTRUMP\n-2020-\nKEEP AMERICA GREAT", "image": "135_image_batch_2.png"}'''),
+    ("test", r'''{"id": "495_batch_2", "labels": ["Black-and-white Fallacy/Dictatorship", "Doubt", "Loaded Language", "Presenting Irrelevant Data (Red Herring)"], "text": "YOU NEED TO TRUST SCIENCE ASSHOLE!\n\nOK. HOW MANY GENDERS ARE THERE?", "image": "495_image_batch_2.png"}'''),
+    ("train", r'''{"id": "7", "labels": ["Appeal to authority", "Causal Oversimplification", "Loaded Language", "Name calling/Labeling", "Smears", "Thought-terminating cliché"], "text": "HARRY S. TRUMAN\n\"YOU CAN'T GET RICH IN POLITICS UNLESS YOU'RE A CROOK.\"\n\nWE KNOW\n", "image": "7_image.png"}'''),
+    ("train", r'''{"id": "415_batch_2", "labels": ["Exaggeration/Minimisation", "Glittering generalities (Virtue)", "Smears"], "text": "BEST TRADE EVER!\n", "image": "415_image_batch_2.png"}'''),
+    ("train", r'''{"id": "559_batch_2", "labels": ["Repetition", "Whataboutism"], "text": "This is fine\n\nThis is fine\n\nThis is fine\n\nNope, COVID\n", "image": "559_image_batch_2.png"}'''),
+    ("train", r'''{"id": "189", "labels": ["Reductio ad hitlerum", "Smears", "Transfer"], "text": "This is not an accident!", "image": "189_image.png"}'''),
+    ("val", r'''{"id": "81_batch_2", "labels": ["Appeal to fear/prejudice", "Smears", "Flag-waving", "Slogans", "Bandwagon"], "text": "GET IN!\n\nWE'RE MAKING AMERICA GREAT!\n", "image": "81_image_batch_2.png"}'''),
+    ("train", r'''{"id": "57_batch_2", "labels": ["Loaded Language", "Misrepresentation of Someone's Position (Straw Man)", "Obfuscation, Intentional vagueness, Confusion", "Smears"], "text": "IMAGINE IF 50 MILLION BABIES WERE ALLOWED DYING WISHES\n", "image": "57_image_batch_2.png"}'''),
+]
+
+
+def test_the_release_s_own_lines_read_with_every_technique_name(tmp_path):
+    """The 22 names are pinned to the release, not to the synthetic generator (which builds
+    its labels from the same list): a wrong capital in one name rejects these lines."""
+    (tmp_path / "annotations").mkdir()
+    for split in propaganda.SPLITS:
+        (tmp_path / "annotations" / f"{split}.jsonl").write_text(
+            "".join(line + "\n" for s, line in RELEASE_LINES if s == split), encoding="utf-8")
+    data = dataset.read(tmp_path, "propaganda")
+    records = {json.loads(line)["id"]: json.loads(line) for _, line in RELEASE_LINES}
+    named = set()
+    for split, memes in data.splits.items():
+        for meme in memes:
+            named |= set(records[meme.id]["labels"])
+            assert {t for t, on in zip(propaganda.TECHNIQUES, meme.labels) if on} == set(records[meme.id]["labels"])
+            assert meme.img == f"images/{records[meme.id]['image']}"
+    assert named == set(propaganda.TECHNIQUES) and len(propaganda.TECHNIQUES) == 22
+    assert next(m for m in data.splits["train"] if m.id == "559_batch_2").text == (
+        "this is fine this is fine this is fine nope, covid")  # the official code's caption

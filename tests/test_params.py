@@ -27,6 +27,8 @@ def test_values_are_typed():
     ({"data__layout": "csv"}, "'data.layout' must be one of hateful_memes, propaganda, tamil"),
     ({"data__dev_fraction": 1.0}, "'data.dev_fraction' must be a number in [0, 1)"),
     ({"data__fine_grained": ""}, "'data.fine_grained' must be a non-empty string"),
+    ({"data__fine_grained": "fine_grained"}, "'data.fine_grained' (fine_grained) must lie inside data.dir (d)"),
+    ({"data__fine_grained": "d/../fine"}, "must lie inside data.dir (d), so that DVC tracks it"),
     ({"head__normalize": "yes"}, "'head.normalize' must be true or false"),
     ({"head__pre_output_dim": 0}, "'head.pre_output_dim' must be a positive integer"),
     ({"head__activation": "tanh"}, "'head.activation' must be one of relu, gelu"),
@@ -71,3 +73,7 @@ def test_unknown_key_is_named():
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="params file not found"):
         params.load(tmp_path / "params.yaml")
+
+
+def test_fine_grained_annotations_inside_data_dir_are_accepted():
+    assert params.parse(params_dict("d", data__fine_grained="d/fine_grained")).data.fine_grained == "d/fine_grained"

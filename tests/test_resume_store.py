@@ -51,18 +51,38 @@ def test_a_rerun_with_other_ranks_reuses_what_the_first_finished(tmp_path):
     assert table["pooled"][:, 0].tolist() == list(range(840))
 
 
-def test_a_unit_that_is_not_exactly_its_rows_is_deleted_and_planned_again(tmp_path):
-    """Reuse needs exactly the rows a unit's name calls for; a short one is never shifted in."""
+@pytest.mark.parametrize("saved", [range(0, 3), range(0, 5)], ids=["short", "long"])
+def test_a_unit_that_is_not_exactly_its_rows_is_deleted_and_planned_again(tmp_path, saved):
+    """Reuse needs exactly the rows a unit's name calls for: a short one would shift every
+    later meme's features, a long one would add rows; neither is ever taken."""
     store = Store(tmp_path)
-    store.save("images", range(0, 4), rows(range(0, 3)))  # three rows under a four-row name
+    store.save("images", range(0, 4), rows(saved))  # three or five rows under a four-row name
     store.save("images", range(4, 6), rows(range(4, 6)))
     (tmp_path / "images-000000006-000000008.npz").write_bytes(b"half a file")
+    assert store.load("images", range(0, 4)) is None
     assert store.prune("images", 8) == [range(4, 6)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images-000000004-000000006.npz"]
     [todo] = store.plan("images", 8, 1)
     assert covered(todo) == [0, 1, 2, 3, 6, 7]
     with pytest.raises(RuntimeError, match="rows 0- are in no saved unit"):
         store.assemble("images", 8)
+    for unit in todo:
+        store.save("images", unit, rows(unit))
+    assert store.assemble("images", 8)["pooled"][:, 0].tolist() == list(range(8))
+
+
+def test_very_uneven_gaps_still_give_the_ranks_near_equal_rows(tmp_path):
+    """40 one-row gaps and one 600-row gap over 2 ranks: the plan balances rows, not units."""
+    store = Store(tmp_path)
+    n = 1_000
+    for k in range(40):  # rows 0..79 alternate done / missing, 80..399 done, 400..999 missing
+        store.save("images", range(2 * k, 2 * k + 1), rows(range(2 * k, 2 * k + 1)))
+    store.save("images", range(80, 400), rows(range(80, 400)))
+    shares = store.plan("images", n, 2)
+    todo = [u for share in shares for u in share]
+    assert covered(todo) == [2 * k + 1 for k in range(40)] + list(range(400, 1_000))
+    loads = [sum(len(u) for u in share) for share in shares]
+    assert max(loads) - min(loads) <= 1, loads  # the one-row units even out what the large ones leave
 
 
 def test_units_of_another_table_size_or_name_are_not_taken(tmp_path):

@@ -55,28 +55,56 @@ def test_rgcl_contrastive_loss_is_the_papers_formula(pool):
         assert loss[run].item() == pytest.approx(np.mean(terms), rel=1e-5)
 
 
-def test_knn_probs_are_the_documented_vote(pool):
-    _, labels, _, index = pool
-    g = torch.Generator().manual_seed(1)
-    queries = torch.randn(2, 4, 6, generator=g)
-    k = 7
-    probs = retrieval.knn_probs(queries, retrieval.Index(index, labels, [str(i) for i in range(30)]), k)
+def direct_vote(queries, index, labels, k):
+    """The documented vote written out, meme by meme and label by label: (runs, Q, L)."""
     q, x = unit(queries.numpy()), unit(index.numpy())
-    for run in range(2):
-        for i in range(4):
+    weights = np.arange(k, 0, -1)  # k + 1 - rank
+    expected = np.zeros((q.shape[0], q.shape[1], labels.shape[1]))
+    for run in range(q.shape[0]):
+        for i in range(q.shape[1]):
             sims = x[run] @ q[run, i]
             ranked = np.argsort(-sims)[:k]
-            weights = np.arange(k, 0, -1)  # k + 1 - rank
-            score = np.sum(weights * sims[ranked] * (2 * labels.numpy()[ranked] - 1)) / weights.sum()
-            assert probs[run, i] == pytest.approx((1 + score) / 2, abs=1e-6)
+            for label in range(labels.shape[1]):
+                votes = 2 * labels[ranked, label] - 1
+                score = np.sum(weights * sims[ranked] * votes) / weights.sum()
+                expected[run, i, label] = (1 + score) / 2
+    return expected
+
+
+def test_knn_probs_are_the_documented_vote(pool):
+    _, labels, _, index = pool
+    queries = torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(1))
+    probs = retrieval.knn_probs(queries, retrieval.Index(index, labels[:, None], [str(i) for i in range(30)]), 7)
+    assert probs.shape == (2, 4, 1)
+    np.testing.assert_allclose(probs, direct_vote(queries, index, labels[:, None].numpy(), 7), atol=1e-6)
+
+
+def test_each_label_of_a_multi_label_task_is_voted_apart(pool):
+    """Every neighbour votes its label vector with the same weights (Propaganda Memes' 22)."""
+    _, _, _, index = pool
+    labels = torch.randint(0, 2, (30, 5), generator=torch.Generator().manual_seed(3))
+    queries = torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(4))
+    probs = retrieval.knn_probs(queries, retrieval.Index(index, labels, [str(i) for i in range(30)]), 7)
+    assert probs.shape == (2, 4, 5)
+    np.testing.assert_allclose(probs, direct_vote(queries, index, labels.numpy(), 7), atol=1e-6)
+    single = retrieval.knn_probs(queries, retrieval.Index(index, labels[:, 2:3], [str(i) for i in range(30)]), 7)
+    np.testing.assert_allclose(probs[..., 2:3], single, atol=1e-7)  # a label's vote is its own
+
+
+def test_k_beyond_the_index_votes_over_every_indexed_meme(pool):
+    _, labels, _, index = pool
+    queries = torch.randn(2, 3, 6, generator=torch.Generator().manual_seed(5))
+    everything = retrieval.Index(index, labels[:, None], [str(i) for i in range(30)])
+    np.testing.assert_allclose(retrieval.knn_probs(queries, everything, 500),
+                               direct_vote(queries, index, labels[:, None].numpy(), 30), atol=1e-6)
 
 
 def test_a_meme_added_to_the_index_changes_its_neighbours_scores(pool):
     _, labels, _, index = pool
-    base = retrieval.Index(index, labels, [str(i) for i in range(30)])
+    base = retrieval.Index(index, labels[:, None], [str(i) for i in range(30)])
     query = torch.randn(2, 1, 6, generator=torch.Generator().manual_seed(2))
     before = retrieval.knn_probs(query, base, 5)
-    hateful_twin = retrieval.Index(query.clone(), torch.tensor([1]), ["new"])
+    hateful_twin = retrieval.Index(query.clone(), torch.tensor([[1]]), ["new"])
     after = retrieval.knn_probs(query, base.extended(hateful_twin), 5)
     assert (after > before).all()  # its new nearest neighbour is hateful, at similarity 1
 

@@ -1,6 +1,8 @@
 """Every evaluation of the seeds through the real `dvc`: Propaganda Memes (22 labels),
 TamilMemes with a carved dev split, fine-grained auxiliary labels, and the seed's own head."""
+import io
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -47,6 +49,20 @@ def test_attention_m_reruns_the_head_only_with_the_official_parameter_count(prop
     assert summary["trainable_params"] == official
 
 
+def test_the_retrieval_classifier_votes_every_technique(propaganda_repo):
+    """classifier=retrieval reruns evaluate and predict only, on a task of 22 labels: each
+    neighbour votes its label vector."""
+    run = sh("dvc exp run -S classifier=retrieval", propaganda_repo)
+    assert "Stage 'train' didn't change, skipping" in run.stdout
+    metrics = json.loads((propaganda_repo / "reports/metrics.json").read_text())["test"]
+    assert metrics["labels"] == 22
+    assert metrics["micro_f1"] > metrics["baselines"]["all_positive"]["micro_f1"] + 0.3
+    per_label = pd.read_csv(propaganda_repo / "reports/per_label/test.csv")
+    assert len(per_label) == 22 and per_label["f1"].notna().all()
+    predictions = pd.read_csv(propaganda_repo / "reports/predictions/test.csv")
+    assert predictions.filter(like="prob_").shape[1] == 22
+
+
 def test_tamil_selects_on_a_carved_dev_split_and_reports_the_majority_baseline(tmp_path):
     ws = workspace(tmp_path / "ws", "--n 300 --layout tamil", "--set train.epochs=3")
     sh("dvc repro", ws)
@@ -65,13 +81,15 @@ def fine_grained_workspace(kaggle_set, tmp_path_factory):
     """The kaggle-layout set with synthetic fine-grained annotations, extracted once."""
     from stages import extract
 
-    root, splits = kaggle_set
+    source, splits = kaggle_set
     work = tmp_path_factory.mktemp("fine")
-    synthetic.write_fine_grained(work / "fine", splits, coverage=0.9)
+    root = work / "memes"  # a copy: the annotations go inside data.dir, where DVC tracks them
+    shutil.copytree(source, root)
+    synthetic.write_fine_grained(root / "fine", splits, coverage=0.9)
     from tests.conftest import write_params
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
-        for name, folder in (("plain", None), ("annotated", str(work / "fine"))):
+        for name, folder in (("plain", None), ("annotated", str(root / "fine"))):
             (work / name).mkdir()
             mp.chdir(work / name)
             write_params(work / name, root, data__fine_grained=folder, train__epochs=4)
@@ -85,7 +103,7 @@ def train_and_evaluate(work, root, name, **overrides):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work / name)
-        folder = str(work / "fine") if name == "annotated" else None
+        folder = str(root / "fine") if name == "annotated" else None
         write_params(work / name, root, data__fine_grained=folder, train__epochs=4, **overrides)
         train.main([])
         evaluate.main([])
@@ -128,3 +146,23 @@ def test_the_seeds_head_learns_within_three_epochs(tmp_path, monkeypatch):
     head, _ = head_module.load(tmp_path / head_module.CHECKPOINT)
     assert not head.config.normalize and head.config.activation == "gelu"
     assert np.isfinite(summary["best_dev_auroc"])
+
+
+def test_new_memes_in_the_one_form_score_as_the_pipeline_scores_them(propaganda_repo):
+    """predict --jsonl on a Propaganda Memes head: the release's own captions (upper case,
+    newlines) go through its reader's caption rule, so each meme scores as in the pipeline."""
+    data = propaganda_repo / "data/synthetic"
+    lines = [json.loads(line) for line in (data / "annotations/test.jsonl").read_text().splitlines()][:5]
+    new = data / "new.jsonl"
+    new.write_text("".join(json.dumps({"id": line["id"], "img": f"images/{line['image']}",
+                                       "text": line["text"].upper() + "\n", "labels": line["labels"]}) + "\n"
+                           for line in lines))
+    try:
+        out = sh(f"python -m stages.predict --jsonl {new}", propaganda_repo).stdout
+    finally:
+        new.unlink()
+    scored = pd.read_csv(io.StringIO(out), dtype={"id": str})
+    pipeline = pd.read_csv(propaganda_repo / "reports/predictions/test.csv", dtype={"id": str})
+    pipeline = pipeline.set_index("id").loc[scored["id"]].reset_index()
+    assert scored.filter(like="prob_").shape[1] == 22
+    np.testing.assert_allclose(scored.filter(like="prob_"), pipeline.filter(like="prob_"), atol=1e-5)

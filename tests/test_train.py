@@ -206,3 +206,29 @@ def test_rgcls_shipped_recipe_parses_and_learns(splits):
     assert head.config.map_dim == 1024 and head.config.num_pre_output_layers == 3
     assert best_dev_auroc(history) >= 0.9
     assert max(h["dev_score"][0] for h in history) >= 0.8  # the selecting accuracy
+
+
+@pytest.mark.parametrize("primary", [1, 3])
+def test_the_auxiliary_loss_covers_exactly_the_auxiliary_columns(primary):
+    """task_loss = mean BCE over the primary cells + aux_weight x mean BCE over the known
+    auxiliary cells, written out cell by cell: a primary column in the auxiliary term (or an
+    auxiliary one in the primary term) changes the value."""
+    from stages.task import Task
+
+    task = Task(tuple(f"p{k}" for k in range(primary)), ("a0", "a1", "a2", "a3"))
+    g = torch.Generator().manual_seed(primary)
+    logits = 3 * torch.randn(2, 6, len(task.names), generator=g)
+    labels = torch.randint(0, 2, logits.shape, generator=g).float()
+    labels[..., primary:][torch.rand(labels[..., primary:].shape, generator=g) < 0.4] = -1  # unknown
+    x, y = logits.double().numpy(), labels.double().numpy()
+
+    def cell(z, t):  # binary cross-entropy of one logit
+        return max(z, 0) - z * t + np.log1p(np.exp(-abs(z)))
+
+    for run in range(2):
+        primary_cells = [cell(x[run, i, k], y[run, i, k]) for i in range(6) for k in range(primary)]
+        aux_cells = [cell(x[run, i, k], y[run, i, k]) for i in range(6)
+                     for k in range(primary, len(task.names)) if y[run, i, k] >= 0]
+        expected = np.mean(primary_cells) + 0.7 * np.mean(aux_cells)
+        assert train.task_loss(logits, labels, task, 0.7)[run].item() == pytest.approx(expected, rel=1e-5)
+        assert train.task_loss(logits, labels, task, 0.0)[run].item() == pytest.approx(np.mean(primary_cells), rel=1e-5)
