@@ -9,10 +9,11 @@ export PATH := $(BIN):$(PATH)
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -c "import torch, open_clip, h5py, dvc, sklearn, pandas"
 	touch $@
 
@@ -27,7 +28,8 @@ $(REFERENCE)/.installed: $(VENV)/.installed
 # Two workers, a file each at a time (module fixtures stay shared), one thread each: on CI's
 # two cores that is about 1.35x faster than one process with two threads.
 test: venv $(REFERENCE)/.installed
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/ruff check .
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 demo: venv
 	bash scripts/demo.sh

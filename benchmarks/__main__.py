@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import (dvc_exp, extraction, fusion_sweep, gpu_check, head_training, interpret,
-                        reencoding)
-from stages.params import resolve_device
+from benchmarks import dvc_exp, extraction, fusion_sweep, gpu_check, head_training, interpret, reencoding
+from stages.common.distributed import resolve_device
 
 BENCHMARKS = {"head_training": head_training.main, "cached_vs_reencoding": reencoding.main,
               "extraction": extraction.main, "dvc_exp_run": dvc_exp.main,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from stages import params
+from stages.common import params
 
 RESULTS = Path(__file__).parent / "results" / "results.jsonl"
 

@@ -21,7 +21,10 @@ import torch
 from benchmarks.common import record
 from benchmarks.head_training import full_size_splits
 from scripts.workspace import make
-from stages import dataset, encoder, features, params
+from stages.cache import features
+from stages.common import params
+from stages.data import dataset
+from stages.encoder import clip
 
 ROOT = Path(__file__).resolve().parents[1]
 # dvc exp run commits: give git an identity on machines that have none configured.
@@ -31,14 +34,13 @@ PEAK = "import resource, runpy, sys\nsys.argv = ['stages.train']\ntry:\n    runp
 
 
 def sh(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "PYTHONPATH": str(cwd), **GIT_IDENTITY}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", **GIT_IDENTITY}
     return subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
 
 def full_size_cache(ws: Path) -> None:
     p = params.load(ws / "params.yaml")
-    enc_info = encoder.load(**p.clip.feature_settings(), device="cpu").info
+    enc_info = clip.load(**p.clip.feature_settings(), device="cpu").info
     data = dataset.read(ws / p.data.dir)
     attrs = {**enc_info, "data_fingerprint": dataset.fingerprint(data), "task": data.task.to_json(),
              "on_bad_image": p.data.on_bad_image, "augment_views": p.clip.augment_views}

@@ -15,7 +15,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.common import record, seconds, synthetic_params, timed, working_directory
-from stages import dataset, encoder, extract, features, synthetic
+from scripts import synthetic
+from stages import extract
+from stages.cache import features
+from stages.data import dataset
+from stages.encoder import clip
 
 
 def measure(model: str, n: int, device: str, batch_size: int, precision: str = "fp32") -> None:
@@ -37,7 +41,7 @@ def measure(model: str, n: int, device: str, batch_size: int, precision: str = "
 def split_costs(p, batch_size: int) -> dict:
     """Decode alone (the same DataLoader workers), the encoder alone, and what dedup saved."""
     data = dataset.read_params(p.data)
-    enc = encoder.load(**p.clip.feature_settings(), device=p.clip.device)
+    enc = clip.load(**p.clip.feature_settings(), device=p.clip.device)
     paths = [data.root / img for img in dataset.unique_images(data)]
     loader = DataLoader(extract.ImageFiles(paths, enc.prepare_image), batch_size=batch_size,
                         collate_fn=extract.collate, num_workers=extract.decode_workers())

@@ -8,7 +8,6 @@ smoke-test numbers on synthetic data, not results on Hateful Memes.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import subprocess
 import sys
@@ -18,8 +17,12 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import record, seconds, synthetic_params, timed, working_directory
+from scripts import synthetic
 from scripts.workspace import set_param
-from stages import extract, feature_reader, features, params, synthetic, train
+from stages import extract, train
+from stages.cache import features
+from stages.common import params
+from stages.head import inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +35,7 @@ def main(device: torch.device) -> None:
         p = dataclasses.replace(p, train=params.load(ROOT / "params.yaml").train)
         with working_directory(work):
             extract.extract(p)
-            splits, _ = feature_reader.read(features.CACHE, ["train", "dev"])
+            splits, _ = inputs.read(features.CACHE, ["train", "dev"])
             figures = {}
             for fusion in params.FUSIONS:
                 (_, history, _), loop = timed(lambda fusion=fusion: train.train(
@@ -47,6 +50,6 @@ def main(device: torch.device) -> None:
                 set_param(stage_params, key, str(value))
             figures["train stage, cross, `python -m stages.train` wall (s)"] = seconds(
                 lambda: subprocess.run([sys.executable, "-m", "stages.train"], check=True,
-                                       capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)}))
+                                       capture_output=True))
     record("fusion_sweep", {"device": str(device), "data": "1000 synthetic memes, tiny random encoder",
                             **figures})

@@ -28,8 +28,10 @@ import yaml
 
 from benchmarks import extraction, head_training
 from benchmarks.common import record, synthetic_params, timed, working_directory
-from scripts import paper_table
-from stages import distributed, extract, params as params_module, synthetic, train
+from scripts import paper_table, synthetic
+from stages import extract, train
+from stages.common import distributed
+from stages.common import params as params_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {  # what each step runs on: full sizes on a GPU, a quick pass on the CPU
@@ -129,6 +131,7 @@ def table_smoke_figures(size: dict, device: torch.device, work: Path) -> dict:
 
 def run(cmd: list[str], cwd: Path) -> None:
     """A step's command; its output is shown only if it fails."""
+    # (a lent GPU machine runs this from a bare checkout: the project is not installed there)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "PYTHONPATH": str(ROOT)}
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)

@@ -17,7 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.common import matmul_flops, median_time, record, seconds
-from stages import features, head as head_module, params, train
+from stages import train
+from stages.cache import features
+from stages.common import params
+from stages.head import hateclipper
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN, N_DEV, IMAGE_DIM, TEXT_DIM, EPOCHS = 8500, 500, 1024, 768, 20
@@ -85,7 +88,7 @@ def training_flops(p: params.Params) -> float:
     (no input gradient for the first layers, whose inputs are the frozen features)."""
     m = p.head.map_dim
     first = 2 * (IMAGE_DIM + TEXT_DIM) * m
-    later = 2 * (head_module.fused_dim(p.fusion, m) * m + m)
+    later = 2 * (hateclipper.fused_dim(p.fusion, m) * m + m)
     return (2 * first + 3 * later) * N_TRAIN * p.train.epochs
 
 
@@ -93,7 +96,7 @@ def dropout_microseconds(device: torch.device) -> dict[str, float]:
     """One dropout on the fusion's (16, 1024) activations: nn.Dropout against the head's."""
     x = torch.randn(16, 1024, device=device)
     figures = {}
-    for name, layer in (("nn.Dropout", nn.Dropout(0.4)), ("head.Dropout (rand mask)", head_module.Dropout(0.4))):
+    for name, layer in (("nn.Dropout", nn.Dropout(0.4)), ("head.Dropout (rand mask)", hateclipper.Dropout(0.4))):
         layer.train()
         seconds = median_time(lambda layer=layer: [layer(x) for _ in range(1000)], 5, device)
         figures[f"{name} on 16x1024 (us)"] = seconds * 1000

@@ -16,7 +16,8 @@ import torch
 
 from benchmarks.common import record
 from benchmarks.head_training import random_split
-from stages import head as head_module, interpret, triggers
+from stages import interpret
+from stages.head import hateclipper, triggers
 
 HATEFUL, CLUSTERS = 3000, 15
 MAP_DIMS = (32, 1024)
@@ -24,10 +25,10 @@ MAP_DIMS = (32, 1024)
 
 def measure(map_dim: int, queue) -> None:
     torch.manual_seed(0)
-    config = head_module.HeadConfig(image_dim=1024, text_dim=768, fusion="cross", map_dim=map_dim,
+    config = hateclipper.HeadConfig(image_dim=1024, text_dim=768, fusion="cross", map_dim=map_dim,
                                     num_mapping_layers=1, num_pre_output_layers=1,
                                     drop_probs=(0.2, 0.4, 0.1))
-    head = head_module.HateClipper(config, seed=0)
+    head = hateclipper.HateClipper(config, seed=0)
     split = random_split(HATEFUL, 0)
     started = time.perf_counter()
     d = triggers.direction(head)

@@ -17,7 +17,12 @@ from torch.utils.data import DataLoader
 
 from benchmarks.common import record, seconds, synthetic_params, working_directory
 from benchmarks.head_training import TextbookHead, textbook_step
-from stages import dataset, encoder, extract, feature_reader, features, synthetic, train
+from scripts import synthetic
+from stages import extract, train
+from stages.cache import features
+from stages.data import dataset
+from stages.encoder import clip
+from stages.head import inputs
 
 EPOCHS = 10
 SWEEP = [dict(fusion="cross"), dict(fusion="align"), dict(fusion="cross_nd"),
@@ -28,7 +33,7 @@ def with_fusion(p, fusion: str):
     return dataclasses.replace(p, fusion=fusion)
 
 
-def reencoding_run(p, enc: encoder.Encoder, data: dataset.Dataset, device: torch.device) -> None:
+def reencoding_run(p, enc: clip.Encoder, data: dataset.Dataset, device: torch.device) -> None:
     memes = data.splits["train"]
     loader = DataLoader(extract.ImageFiles([data.image_path(m) for m in memes], enc.prepare_image),
                         batch_size=p.train.batch_size, shuffle=True, collate_fn=extract.collate,
@@ -52,11 +57,11 @@ def measure(model: str, n: int, device: torch.device) -> None:
         synthetic.generate(work / "memes", n=n, seed=0)
         p = synthetic_params(work / "memes", model, 32, device.type, epochs=EPOCHS)
         data = dataset.read_params(p.data)
-        enc = encoder.load(**p.clip.feature_settings(), device=device.type)
+        enc = clip.load(**p.clip.feature_settings(), device=device.type)
         reencode = seconds(lambda: reencoding_run(p, enc, data, device), device)
         with working_directory(work):
             extraction = seconds(lambda: extract.extract(p), device)
-            splits, _ = feature_reader.read(features.CACHE, ["train", "dev"])
+            splits, _ = inputs.read(features.CACHE, ["train", "dev"])
         cached = [seconds(lambda c=c: train.train(with_fusion(p, c["fusion"]), splits, device,
                                               log=lambda _: None), device) for c in SWEEP]
     n_train = len(data.splits["train"])

@@ -9,7 +9,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 cat <<'NOTE'
 Hate-CLIPper demo. Read this first:
-  * the memes are SYNTHETIC (python -m stages.synthetic): coloured scenes with captions whose
+  * the memes are SYNTHETIC (python -m scripts.synthetic): coloured scenes with captions whose
     label is an interaction of picture and caption, like the real set's benign confounders;
   * the CLIP encoder is the RANDOMLY INITIALISED `tiny` config, not trained weights.
 So every AUROC below is a smoke test of the pipeline, not a result on Hateful Memes.

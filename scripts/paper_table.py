@@ -63,7 +63,7 @@ def parse_set(values: list[str]) -> dict:
 
 def head_parameters(params: dict, outputs: int = 1, image_dim: int = 1024, text_dim: int = 768) -> int:
     """Trainable parameters of one run's head (ViT-L-14's pooled widths by default)."""
-    from stages.head import HeadConfig, trainable_params  # (torch: only when needed)
+    from stages.head.hateclipper import HeadConfig, trainable_params  # (torch: only when needed)
 
     return trainable_params(HeadConfig(
         image_dim=image_dim, text_dim=text_dim, fusion=params["fusion"],
@@ -290,7 +290,7 @@ def report_path(table: str) -> Path:
 
 
 def write_reports(name: str, spec: dict, table: list[dict], overrides: dict) -> Path:
-    from stages.outputs import write_text  # (atomic writes, as the stages do)
+    from stages.common.files import write_text  # (atomic writes, as the stages do)
 
     path = report_path(name)
     write_text(path.with_suffix(".md"), markdown(spec, table, overrides))

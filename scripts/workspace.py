@@ -24,7 +24,7 @@ PIPELINE = ["stages", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore",
 SYNTHETIC = {"data.dir": "data/synthetic", "clip.model": "tiny", "clip.pretrained": "none"}
 # What each synthetic layout needs beyond that: its reader, and the split that picks the epoch
 # (TamilMemes ships without one: 10% of train is carved out).
-LAYOUT_SETTINGS = {"kaggle": {}, "challenge": {"data.dev_split": "dev_seen"},
+FORMAT_SETTINGS = {"kaggle": {}, "challenge": {"data.dev_split": "dev_seen"},
                    "propaganda": {"data.layout": "propaganda", "data.dev_split": "val"},
                    "tamil": {"data.layout": "tamil", "data.dev_fraction": "0.1"}}
 
@@ -65,12 +65,12 @@ def make(target: Path, data: str | None, n: int | None, layout: str, settings: l
             shutil.copy2(source, dest)
     params_file = target / "params.yaml"
     if n is not None:
-        run([sys.executable, "-m", "stages.synthetic", "data/synthetic", "--n", str(n),
-             "--layout", layout], target)
+        run([sys.executable, "-m", "scripts.synthetic", str(target / "data/synthetic"), "--n", str(n),
+             "--layout", layout], ROOT)
         run([sys.executable, "-m", "dvc", "add", "-q", "data/synthetic"], target)
         for key, value in SYNTHETIC.items():
             set_param(params_file, key, value)
-        for key, value in LAYOUT_SETTINGS[layout].items():
+        for key, value in FORMAT_SETTINGS[layout].items():
             set_param(params_file, key, value)
     if data:
         set_param(params_file, "data.dir", data)
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("dir", type=Path)
     parser.add_argument("--data", help="point data.dir here")
     parser.add_argument("--n", type=int, help="generate a synthetic set of this many memes")
-    parser.add_argument("--layout", choices=tuple(LAYOUT_SETTINGS), default="kaggle")
+    parser.add_argument("--layout", choices=tuple(FORMAT_SETTINGS), default="kaggle")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     make(args.dir.resolve(), args.data, args.n, args.layout, args.set)

@@ -1,7 +1,12 @@
-"""Hate-CLIPper on frozen CLIP features: one module per DVC stage over a few library modules.
+"""Hate-CLIPper on frozen CLIP features: the five DVC stages over folders named for what they hold.
 
-Library: params (params.yaml, validated once), dataset (jsonl + images), encoder (frozen
-open_clip), features (the HDF5 cache), head (the trainable Hate-CLIPper head), scoring
-(metrics), outputs (atomic files, clear errors).
-Stages: extract -> train -> evaluate -> predict. `synthetic` draws demo/test meme sets.
+    extract.py -> train.py -> evaluate.py, predict.py, interpret.py   (python -m stages.X)
+      data/      release files -> meme records and a task; no torch
+      encoder/   the frozen open_clip towers and small model configs: what decides a feature
+      cache/     the HDF5 format and its writer, extraction's units of work
+      head/      the Hate-CLIPper head, losses, retrieval, trigger vectors, the checked inputs
+      report/    metrics, intervals, baselines, pictures
+      common/    params, errors, atomic writes, devices and shards; decides no number
+
+Imports run one way: stages -> {data, encoder, cache, head, report} -> common.
 """

@@ -26,10 +26,14 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics
 
-from stages import features, head as head_module, params as params_module, plotting, retrieval, scoring
-from stages.memes import TRAIN_SPLIT
-from stages.outputs import InputError, atomic_dir, run_stage, write_csv, write_json
-from stages.task import Task
+from stages.cache import features
+from stages.common import params as params_module
+from stages.common.errors import InputError, run_stage
+from stages.common.files import atomic_dir, write_csv, write_json
+from stages.data.memes import TRAIN_SPLIT
+from stages.data.task import Task
+from stages.head import inputs, retrieval
+from stages.report import plotting, scoring
 
 METRICS = Path("reports/metrics.json")
 PLOTS = Path("reports/plots")
@@ -137,11 +141,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     p = params_module.load(args.params)
-    head, meta, splits = head_module.load_checked(p)
+    head, meta, splits = inputs.trained_head(p)
     task = Task.from_json(meta["task"])
     index = retrieval.index_for(p, head)
     labeled = {name: s for name, s in splits.items()
-               if name != TRAIN_SPLIT and (s.labels[:, task.primary] >= 0).all()}
+               if name != TRAIN_SPLIT and task.is_labeled(s.labels)}
     if p.data.dev_split not in labeled:
         raise InputError(f"data.dev_split '{p.data.dev_split}' is not a labeled split of "
                          f"{features.CACHE} (it has: {', '.join(splits)})")

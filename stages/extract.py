@@ -21,12 +21,18 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset as TorchDataset
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
 from tqdm import tqdm
 
-from stages import dataset, distributed, encoder, features, params as params_module, resume_store
-from stages.memes import TRAIN_SPLIT
-from stages.outputs import InputError, run_stage, write_csv
+from stages.cache import features, resume_store
+from stages.common import distributed
+from stages.common import params as params_module
+from stages.common.errors import InputError, run_stage
+from stages.common.files import write_csv
+from stages.data import dataset
+from stages.data.memes import TRAIN_SPLIT
+from stages.encoder import clip
 
 BAD_IMAGES_REPORT = Path("reports/bad_images.csv")
 
@@ -39,7 +45,7 @@ def decode_workers() -> int:
 class ImageFiles(TorchDataset):
     """Decodes and prepares (resize) one image per item, reporting failures instead of raising.
 
-    With `view_seeds`, item i is the augmented view that seed draws (encoder.augmented_view)."""
+    With `view_seeds`, item i is the augmented view that seed draws (clip.augmented_view)."""
 
     def __init__(self, paths: list[Path], prepare_image, view_seeds: list[str] | None = None):
         self.paths, self.prepare_image, self.view_seeds = paths, prepare_image, view_seeds
@@ -51,7 +57,7 @@ class ImageFiles(TorchDataset):
         try:
             image = dataset.load_image(self.paths[index])
             if self.view_seeds is not None:
-                image = encoder.augmented_view(image, self.view_seeds[index])
+                image = clip.augmented_view(image, self.view_seeds[index])
             return index, self.prepare_image(image), ""
         except InputError as err:
             return index, None, str(err)
@@ -71,7 +77,7 @@ def unit_batches(unit: range, batch_size: int) -> list[range]:
     return [range(s, min(s + batch_size, unit.stop)) for s in range(unit.start, unit.stop, batch_size)]
 
 
-def encode_image_units(enc: encoder.Encoder, paths: list[Path], units: list[range], batch_size: int,
+def encode_image_units(enc: clip.Encoder, paths: list[Path], units: list[range], batch_size: int,
                        on_bad_image: str, view_seeds: list[str] | None = None,
                        workers: int | None = None):
     """Yield (unit, rows) per unit of `paths`; rows hold pooled, proj and a failure reason."""
@@ -105,7 +111,7 @@ def stack_rows(rows: list[tuple], widths: tuple[int, int]) -> dict[str, np.ndarr
     }
 
 
-def encode_text_units(enc: encoder.Encoder, texts: list[str], units: list[range], batch_size: int):
+def encode_text_units(enc: clip.Encoder, texts: list[str], units: list[range], batch_size: int):
     for unit in units:
         parts = [enc.encode_texts(texts[b.start:b.stop]) for b in unit_batches(unit, batch_size)]
         yield unit, {"pooled": np.concatenate([p for p, _ in parts]),
@@ -211,7 +217,7 @@ def extract(p: params_module.Params, cache: Path = features.CACHE,
     """
     shard = distributed.from_env()
     device = shard.device(p.clip.device)
-    with distributed.process_group(shard, str(params_module.resolve_device(device))):
+    with distributed.process_group(shard, str(distributed.resolve_device(device))):
         return extract_shard(p, cache, max_unit, shard, device)
 
 
@@ -224,7 +230,7 @@ def extract_shard(p: params_module.Params, cache: Path, max_unit: int,
         print(f"{data.root}: {n_memes} memes in {len(data.splits)} splits "
               f"({', '.join(data.splits)}); {len(images)} unique images, {len(texts)} unique "
               f"captions" + (f"; {shard.world} processes" if shard.world > 1 else ""))
-    enc = encoder.load(**p.clip.feature_settings(), device=device)
+    enc = clip.load(**p.clip.feature_settings(), device=device)
     attrs = {**enc.info, "data_fingerprint": dataset.fingerprint(data), "task": data.task.to_json(),
              "on_bad_image": p.data.on_bad_image, "augment_views": p.clip.augment_views}
     # Units are kept under the cache identity, so stale ones are never reused; those of an

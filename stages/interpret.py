@@ -28,10 +28,14 @@ import pandas as pd
 import scipy.sparse
 from sklearn.cluster import KMeans
 
-from stages import dataset, head as head_module, params as params_module, plotting, triggers
-from stages.memes import TRAIN_SPLIT
-from stages.features import SplitFeatures
-from stages.outputs import atomic_dir, run_stage, write_csv, write_json
+from stages.cache.features import SplitFeatures
+from stages.common import params as params_module
+from stages.common.errors import run_stage
+from stages.common.files import atomic_dir, write_csv, write_json
+from stages.data import dataset
+from stages.data.memes import TRAIN_SPLIT
+from stages.head import hateclipper, inputs, triggers
+from stages.report import plotting
 
 REPORT = Path("reports/interpret")
 SHEET_SIZE = 30  # memes per contact sheet: the nearest to the cluster's centre
@@ -112,7 +116,7 @@ def write_clusters(folder: Path, ids: list[str], labels: np.ndarray,
     scipy.sparse.save_npz(folder / "triggers.npz", vectors)
 
 
-def interpret(p: params_module.Params, head: head_module.HateClipper, split: SplitFeatures,
+def interpret(p: params_module.Params, head: hateclipper.HateClipper, split: SplitFeatures,
               folder: Path) -> dict:
     """The summary.json of one head; a set it cannot cluster as asked (no hateful meme, no
     triggered position, fewer distinct trigger vectors than interpret.clusters) gets what it
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     p = params_module.load(args.params)
-    head, _, splits = head_module.load_checked(p, [TRAIN_SPLIT])
+    head, _, splits = inputs.trained_head(p, [TRAIN_SPLIT])
     with atomic_dir(REPORT) as folder:
         if head.config.fusion not in triggers.FIM_FUSIONS:
             summary = {"applies": False, "fusion": head.config.fusion,

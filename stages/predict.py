@@ -6,7 +6,7 @@
     python -m stages.predict --jsonl memes.jsonl      {"id", "img", "text"} lines; img relative to it
     python -m stages.predict --add-to-index new.jsonl labeled memes join the retrieval index
 
-New memes come as JSON lines in one form for every task (stages/memes.py, read_new_memes):
+New memes come as JSON lines in one form for every task (stages/data/memes.py, read_new_memes):
 `id`, `img`, `text`, and for --add-to-index their labels, by name (`"labels": [...]`) or, for a
 one-label task, as `"label": 0|1` (the Hateful Memes line as it ships); captions are read as
 data.layout's reader reads them.
@@ -16,7 +16,7 @@ label's probability, the mean over the trained runs: their ensemble) and `pred_l
 (prob_hate >= 0.5), then `prob_<label>` for every further label; the submission files the same
 numbers in the release's format: `id,proba,label` CSVs, or for a multi-label task (Propaganda
 Memes) a JSON list of {"id", "labels": [predicted techniques]}. Probabilities come from params.yaml's `classifier`:
-the heads' logits, or RGCL's kNN vote among the training memes (stages/retrieval.py). Memes
+the heads' logits, or RGCL's kNN vote among the training memes (stages/head/retrieval.py). Memes
 added with --add-to-index join the training memes when new memes are scored, at once and
 without retraining; the pipeline's own outputs keep to the training split.
 New memes go through the encoder settings recorded in the head's checkpoint (those of the cache
@@ -32,10 +32,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages import dataset, head as head_module, params as params_module, retrieval, scoring
-from stages.memes import UNLABELED, Meme
-from stages.outputs import InputError, atomic_dir, run_stage, write_csv, write_json
-from stages.task import Task
+from stages.common import params as params_module
+from stages.common.errors import InputError, run_stage
+from stages.common.files import atomic_dir, write_csv, write_json
+from stages.data import dataset
+from stages.data.memes import UNLABELED, Meme
+from stages.data.task import Task
+from stages.head import hateclipper, inputs, retrieval
+from stages.report import scoring
 
 PREDICTIONS = Path("reports/predictions")
 SUBMISSION = Path("reports/submission")
@@ -59,7 +63,7 @@ def technique_submission(ids: list[str], probs: np.ndarray, task: Task) -> list[
 
 
 def predict_splits(p: params_module.Params) -> None:
-    head, meta, splits = head_module.load_checked(p)
+    head, meta, splits = inputs.trained_head(p)
     task = Task.from_json(meta["task"])
     index = retrieval.index_for(p, head)
     with atomic_dir(PREDICTIONS) as out, atomic_dir(SUBMISSION) as submission:
@@ -79,7 +83,7 @@ def predict_splits(p: params_module.Params) -> None:
           f"(the ensemble of {head.config.runs} run(s))")
 
 
-def ensemble(p, head: head_module.HateClipper, image, text, index) -> np.ndarray:
+def ensemble(p, head: hateclipper.HateClipper, image, text, index) -> np.ndarray:
     """Each label's probability (N, labels): the mean of the runs' probabilities."""
     return retrieval.classify(p, head, image, text, index).mean(axis=0)
 
@@ -101,13 +105,13 @@ def encode_memes(enc, memes: list[Meme], root: Path, kind: str,
 def features_of(meta: dict, memes: list[Meme], root: Path, device: str):
     """The feature rows of new memes, encoded with the settings of the head's cache."""
     # open_clip takes seconds to import: only new memes need it, not the pipeline.
-    from stages import encoder
+    from stages.encoder import clip
 
-    enc = encoder.load(**meta["encoder"], device=device)
+    enc = clip.load(**meta["encoder"], device=device)
     return encode_memes(enc, memes, root, meta["features"])
 
 
-def predict_new(p, head: head_module.HateClipper, meta: dict, memes: list[Meme], root: Path,
+def predict_new(p, head: hateclipper.HateClipper, meta: dict, memes: list[Meme], root: Path,
                 device: str) -> None:
     image, text = features_of(meta, memes, root, device)
     probs = ensemble(p, head, image, text, retrieval.index_for(p, head, with_added=True))
@@ -115,7 +119,7 @@ def predict_new(p, head: head_module.HateClipper, meta: dict, memes: list[Meme],
           end="")
 
 
-def add_to_index(p, head: head_module.HateClipper, meta: dict, path: Path, device: str) -> None:
+def add_to_index(p, head: hateclipper.HateClipper, meta: dict, path: Path, device: str) -> None:
     """Labeled memes join the retrieval index (models/retrieval_added.pt), atomically."""
     task = Task.from_json(meta["task"])
     lines = dataset.new_memes(path, p.data.layout, task)
@@ -125,7 +129,7 @@ def add_to_index(p, head: head_module.HateClipper, meta: dict, path: Path, devic
                          "labels: 'label' (0 or 1) or 'labels' (names; docs/outputs.md)")
     memes = [m for _, m in lines]
     image, text = features_of(meta, memes, path.parent, device)
-    added = retrieval.Index(head_module.outputs(head, image, text)[0],
+    added = retrieval.Index(hateclipper.outputs(head, image, text)[0],
                             torch.tensor([m.labels[task.primary] for m in memes]), [m.id for m in memes])
     if retrieval.ADDED.is_file():
         added = retrieval.load_checked(retrieval.ADDED, head).extended(added)
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jsonl", help="score the memes of a jsonl file")
     parser.add_argument("--add-to-index", metavar="JSONL",
                         help="add the labeled memes of a jsonl file to the retrieval index")
-    parser.add_argument("--head", default=str(head_module.CHECKPOINT))
+    parser.add_argument("--head", default=str(hateclipper.CHECKPOINT))
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     args = parser.parse_args(argv)
     p = params_module.load(args.params)
@@ -154,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not jsonl and (args.image is None or args.text is None):
         raise InputError("scoring one meme needs both --image and --text")
-    head, meta = head_module.load(args.head)
+    head, meta = hateclipper.load(args.head)
     task = Task.from_json(meta["task"])
     if args.add_to_index:
         add_to_index(p, head, meta, Path(args.add_to_index), args.device)

@@ -16,12 +16,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from stages import (feature_reader, features, head as head_module, losses, params as params_module,
-                    plotting, retrieval, scoring)
-from stages.memes import TRAIN_SPLIT
-from stages.head import predict_probs
-from stages.task import HATEFUL, Task
-from stages.outputs import InputError, run_stage, write_csv, write_json
+from stages.cache import features
+from stages.common import distributed
+from stages.common import params as params_module
+from stages.common.errors import InputError, run_stage
+from stages.common.files import write_csv, write_json
+from stages.data.memes import TRAIN_SPLIT
+from stages.data.task import HATEFUL, Task
+from stages.head import hateclipper, inputs, losses, retrieval
+from stages.head.hateclipper import predict_probs
+from stages.report import plotting, scoring
 
 CURVES = Path("reports/training_curves.csv")
 CURVES_PICTURE = CURVES.with_suffix(".png")
@@ -37,7 +41,7 @@ def as_tensors(split: features.SplitFeatures, device: torch.device):
 def check_splits(p: params_module.Params, splits: dict[str, features.SplitFeatures],
                  task: Task) -> None:
     for name in (TRAIN_SPLIT, p.data.dev_split):
-        if (splits[name].labels[:, task.primary] < 0).any():
+        if not task.is_labeled(splits[name].labels):
             raise InputError(f"split '{name}' has no labels; training needs labeled "
                              f"'{TRAIN_SPLIT}' and data.dev_split '{p.data.dev_split}' splits")
     if len(task.labels) > 1 and p.train.loss == "rgcl":
@@ -57,7 +61,7 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: Task, aux_weight
 
 def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
           device: torch.device, log=print, task: Task = HATEFUL
-          ) -> tuple[head_module.HateClipper, list[dict], np.ndarray]:
+          ) -> tuple[hateclipper.HateClipper, list[dict], np.ndarray]:
     """The training loop for all train.runs heads at once; returns the heads, each at its own
     best epoch, one row per epoch with every run's train loss, dev AUROC and dev score (the
     train.select metric, which picks the epoch), and each run's best (saved) epoch.
@@ -72,10 +76,10 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     image, text, labels = as_tensors(splits[TRAIN_SPLIT], device)
     views = image_views(splits[TRAIN_SPLIT], device)
     dev_image, dev_text, dev_labels = as_tensors(splits[p.data.dev_split], device)
-    config = head_module.HeadConfig.from_params(p, image.shape[1], text.shape[1], len(task.labels),
+    config = hateclipper.HeadConfig.from_params(p, image.shape[1], text.shape[1], len(task.labels),
                                                 len(task.auxiliary))
     dev_known = dev_labels[:, task.primary].cpu().numpy()
-    head = head_module.HateClipper(config, seed).to(device)
+    head = hateclipper.HateClipper(config, seed).to(device)
     # A small head's step is a few dozen tiny kernels: per-kernel overhead, not FLOPs, sets
     # the pace, so the optimizer runs as one fused kernel over all runs' weights.
     parameters = list(head.parameters())
@@ -89,7 +93,7 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     stopped, history = np.zeros(runs, dtype=bool), []
     for epoch in range(1, p.train.epochs + 1):
         # RGCL mines among the whole training split's embeddings, refreshed once per epoch
-        index = head_module.outputs(head, image, text)[0] if p.train.loss == "rgcl" else None
+        index = hateclipper.outputs(head, image, text)[0] if p.train.loss == "rgcl" else None
         head.train()
         order = torch.stack([torch.randperm(len(labels), generator=g) for g in orders]).to(device)
         total_loss = torch.zeros(runs, device=device)
@@ -100,7 +104,7 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
             else:  # each meme, each epoch: one of its plain and augmented views
                 view = torch.randint(len(views), batch.shape, generator=view_draws).to(device)
                 batch_image = views[view, batch]
-            embedding, logits = head.run(batch_image, text[batch])
+            embedding, logits = head.embed_and_classify(batch_image, text[batch])
             loss = task_loss(logits, labels[batch], task, p.train.aux_weight)
             if index is not None:
                 weight = p.train.rgcl_weight
@@ -176,12 +180,12 @@ def clip_grad_norm_per_run(parameters: list[torch.Tensor], max_norm: float) -> N
         grad.mul_(scale.view(-1, *[1] * (grad.dim() - 1)))
 
 
-def write_index(head: head_module.HateClipper, split: features.SplitFeatures, task: Task,
+def write_index(head: hateclipper.HateClipper, split: features.SplitFeatures, task: Task,
                 fingerprint: str) -> None:
     """The retrieval classifier's index: the trained runs' embeddings of the training split
     (plain features) and its primary labels, whichever classifier params.yaml names, so that
     switching it reruns only evaluate and predict."""
-    embeddings, _ = head_module.outputs(head, split.image, split.text)
+    embeddings, _ = hateclipper.outputs(head, split.image, split.text)
     labels = torch.from_numpy(split.labels[:, task.primary].astype(np.int64))
     index = retrieval.Index(embeddings, labels, split.ids)
     retrieval.save(retrieval.INDEX, index, {"cache_fingerprint": fingerprint,
@@ -216,17 +220,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     p = params_module.load(args.params)
-    splits, attrs = feature_reader.load_checked(features.CACHE, p, [TRAIN_SPLIT, p.data.dev_split],
+    splits, attrs = inputs.load_checked(features.CACHE, p, [TRAIN_SPLIT, p.data.dev_split],
                                                 views=True)
-    task = feature_reader.task_of(attrs)
+    task = inputs.task_of(attrs)
     check_splits(p, splits, task)
-    device = params_module.resolve_device("auto")
+    device = distributed.resolve_device("auto")
     started = time.perf_counter()
     head, history, epochs = train(p, splits, device, task=task)
     seconds = time.perf_counter() - started
     best = {key: np.array([history[e - 1][key][run] for run, e in enumerate(epochs)])
             for key in ("dev_auroc", "dev_score")}
-    head_module.save(head_module.CHECKPOINT, head.cpu(), {
+    hateclipper.save(hateclipper.CHECKPOINT, head.cpu(), {
         # new memes are encoded with the very settings of the cache (predict --image/--jsonl)
         "encoder": {key: attrs[key] for key in params_module.FEATURE_SETTINGS},
         "features": p.head.features,
@@ -244,12 +248,12 @@ def main(argv: list[str] | None = None) -> None:
         "best_dev_auroc": float(best["dev_auroc"].mean()),
         "best_dev_auroc_std": scoring.std_over_runs(best["dev_auroc"]),
         "selected_by": p.train.select,
-        "trainable_params": head_module.trainable_params(head.config),  # one run's
+        "trainable_params": hateclipper.trainable_params(head.config),  # one run's
     }
     if p.train.select != "auroc":
         summary[f"best_dev_{p.train.select}"] = float(best["dev_score"].mean())
     write_json(TRAIN_SUMMARY, summary)
-    print(f"saved {head_module.CHECKPOINT}: best epoch{'s' if p.train.runs > 1 else ''} "
+    print(f"saved {hateclipper.CHECKPOINT}: best epoch{'s' if p.train.runs > 1 else ''} "
           f"{', '.join(map(str, epochs))} ({p.data.dev_split} {p.train.select} "
           f"{spread(best['dev_score'])}); {summary['trainable_params']:,} trainable parameters "
           f"a run; {len(history)} epochs in {seconds:.1f}s on {device}")

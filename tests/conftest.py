@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import synthetic
+from scripts import synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,8 +16,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stages import evaluate, extract, feature_reader, features, predict, train
-from stages.outputs import run_stage
+from stages import evaluate, extract, predict, train
+from stages.cache import features
+from stages.common.errors import run_stage
+from stages.head import inputs
 from tests.conftest import ROOT, write_params
 
 
@@ -120,7 +122,7 @@ def test_skip_leaves_bad_memes_out_and_lists_them(memes, monkeypatch, capsys):
     (memes / dev[1]["img"]).unlink()
     code, err, out = run_entry(extract, monkeypatch, capsys)
     assert code == 0, err
-    cached, _ = feature_reader.read(features.CACHE)
+    cached, _ = inputs.read(features.CACHE)
     assert cached["dev"].ids == [str(m["id"]) for m in dev[2:]]
     assert len(cached["train"]) == len((memes / "train.jsonl").read_text().splitlines())
     report = pd.read_csv(extract.BAD_IMAGES_REPORT, dtype=str)
@@ -148,7 +150,7 @@ def test_awkward_but_valid_input_is_accepted(memes, monkeypatch, capsys):
     (memes / "train.jsonl").write_text("".join(json.dumps(l, ensure_ascii=False) + "\n" for l in lines))
     code, err, _ = run_entry(extract, monkeypatch, capsys)
     assert code == 0, err
-    assert feature_reader.read(features.CACHE)[0]["train"].ids[:4] == [str(l["id"]) for l in lines[:4]]
+    assert inputs.read(features.CACHE)[0]["train"].ids[:4] == [str(l["id"]) for l in lines[:4]]
 
 
 def test_missing_data_dir_and_empty_data_dir(memes, monkeypatch, capsys, tmp_path):
@@ -277,6 +279,6 @@ def test_kill_9_mid_extraction_keeps_the_old_cache_and_resumes(memes, monkeypatc
     assert code == 0, err
     assert "resuming images" in out
     assert not list(Path("features").glob(".clip_features.h5.parts-*"))
-    np.testing.assert_allclose(feature_reader.read(features.CACHE)[0]["train"].image,
+    np.testing.assert_allclose(inputs.read(features.CACHE)[0]["train"].image,
                                h5py.File(io.BytesIO(previous), "r")["train/image"][()],
                                rtol=1e-5, atol=1e-6)

@@ -3,10 +3,10 @@ import json
 import pytest
 from PIL import Image
 
-from stages import dataset
-from stages.memes import UNLABELED, read_new_memes
-from stages.task import HATEFUL, Task
-from stages.outputs import InputError
+from stages.common.errors import InputError
+from stages.data import dataset
+from stages.data.memes import UNLABELED, read_new_memes
+from stages.data.task import HATEFUL, Task
 
 
 def test_reads_the_kaggle_layout(kaggle_set):

@@ -15,8 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from stages import dataset, distributed, extract, feature_reader, features, params, synthetic
-from stages.outputs import run_stage
+from scripts import synthetic
+from stages import extract
+from stages.cache import features
+from stages.common import distributed, params
+from stages.common.errors import run_stage
+from stages.data import dataset
+from stages.head import inputs
 from tests.conftest import ROOT, write_params
 
 UNIT = 32  # several units per rank on the 240-meme set, for the tests that break a run
@@ -46,11 +51,11 @@ def single_process(challenge_set, tmp_path_factory):
         mp.chdir(work)
         write_params(work, root, "dev_seen")
         extract.extract(params.load())
-    return feature_reader.read(work / features.CACHE)[0]
+    return inputs.read(work / features.CACHE)[0]
 
 
 def assert_same_cache(cache: Path, reference: dict) -> None:
-    sharded, _ = feature_reader.read(cache)
+    sharded, _ = inputs.read(cache)
     assert list(sharded) == list(reference)
     for name, split in reference.items():
         assert sharded[name].ids == split.ids
@@ -91,7 +96,7 @@ def test_four_ranks_on_1700_images_each_encode_a_fair_share(tmp_path_factory):
     shares = images_per_rank(result.stdout, 4)
     assert sum(shares) == len(dataset.unique_images(dataset.read(root))) == 1_700
     assert max(shares) <= 1.4 * sum(shares) / 4
-    assert_same_cache(sharded / features.CACHE, feature_reader.read(single / features.CACHE)[0])
+    assert_same_cache(sharded / features.CACHE, inputs.read(single / features.CACHE)[0])
 
 
 def test_a_failing_rank_fails_the_run_and_the_rerun_resumes(challenge_set, copy_of, single_process,

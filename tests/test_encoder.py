@@ -4,13 +4,13 @@ import pytest
 import torch
 from PIL import Image
 
-from stages import encoder
-from stages.outputs import InputError
+from stages.common.errors import InputError
+from stages.encoder import clip
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return encoder.load("tiny", "none", device="cpu")
+    return clip.load("tiny", "none", device="cpu")
 
 
 IMAGES = [Image.new("RGB", (90, 70), (200, 30, 30)), Image.new("RGB", (50, 80), (20, 20, 220)),
@@ -23,7 +23,7 @@ def pixels(enc):
 
 
 def test_random_init_is_seeded(tiny):
-    again = encoder.load("tiny", "none", device="cpu")
+    again = clip.load("tiny", "none", device="cpu")
     x = pixels(tiny)
     assert np.array_equal(tiny.encode_images(x)[0], again.encode_images(x)[0])
     assert np.array_equal(tiny.encode_texts(["a cat"])[0], again.encode_texts(["a cat"])[0])
@@ -32,9 +32,9 @@ def test_random_init_is_seeded(tiny):
 def test_projected_features_are_clips_own_embeddings():
     """With `resize: shortest`, `*_proj` equal what an untouched open_clip model returns from
     its own preprocessing and encode_image/encode_text (captions within 77 tokens)."""
-    shortest = encoder.load("tiny", "none", resize="shortest", device="cpu")
+    shortest = clip.load("tiny", "none", resize="shortest", device="cpu")
     with torch.random.fork_rng():
-        torch.manual_seed(encoder.RANDOM_INIT_SEED)
+        torch.manual_seed(clip.RANDOM_INIT_SEED)
         reference, _, preprocess = open_clip.create_model_and_transforms("tiny", pretrained=None)
     reference.eval()
     captions = ["a cat", "", "x " * 70]
@@ -58,8 +58,8 @@ def test_squash_resizes_the_whole_image_to_a_square(tiny):
     image.paste((255, 0, 0), (0, 0, 30, 100))  # a red band in the left tenth, outside any crop
     expected = torch.from_numpy(np.array(image.resize((64, 64), Image.BICUBIC))).permute(2, 0, 1)
     assert torch.equal(tiny.prepare_image(image), expected)
-    assert encoder.load("tiny", "none", resize="shortest", device="cpu").prepare_image(image)[0].max() < 50
-    longest = encoder.load("tiny", "none", resize="longest", device="cpu").prepare_image(image)
+    assert clip.load("tiny", "none", resize="shortest", device="cpu").prepare_image(image)[0].max() < 50
+    longest = clip.load("tiny", "none", resize="longest", device="cpu").prepare_image(image)
     assert longest.shape == (3, 64, 64) and longest[:, 0].eq(0).all()  # padded above and below
 
 
@@ -81,7 +81,7 @@ def test_long_captions_keep_their_eot_as_the_official_tokenizer_cuts_them(tiny, 
 
 def test_precision_changes_the_features(tiny):
     """Why clip.precision is part of the cache identity: bf16 is far from the official fp32."""
-    bf16 = encoder.load("tiny", "none", precision="bf16", device="cpu")
+    bf16 = clip.load("tiny", "none", precision="bf16", device="cpu")
     for ours, theirs in ((tiny.encode_images(pixels(tiny))[0], bf16.encode_images(pixels(bf16))[0]),
                          (tiny.encode_texts(["a cat", "when they bring kites"])[0],
                           bf16.encode_texts(["a cat", "when they bring kites"])[0])):
@@ -98,22 +98,22 @@ def test_info_names_the_encoder(tiny):
 def test_activation_follows_the_pretrained_tag(monkeypatch):
     """OpenAI's tags say quick_gelu: the plain ViT-B-32 config is built with it, without a warning;
     a -quickgelu model with GELU-trained weights is an error, not a warning."""
-    assert encoder.uses_quick_gelu("ViT-B-32", "openai")
-    assert encoder.uses_quick_gelu("ViT-B-32-quickgelu", "openai")
-    assert not encoder.uses_quick_gelu("ViT-B-32", "laion2b_s34b_b79k")
-    assert not encoder.uses_quick_gelu("ViT-B-32", "none")
-    assert encoder.uses_quick_gelu("ViT-B-32-quickgelu", "none")
+    assert clip.uses_quick_gelu("ViT-B-32", "openai")
+    assert clip.uses_quick_gelu("ViT-B-32-quickgelu", "openai")
+    assert not clip.uses_quick_gelu("ViT-B-32", "laion2b_s34b_b79k")
+    assert not clip.uses_quick_gelu("ViT-B-32", "none")
+    assert clip.uses_quick_gelu("ViT-B-32-quickgelu", "none")
     # no registered pair mismatches today; a future GELU tag of a -quickgelu name must not pass
     monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda model, tag: {"quick_gelu": False})
     with pytest.raises(InputError, match="uses QuickGELU, but the 'newtag' weights"):
-        encoder.uses_quick_gelu("ViT-B-16-quickgelu", "newtag")
+        clip.uses_quick_gelu("ViT-B-16-quickgelu", "newtag")
 
 
 def test_unknown_model_and_tag_are_clear_errors():
     with pytest.raises(InputError, match="unknown open_clip model 'ViT-Q-99'"):
-        encoder.load("ViT-Q-99", "none", device="cpu")
+        clip.load("ViT-Q-99", "none", device="cpu")
     with pytest.raises(InputError, match="'laion9b' is neither a pretrained tag of ViT-L-14.*openai"):
-        encoder.load("ViT-L-14", "laion9b", device="cpu")
+        clip.load("ViT-L-14", "laion9b", device="cpu")
 
 
 def test_local_checkpoint_path_loads(tmp_path, tiny):
@@ -123,7 +123,7 @@ def test_local_checkpoint_path_loads(tmp_path, tiny):
         other = open_clip.create_model("tiny", pretrained=None)
     checkpoint = tmp_path / "tiny-weights.pt"
     torch.save(other.state_dict(), checkpoint)
-    loaded = encoder.load("tiny", str(checkpoint), resize="shortest", device="cpu")
+    loaded = clip.load("tiny", str(checkpoint), resize="shortest", device="cpu")
     with torch.no_grad():
         _, _, preprocess = open_clip.create_model_and_transforms("tiny", pretrained=None)
         expected = other.eval().encode_image(torch.stack([preprocess(i) for i in IMAGES])).numpy()
@@ -134,4 +134,4 @@ def test_broken_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="could not load"):
-        encoder.load("tiny", str(bad), device="cpu")
+        clip.load("tiny", str(bad), device="cpu")

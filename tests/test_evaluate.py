@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from stages import (evaluate, extract, feature_reader, features, head as head_module, predict,
-                    retrieval, scoring, train)
-from stages.outputs import InputError
+from stages import evaluate, extract, predict, train
+from stages.cache import features
+from stages.common.errors import InputError
+from stages.head import hateclipper, inputs, retrieval
+from stages.report import scoring
 from tests.conftest import write_params
 
 
@@ -34,10 +36,10 @@ def test_metrics_report_mean_spread_interval_and_ensemble(five_runs):
     m = metrics["dev"]
     assert m["runs"] == 5 and m["auroc_std"] > 0
     assert m["auroc_ci_low"] < m["auroc"] < m["auroc_ci_high"]
-    head, _ = head_module.load(five_runs / head_module.CHECKPOINT)
-    dev = feature_reader.read(five_runs / features.CACHE, ["dev"])[0]["dev"]
+    head, _ = hateclipper.load(five_runs / hateclipper.CHECKPOINT)
+    dev = inputs.read(five_runs / features.CACHE, ["dev"])[0]["dev"]
     labels = dev.labels[:, 0]
-    probs = head_module.predict_probs(head, dev.image, dev.text)[..., 0]
+    probs = hateclipper.predict_probs(head, dev.image, dev.text)[..., 0]
     aurocs = [scoring.auroc(labels, p) for p in probs]
     assert m["auroc"] == pytest.approx(np.mean(aurocs))
     assert m["auroc_std"] == pytest.approx(np.std(aurocs, ddof=1))
@@ -54,14 +56,14 @@ def test_metrics_report_mean_spread_interval_and_ensemble(five_runs):
 
 def test_predictions_and_submission_are_the_runs_ensemble(five_runs, kaggle_set):
     root, _ = kaggle_set
-    head, meta = head_module.load(five_runs / head_module.CHECKPOINT)
-    raw = torch.load(five_runs / head_module.CHECKPOINT, weights_only=True)
+    head, meta = hateclipper.load(five_runs / hateclipper.CHECKPOINT)
+    raw = torch.load(five_runs / hateclipper.CHECKPOINT, weights_only=True)
     assert len(raw["best_epochs"]) == 5 == head.config.runs == len(meta["best_epochs"])
-    test = feature_reader.read(five_runs / features.CACHE, ["test"])[0]["test"]
+    test = inputs.read(five_runs / features.CACHE, ["test"])[0]["test"]
     table = pd.read_csv(five_runs / "reports/predictions/test.csv", dtype={"id": str})
     ids = [str(json.loads(line)["id"]) for line in (root / "test.jsonl").read_text().splitlines()]
     assert table["id"].tolist() == ids == test.ids
-    ensemble = head_module.predict_probs(head, test.image, test.text).mean(0)[:, 0]
+    ensemble = hateclipper.predict_probs(head, test.image, test.text).mean(0)[:, 0]
     np.testing.assert_allclose(table["prob_hate"], ensemble, rtol=1e-6)
     submission = pd.read_csv(five_runs / "reports/submission/test.csv", dtype={"id": str})
     assert list(submission.columns) == ["id", "proba", "label"]
@@ -95,11 +97,11 @@ def retrieval_workspace(five_runs, kaggle_set, tmp_path, monkeypatch):
 def test_retrieval_classifier_is_the_documented_vote_over_the_saved_index(retrieval_workspace):
     evaluate.main([])
     metrics = json.loads(evaluate.METRICS.read_text())["dev"]
-    head, _ = head_module.load(head_module.CHECKPOINT)
+    head, _ = hateclipper.load(hateclipper.CHECKPOINT)
     saved = torch.load(retrieval.INDEX, weights_only=True)
-    train_split, dev = (feature_reader.read(features.CACHE, [name])[0][name] for name in ("train", "dev"))
+    train_split, dev = (inputs.read(features.CACHE, [name])[0][name] for name in ("train", "dev"))
     assert saved["ids"] == train_split.ids and saved["embeddings"].shape[:2] == (5, len(train_split))
-    embeddings = head_module.outputs(head, dev.image, dev.text)[0].numpy()
+    embeddings = hateclipper.outputs(head, dev.image, dev.text)[0].numpy()
     index = saved["embeddings"].numpy()
     aurocs = []
     for run in range(5):  # RGCL's vote, written out in numpy: k = 5, weights 5..1

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import dataset, encoder, extract, feature_reader, features, params, resume_store
+from stages import extract
+from stages.cache import features, resume_store
+from stages.common import params
+from stages.data import dataset
+from stages.encoder import clip
+from stages.head import inputs
 from tests.conftest import params_dict
 
 
@@ -26,7 +31,7 @@ def challenge_cache(challenge_set, tmp_path_factory):
 
 def test_all_splits_in_jsonl_order(challenge_set, challenge_cache):
     root, _ = challenge_set
-    cached, attrs = feature_reader.read(challenge_cache)
+    cached, attrs = inputs.read(challenge_cache)
     assert set(cached) == {"train", "dev_seen", "dev_unseen", "test_seen", "test_unseen"}
     for name in cached:
         lines = [json.loads(l) for l in (root / f"{name}.jsonl").read_text().splitlines()]
@@ -39,7 +44,7 @@ def test_all_splits_in_jsonl_order(challenge_set, challenge_cache):
 
 def test_repeated_captions_and_shared_memes_have_identical_rows(challenge_set, challenge_cache):
     root, _ = challenge_set
-    cached, _ = feature_reader.read(challenge_cache)
+    cached, _ = inputs.read(challenge_cache)
     data = dataset.read(root)
     rows_by_text = defaultdict(list)
     for name, memes in data.splits.items():
@@ -56,9 +61,9 @@ def test_repeated_captions_and_shared_memes_have_identical_rows(challenge_set, c
 
 
 def test_projected_rows_are_pooled_rows_through_clips_projection(challenge_cache):
-    enc = encoder.load("tiny", "none", device="cpu")
-    pooled, _ = feature_reader.read(challenge_cache, ["train"], "pooled")
-    projected, _ = feature_reader.read(challenge_cache, ["train"], "projected")
+    enc = clip.load("tiny", "none", device="cpu")
+    pooled, _ = inputs.read(challenge_cache, ["train"], "pooled")
+    projected, _ = inputs.read(challenge_cache, ["train"], "projected")
     np.testing.assert_allclose(pooled["train"].image @ enc.image_projection.numpy(),
                                projected["train"].image, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(pooled["train"].text @ enc.text_projection.numpy(),
@@ -69,7 +74,7 @@ def test_projected_rows_are_pooled_rows_through_clips_projection(challenge_cache
 def counting(monkeypatch):
     """Counts the rows the encoder is asked for, by modality."""
     counts = {"images": 0, "texts": 0}
-    encode_images, encode_texts = encoder.Encoder.encode_images, encoder.Encoder.encode_texts
+    encode_images, encode_texts = clip.Encoder.encode_images, clip.Encoder.encode_texts
 
     def count_images(self, pixels):
         counts["images"] += len(pixels)
@@ -79,8 +84,8 @@ def counting(monkeypatch):
         counts["texts"] += len(texts)
         return encode_texts(self, texts)
 
-    monkeypatch.setattr(encoder.Encoder, "encode_images", count_images)
-    monkeypatch.setattr(encoder.Encoder, "encode_texts", count_texts)
+    monkeypatch.setattr(clip.Encoder, "encode_images", count_images)
+    monkeypatch.setattr(clip.Encoder, "encode_texts", count_texts)
     return counts
 
 
@@ -99,7 +104,7 @@ def test_interrupted_extraction_resumes_and_leaves_no_partial_cache(challenge_se
     batch, so the resumed cache equals an uninterrupted run's, row for row."""
     root, _ = challenge_set
     monkeypatch.chdir(tmp_path)
-    real_encode = encoder.Encoder.encode_images  # the fixture's counting wrapper
+    real_encode = clip.Encoder.encode_images  # the fixture's counting wrapper
     n_images = len(dataset.unique_images(dataset.read(root)))
 
     def crash_in_second_unit(self, pixels):
@@ -107,7 +112,7 @@ def test_interrupted_extraction_resumes_and_leaves_no_partial_cache(challenge_se
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C or the job was preempted
         return real_encode(self, pixels)
 
-    monkeypatch.setattr(encoder.Encoder, "encode_images", crash_in_second_unit)
+    monkeypatch.setattr(clip.Encoder, "encode_images", crash_in_second_unit)
     with pytest.raises(KeyboardInterrupt):
         extract.extract(extract_params(root, clip__batch_size=8))
     assert not features.CACHE.exists()
@@ -115,13 +120,13 @@ def test_interrupted_extraction_resumes_and_leaves_no_partial_cache(challenge_se
     saved = resume_store.Store(parts).finished("images", n_images)
     assert len(saved) == 1 and saved[0].start == 0
 
-    monkeypatch.setattr(encoder.Encoder, "encode_images", real_encode)
+    monkeypatch.setattr(clip.Encoder, "encode_images", real_encode)
     before = counting["images"]
     extract.extract(extract_params(root, clip__batch_size=32))
     assert counting["images"] - before == n_images - len(saved[0])  # only the unfinished rows
     assert not list(features.CACHE.parent.glob(".clip_features.h5.parts-*"))  # cleaned up
-    resumed, _ = feature_reader.read(features.CACHE)
-    uninterrupted, _ = feature_reader.read(challenge_cache)
+    resumed, _ = inputs.read(features.CACHE)
+    uninterrupted, _ = inputs.read(challenge_cache)
     for name in uninterrupted:
         assert resumed[name].ids == uninterrupted[name].ids
         for key in ("image", "text"):
@@ -153,7 +158,7 @@ def test_skip_survives_a_unit_of_only_bad_images(challenge_set, copy_of, tmp_pat
     for img in first_unit:
         (root / img).write_bytes(b"")
     extract.extract(extract_params(root, clip__batch_size=8, data__on_bad_image="skip"), max_unit=8)
-    cached, _ = feature_reader.read(features.CACHE)
+    cached, _ = inputs.read(features.CACHE)
     kept = sum(len(s) for s in cached.values())
     dropped = sum(m.img in first_unit for memes in data.splits.values() for m in memes)
     assert kept == sum(len(m) for m in data.splits.values()) - dropped
@@ -167,8 +172,8 @@ def test_augmented_views_are_cached_for_the_training_split(challenge_set, challe
     root, _ = challenge_set
     monkeypatch.chdir(tmp_path)
     extract.extract(extract_params(root, clip__augment_views=2))
-    with_views, attrs = feature_reader.read(features.CACHE, views=True)
-    plain, _ = feature_reader.read(challenge_cache)
+    with_views, attrs = inputs.read(features.CACHE, views=True)
+    plain, _ = inputs.read(challenge_cache)
     assert attrs["augment_views"] == 2
     train = with_views["train"]
     assert train.image_views.shape == (len(train), 2, train.image.shape[1])
@@ -184,18 +189,18 @@ def test_augmented_views_are_cached_for_the_training_split(challenge_set, challe
     first = features.CACHE.with_name("first.h5")
     features.CACHE.rename(first)
     extract.extract(extract_params(root, clip__augment_views=2))
-    again, _ = feature_reader.read(features.CACHE, ["train"], views=True)
+    again, _ = inputs.read(features.CACHE, ["train"], views=True)
     np.testing.assert_array_equal(again["train"].image_views,
-                                  feature_reader.read(first, ["train"], views=True)[0]["train"].image_views)
+                                  inputs.read(first, ["train"], views=True)[0]["train"].image_views)
 
 
 def test_an_augmented_view_is_a_seeded_crop_and_flip():
     image = Image.new("RGB", (200, 100))
     image.paste((255, 0, 0), (0, 0, 20, 100))  # a red band on the left edge
-    views = [encoder.augmented_view(image, f"img/1.png\0{v}") for v in range(40)]
+    views = [clip.augmented_view(image, f"img/1.png\0{v}") for v in range(40)]
     for view in views:
         assert 0.8 * 0.98 <= view.size[0] * view.size[1] / 20000 <= 1.0
         assert 3 / 4 - 0.05 <= (view.size[0] / view.size[1]) / 2 <= 4 / 3 + 0.05
     flipped = [v for v in views if v.getpixel((v.size[0] - 1, 50)) == (255, 0, 0)]
     assert 5 < len(flipped) < 35  # about half are mirrored, moving the band to the right
-    assert encoder.augmented_view(image, "img/1.png\0" "3").tobytes() == views[3].tobytes()
+    assert clip.augmented_view(image, "img/1.png\0" "3").tobytes() == views[3].tobytes()

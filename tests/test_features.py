@@ -4,8 +4,10 @@ import h5py
 import numpy as np
 import pytest
 
-from stages import feature_reader, features, params
-from stages.outputs import InputError
+from stages.cache import features
+from stages.common import params
+from stages.common.errors import InputError
+from stages.head import inputs
 
 ATTRS = {"model": "tiny", "pretrained": "none", "resize": "squash", "precision": "fp32",
          "activation": "gelu", "image_size": 64, "open_clip_version": "x",
@@ -28,8 +30,8 @@ def test_round_trip(tmp_path):
     written = {"train": split(5, rng), "test": split(3, rng, labeled=False)}
     path = tmp_path / "f.h5"
     features.write(path, written, ATTRS)
-    pooled, attrs = feature_reader.read(path)
-    projected, _ = feature_reader.read(path, ["test"], "projected")
+    pooled, attrs = inputs.read(path)
+    projected, _ = inputs.read(path, ["test"], "projected")
     assert attrs["fingerprint"] == features.cache_fingerprint(ATTRS)
     for name, s in written.items():
         assert pooled[name].ids == s.ids  # zero-padded string ids survive as written
@@ -68,24 +70,24 @@ def test_checks(tmp_path):
     with h5py.File(path, "r+") as f:  # a cache damaged or written by something else
         f["dev/image"][1, 2] = np.nan
     with pytest.raises(InputError, match="split 'dev' has non-finite image features"):
-        feature_reader.read(path, ["dev"])
+        inputs.read(path, ["dev"])
     with pytest.raises(InputError, match="no split 'dev_seen'.*it has: dev, train.*data.dev_split"):
-        feature_reader.read(path, ["dev_seen"])
+        inputs.read(path, ["dev_seen"])
     clip = params.ClipParams(model="tiny", pretrained="none", resize="squash", precision="fp32",
                              augment_views=0, batch_size=8, device="cpu")
-    feature_reader.check_encoder(ATTRS, clip, path)  # batch size and device are not identity
+    inputs.check_encoder(ATTRS, clip, path)  # batch size and device are not identity
     with pytest.raises(InputError, match="extracted with clip.model=tiny clip.pretrained=none.*ViT-L-14"):
-        feature_reader.check_encoder(ATTRS, dataclasses.replace(clip, model="ViT-L-14"), path)
+        inputs.check_encoder(ATTRS, dataclasses.replace(clip, model="ViT-L-14"), path)
     for key, value in (("resize", "shortest"), ("precision", "bf16"), ("augment_views", 2)):
         with pytest.raises(InputError, match=f"clip.{key}=.*params.yaml says.*clip.{key}={value}"):
-            feature_reader.check_encoder(ATTRS, dataclasses.replace(clip, **{key: value}), path)
+            inputs.check_encoder(ATTRS, dataclasses.replace(clip, **{key: value}), path)
     with pytest.raises(InputError, match="another version of the data"):
-        feature_reader.check_data(ATTRS, "def", path)
+        inputs.check_data(ATTRS, "def", path)
     with pytest.raises(InputError, match="feature cache not found"):
-        feature_reader.read(tmp_path / "missing.h5")
+        inputs.read(tmp_path / "missing.h5")
     (tmp_path / "junk.h5").write_bytes(b"junk")
     with pytest.raises(InputError, match="not a readable HDF5"):
-        feature_reader.read(tmp_path / "junk.h5")
+        inputs.read(tmp_path / "junk.h5")
 
 
 @pytest.mark.parametrize("key, other", [("resize", "shortest"), ("precision", "bf16"),
@@ -105,6 +107,6 @@ def test_a_cache_of_another_format_is_refused(tmp_path, old):
             del f.attrs["format_version"]  # as written before the version was recorded
         else:
             f.attrs["format_version"] = old
-    for read in (feature_reader.read_attrs, feature_reader.read):
+    for read in (inputs.read_attrs, inputs.read):
         with pytest.raises(InputError, match="cache format 1, this code reads format 2.*dvc repro extract"):
             read(path)

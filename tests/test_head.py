@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from stages import head as head_module
-from stages.head import HateClipper, HeadConfig, fuse, fused_dim
-from stages.params import FUSIONS
+from stages.common.params import FUSIONS
+from stages.head import hateclipper
+from stages.head.hateclipper import HateClipper, HeadConfig, fuse, fused_dim
 
 
 def unit_rows(n, d, seed):
@@ -80,12 +80,12 @@ PAPER = dict(image_dim=1024, text_dim=768, map_dim=1024, num_mapping_layers=1,
 @pytest.mark.parametrize("fusion, expected", [("align", 2_887_681), ("concat", 3_936_257),
                                               ("attention_m", 4_461_057), ("cross", 1_075_580_929)])
 def test_trainable_parameters_equal_the_official_models(fusion, expected):
-    count = head_module.trainable_params(HeadConfig(fusion=fusion, **PAPER))
+    count = hateclipper.trainable_params(HeadConfig(fusion=fusion, **PAPER))
     assert count == expected
     deeper = HeadConfig(fusion=fusion, **{**PAPER, "num_pre_output_layers": 3})
-    assert head_module.trainable_params(deeper) == expected + 2 * 1_049_600
+    assert hateclipper.trainable_params(deeper) == expected + 2 * 1_049_600
     table2 = HeadConfig(fusion=fusion, outputs=22, **PAPER)  # 22 techniques: 21 more outputs
-    assert head_module.trainable_params(table2) == expected + 21 * 1_025
+    assert hateclipper.trainable_params(table2) == expected + 21 * 1_025
 
 
 def test_the_seeds_head_has_its_34_million_parameters():
@@ -94,7 +94,7 @@ def test_the_seeds_head_has_its_34_million_parameters():
     seed = HeadConfig(image_dim=512, text_dim=512, fusion="cross", map_dim=512, num_mapping_layers=1,
                       num_pre_output_layers=1, drop_probs=(0.0, 0.0, 0.1), normalize=False,
                       pre_output_dim=128, activation="gelu")
-    assert head_module.trainable_params(seed) == 34_080_001
+    assert hateclipper.trainable_params(seed) == 34_080_001
 
 
 def test_normalize_pre_output_width_and_activation_are_what_params_say():
@@ -161,10 +161,10 @@ def test_each_run_is_the_paper_head_computed_directly():
 def test_checkpoint_round_trip_with_weights_only(tmp_path):
     head = HateClipper(config(fusion="align_concat")).eval()
     path = tmp_path / "head.pt"
-    head_module.save(path, head, {"cache_fingerprint": "abc", "features": "pooled"})
+    hateclipper.save(path, head, {"cache_fingerprint": "abc", "features": "pooled"})
     raw = torch.load(path, weights_only=True)  # no code is unpickled
     assert raw["cache_fingerprint"] == "abc"
-    loaded, meta = head_module.load(path)
+    loaded, meta = hateclipper.load(path)
     assert loaded.config == head.config and meta["features"] == "pooled"
     x, t = torch.randn(1, 4, 10), torch.randn(1, 4, 7)
     assert torch.equal(loaded(x, t), head(x, t))
@@ -173,11 +173,11 @@ def test_checkpoint_round_trip_with_weights_only(tmp_path):
 def test_all_runs_in_one_weights_only_checkpoint(tmp_path):
     head = HateClipper(config(runs=5), seed=3).eval()
     path = tmp_path / "head.pt"
-    head_module.save(path, head, {"cache_fingerprint": "abc", "features": "pooled",
+    hateclipper.save(path, head, {"cache_fingerprint": "abc", "features": "pooled",
                                   "best_epochs": [3, 1, 4, 1, 5]})
-    loaded, meta = head_module.load(path)
+    loaded, meta = hateclipper.load(path)
     assert loaded.config.runs == 5 and meta["best_epochs"] == [3, 1, 4, 1, 5]
     x, t = torch.randn(4, 10), torch.randn(4, 7)
-    probs = head_module.predict_probs(loaded, x, t)
+    probs = hateclipper.predict_probs(loaded, x, t)
     assert probs.shape == (5, 4, 1) and len({tuple(row) for row in probs[..., 0].round(6).tolist()}) == 5
-    assert (probs == head_module.predict_probs(head, x, t)).all()
+    assert (probs == hateclipper.predict_probs(head, x, t)).all()

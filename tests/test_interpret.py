@@ -9,15 +9,17 @@ import scipy.sparse
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from stages import head as head_module, interpret, synthetic, triggers
+from scripts import synthetic
+from stages import interpret
+from stages.head import hateclipper, triggers
 from tests.conftest import write_params
 
 
 def small_head(fusion: str, pre_output_layers: int = 1, seed: int = 3, runs: int = 2):
-    config = head_module.HeadConfig(image_dim=7, text_dim=5, fusion=fusion, map_dim=6,
+    config = hateclipper.HeadConfig(image_dim=7, text_dim=5, fusion=fusion, map_dim=6,
                                     num_mapping_layers=1, num_pre_output_layers=pre_output_layers,
                                     drop_probs=(0.2, 0.4, 0.1), runs=runs)
-    head = head_module.HateClipper(config, seed)
+    head = hateclipper.HateClipper(config, seed)
     with torch.no_grad():  # biases of both signs, so ReLU masks some units at the zero input
         head.weights.normal_(generator=torch.Generator().manual_seed(seed))
     return head

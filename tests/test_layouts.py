@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from stages import dataset, fine_grained, propaganda, synthetic
-from stages.outputs import InputError
+from scripts import synthetic
+from stages.common.errors import InputError
+from stages.data import dataset, fine_grained, propaganda
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +185,7 @@ def test_the_release_s_own_lines_read_with_every_technique_name(tmp_path):
     data = dataset.read(tmp_path, "propaganda")
     records = {json.loads(line)["id"]: json.loads(line) for _, line in RELEASE_LINES}
     named = set()
-    for split, memes in data.splits.items():
+    for memes in data.splits.values():
         for meme in memes:
             named |= set(records[meme.id]["labels"])
             assert {t for t, on in zip(propaganda.TECHNIQUES, meme.labels) if on} == set(records[meme.id]["labels"])

@@ -1,7 +1,7 @@
 import pytest
 
-from stages import params
-from stages.outputs import InputError
+from stages.common import params
+from stages.common.errors import InputError
 from tests.conftest import ROOT, params_dict
 
 

@@ -5,13 +5,16 @@ features with Hugging Face's CLIPModel on OpenAI's weights:
   image: PIL open -> convert("RGB") -> resize((224, 224)) (PIL's bicubic) -> CLIPProcessor
          (a no-op resize and crop at 224, then /255 and OpenAI's mean/std) ->
          vision_model(...).pooler_output
-  text:  CLIPTokenizer (transformers 4's, cleaning with ftfy; model_max_length 77) called with
-         padding=True, truncation=True -> text_model(...).pooler_output
+  text:  CLIPTokenizer (transformers 4's slow one, cleaning with ftfy; model_max_length 77)
+         called with padding=True, truncation=True -> text_model(...).pooler_output
          (a caption past 75 BPE tokens keeps its first 75 and its EOT, where CLIP pools)
 in fp32, with the QuickGELU activation of OpenAI's config. Here the weights are random (no
 download is possible), written in OpenAI's layout and loaded twice: by `dvc repro`'s code path
 through the real `openai` tag (open_clip's download replaced by the local file), and into a
 transformers CLIPModel converted key by key. The cached rows must equal the CLIPModel's.
+The tokenizer driven here is the installed transformers' CLIPTokenizer (5.x: the `tokenizers`
+backend; 5.24.0 when this was last run), given captions cleaned as transformers 4's slow
+tokenizer cleaned them (ftfy, whitespace, lower case), so its ids are the official code's.
 """
 from __future__ import annotations
 
@@ -27,8 +30,13 @@ import pytest
 import torch
 from PIL import Image
 
-from stages import dataset, extract, feature_reader, features, params, synthetic
-from stages.memes import Meme
+from scripts import synthetic
+from stages import extract
+from stages.cache import features
+from stages.common import params
+from stages.data import dataset
+from stages.data.memes import Meme
+from stages.head import inputs
 from tests.conftest import params_dict
 
 transformers = pytest.importorskip("transformers")
@@ -125,7 +133,8 @@ def official_tokenizer() -> CLIPTokenizer:
 
 
 def cleaned_captions(memes: list[Meme]) -> list[str]:
-    """transformers 4's slow CLIPTokenizer cleaned with ftfy (in the official requirements)."""
+    """What transformers 4's slow CLIPTokenizer did before its BPE (ftfy is in the official
+    requirements): the 5.x tokenizer used here is then given exactly that text."""
     return [" ".join(ftfy.fix_text(m.text).split()).lower() for m in memes]
 
 
@@ -177,7 +186,7 @@ def test_committed_params_compute_the_official_features(extracted, official):
     kinds = {Image.open(root / m.img).format + "/" + Image.open(root / m.img).mode
              for memes in data.splits.values() for m in memes}
     assert {"PNG/RGBA", "PNG/P", "PNG/L", "JPEG/RGB"} <= kinds  # the real set's odd images
-    cached, attrs = feature_reader.read(cache)
+    cached, attrs = inputs.read(cache)
     assert (attrs["resize"], attrs["precision"], attrs["activation"]) == ("squash", "fp32", "quick_gelu")
     _, tokenizer = official
     assert max(len(ids) for ids in tokenizer(cleaned_captions(data.splits["train"]))["input_ids"]) > 100

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from stages import resume_store
-from stages.resume_store import Store
+from stages.cache import resume_store
+from stages.cache.resume_store import Store
 
 
 def rows(unit: range, width: int = 2) -> dict[str, np.ndarray]:

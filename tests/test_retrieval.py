@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from stages import losses, retrieval
+from stages.head import losses, retrieval
 
 
 def unit(x):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from stages import scoring
+from stages.report import scoring
 
 
 def test_auroc_matches_sklearn_with_ties():

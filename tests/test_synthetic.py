@@ -5,7 +5,7 @@ from collections import defaultdict
 import numpy as np
 from PIL import Image
 
-from stages import synthetic
+from scripts import synthetic
 
 
 def test_labels_are_the_interaction_of_picture_and_caption(kaggle_set):

@@ -10,7 +10,8 @@ import pytest
 import torch
 from sklearn import metrics
 
-from stages import losses, scoring
+from stages.head import losses
+from stages.report import scoring
 from tests.conftest import ROOT
 
 REFERENCE = ROOT / ".venv" / "reference"  # TorchMetrics 0.9.3, installed by `make test`

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import feature_reader, features, head as head_module, synthetic
+from scripts import synthetic
+from stages.cache import features
+from stages.head import hateclipper, inputs
 from tests.test_dvc_pipeline import sh, workspace
 
 
@@ -41,7 +43,7 @@ def test_attention_m_reruns_the_head_only_with_the_official_parameter_count(prop
     run = sh("dvc exp run -S fusion=attention_m", propaganda_repo)
     assert "Stage 'extract' didn't change, skipping" in run.stdout
     assert "Running stage 'train'" in run.stdout
-    cache = feature_reader.read(propaganda_repo / features.CACHE, ["train"])[0]["train"]
+    cache = inputs.read(propaganda_repo / features.CACHE, ["train"])[0]["train"]
     i, t, m = cache.image.shape[1], cache.text.shape[1], 32
     # engine.py: two projections, gen_query and gen_key (m -> m // 4), Linear(2m, m), Linear(m, 22)
     official = (i * m + m) + (t * m + m) + 2 * (m * (m // 4) + m // 4) + (2 * m * m + m) + (m * 22 + 22)
@@ -143,7 +145,7 @@ def test_the_seeds_head_learns_within_three_epochs(tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "reports/train.json").read_text())
     assert summary["trainable_params"] == 34_080_001
     assert summary["best_dev_auroc"] > 0.75
-    head, _ = head_module.load(tmp_path / head_module.CHECKPOINT)
+    head, _ = hateclipper.load(tmp_path / hateclipper.CHECKPOINT)
     assert not head.config.normalize and head.config.activation == "gelu"
     assert np.isfinite(summary["best_dev_auroc"])
 

@@ -8,7 +8,10 @@ import pytest
 import torch
 import yaml
 
-from stages import features, head as head_module, params, train
+from stages import train
+from stages.cache import features
+from stages.common import params
+from stages.head import hateclipper
 from tests.conftest import ROOT, params_dict
 
 DEVICE = torch.device("cpu")
@@ -101,12 +104,12 @@ def test_k_batched_runs_are_k_separately_seeded_runs(splits):
 
 
 def test_initialisation_follows_each_runs_seed():
-    config = head_module.HeadConfig(image_dim=10, text_dim=7, fusion="cross", map_dim=6,
+    config = hateclipper.HeadConfig(image_dim=10, text_dim=7, fusion="cross", map_dim=6,
                                     num_mapping_layers=2, num_pre_output_layers=2,
                                     drop_probs=(0.2, 0.4, 0.1), runs=4)
-    batched = head_module.HateClipper(config, seed=5).state_dict()
+    batched = hateclipper.HateClipper(config, seed=5).state_dict()
     for k in range(4):
-        alone = head_module.HateClipper(dataclasses.replace(config, runs=1), seed=5 + k).state_dict()
+        alone = hateclipper.HateClipper(dataclasses.replace(config, runs=1), seed=5 + k).state_dict()
         assert all(torch.equal(batched[key][k], alone[key][0]) for key in alone)
     assert not torch.equal(batched["weights"][0], batched["weights"][1])
 
@@ -213,7 +216,7 @@ def test_the_auxiliary_loss_covers_exactly_the_auxiliary_columns(primary):
     """task_loss = mean BCE over the primary cells + aux_weight x mean BCE over the known
     auxiliary cells, written out cell by cell: a primary column in the auxiliary term (or an
     auxiliary one in the primary term) changes the value."""
-    from stages.task import Task
+    from stages.data.task import Task
 
     task = Task(tuple(f"p{k}" for k in range(primary)), ("a0", "a1", "a2", "a3"))
     g = torch.Generator().manual_seed(primary)

@@ -1,10 +1,10 @@
 """The meme dataset on disk, read by its release's own reader (`data.layout`), and checked.
 
-Layouts: `hateful_memes` (default; Kaggle's and the full challenge's, stages/hateful_memes.py),
-`propaganda` (stages/propaganda.py), `tamil` (stages/tamil.py). `data.fine_grained` adds the
-fine-grained Hateful Memes annotations as auxiliary labels (stages/fine_grained.py), and
+Layouts: `hateful_memes` (default; Kaggle's and the full challenge's, stages/data/hateful_memes.py),
+`propaganda` (stages/data/propaganda.py), `tamil` (stages/data/tamil.py). `data.fine_grained` adds the
+fine-grained Hateful Memes annotations as auxiliary labels (stages/data/fine_grained.py), and
 `data.dev_fraction` carves a seeded, stratified `dev` split out of `train` for releases that
-ship without one. Every reader yields the same records (stages/memes.py) and its task: the rest
+ship without one. Every reader yields the same records (stages/data/memes.py) and its task: the rest
 of the pipeline never asks which release it reads.
 """
 from __future__ import annotations
@@ -20,10 +20,11 @@ import numpy as np
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
-from stages import fine_grained, hateful_memes, propaganda, tamil
-from stages.memes import TRAIN_SPLIT, Dataset, Meme, read_new_memes
-from stages.outputs import InputError
-from stages.task import Task
+from stages.common import params
+from stages.common.errors import InputError
+from stages.data import fine_grained, hateful_memes, propaganda, tamil
+from stages.data.memes import TRAIN_SPLIT, Dataset, Meme, read_new_memes
+from stages.data.task import Task
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,10 @@ class Layout:
     caption: Callable[[str], str] = str  # what the reader does to a caption before CLIP sees it
 
 
-LAYOUTS = {"hateful_memes": Layout(hateful_memes.read),
-           "propaganda": Layout(propaganda.read, propaganda.caption), "tamil": Layout(tamil.read)}
+LAYOUTS = params.registry(params.LAYOUTS, {
+    "hateful_memes": Layout(hateful_memes.read),
+    "propaganda": Layout(propaganda.read, propaganda.caption),
+    "tamil": Layout(tamil.read)}, "data.layout")
 DEV_SPLIT = "dev"  # the split data.dev_fraction carves
 DEV_SEED = 0  # the carve is the same on every machine
 

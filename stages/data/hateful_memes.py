@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.memes import UNLABELED, Dataset, Meme, meme_fields, read_jsonl_split
-from stages.outputs import InputError
-from stages.task import HATEFUL
+from stages.common.errors import InputError
+from stages.data.memes import UNLABELED, Dataset, Meme, meme_fields, read_jsonl_split
+from stages.data.task import HATEFUL
 
 
 def read(root: Path) -> Dataset:

@@ -2,7 +2,7 @@
 
 `clip.pretrained` is an open_clip pretrained tag (`openai` for the paper's ViT-L-14), a local
 checkpoint path, or `none` for a seeded random init. The model config `tiny`, shipped in
-stages/model_configs/, is a small random ViT that runs fast on a CPU for tests and the demo.
+stages/encoder/model_configs/, is a small random ViT that runs fast on a CPU for tests and the demo.
 
 With the committed params the features are those of the official Hate-CLIPper code (Hugging
 Face's CLIPModel on OpenAI's weights):
@@ -36,8 +36,8 @@ from torch import nn
 from torchvision.transforms import Compose, Normalize
 from torchvision.transforms.functional import pil_to_tensor
 
-from stages import params
-from stages.outputs import InputError
+from stages.common import distributed
+from stages.common.errors import InputError
 
 open_clip.add_model_config(Path(__file__).parent / "model_configs")
 RANDOM_INIT = "none"
@@ -120,7 +120,7 @@ def load(model: str, pretrained: str, resize: str = "squash", precision: str = "
         )
     check_pretrained(model, pretrained)
     quick_gelu = uses_quick_gelu(model, pretrained)
-    torch_device = params.resolve_device(device)
+    torch_device = distributed.resolve_device(device)
     if precision == "fp32":  # TF32 convolutions (cuDNN's default) would round the patch embedding
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     with torch.random.fork_rng(devices=[]):
@@ -199,7 +199,7 @@ def split_preprocess(preprocess: Compose) -> tuple[Compose, Normalize]:
     to_tensor = next((i for i, step in enumerate(steps) if "ToTensor" in type(step).__name__), None)
     if to_tensor is None or not isinstance(steps[-1], Normalize) or to_tensor != len(steps) - 2:
         raise RuntimeError(f"unexpected open_clip preprocessing {preprocess}; "
-                           "stages/encoder.py expects ... ToTensor, Normalize")
+                           "stages/encoder/clip.py expects ... ToTensor, Normalize")
     return Compose([*steps[:to_tensor], pil_to_tensor]), steps[-1]
 
 

@@ -20,7 +20,7 @@ import scipy.sparse
 import torch
 import torch.nn.functional as F
 
-from stages.head import HateClipper, fused_dim
+from stages.head.hateclipper import HateClipper, fused_dim
 
 FIM_FUSIONS = ("cross", "align", "cross_nd")  # fusions whose fused vector is (part of) the FIM
 QUANTILE_LIMIT = 2 ** 24  # torch.quantile's largest input

@@ -8,7 +8,7 @@ The feature interaction matrix (FIM) is the outer product of the two projections
 keeps all of it, `align` only its diagonal, `cross_nd` all but the diagonal. `concat`,
 `align_concat`, MOMENTA's cross-modal attention fusion `attention_m` (CMAF, as the official
 code has it) and the single-modality ablations `image` / `text` complete the set. One output
-per task label (stages/task.py): 1 for Hateful Memes, 22 for Propaganda Memes, plus any
+per task label (stages/data/task.py): 1 for Hateful Memes, 22 for Propaganda Memes, plus any
 auxiliary labels. `head.normalize`, `head.pre_output_dim` and `head.activation` also express
 the seed repository's head (no L2 norm, a 128-wide GELU pre-output layer).
 
@@ -21,17 +21,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stages import feature_reader, features
-from stages.outputs import InputError, atomic_path, load_saved
+from stages.common import params
+from stages.common.errors import InputError
+from stages.common.files import atomic_path
 
 CHECKPOINT = Path("models/head.pt")
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+ACTIVATIONS = params.registry(params.ACTIVATIONS, {"relu": F.relu, "gelu": F.gelu}, "head.activation")
 
 
 @dataclass(frozen=True)
@@ -110,12 +112,12 @@ def text_only(image, text, layers):
 
 
 # Each fusion: its function of the two projections (runs, N, map_dim), and its width.
-FUSIONS = {
+FUSIONS = params.registry(params.FUSIONS, {
     "align": (align, lambda m: m), "cross": (cross, lambda m: m * m),
     "cross_nd": (cross_nd, lambda m: m * m - m), "concat": (concat, lambda m: 2 * m),
     "align_concat": (align_concat, lambda m: 3 * m), "attention_m": (attention_m, lambda m: 2 * m),
     "image": (image_only, lambda m: m), "text": (text_only, lambda m: m),
-}
+}, "fusion")
 
 
 def fuse(fusion: str, image: torch.Tensor, text: torch.Tensor, layers: dict | None = None) -> torch.Tensor:
@@ -216,7 +218,7 @@ class HateClipper(nn.Module):
             x = self.map_dropout(torch.baddbmm(bias, F.relu(x) if k else x, weight))
         return F.normalize(x, dim=-1) if self.config.normalize else x
 
-    def run(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed_and_classify(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (runs, N, image_dim), (runs, N, text_dim) -> (embedding, logits
         (runs, N, outputs))."""
         layers = self.layers()
@@ -246,7 +248,23 @@ class HateClipper(nn.Module):
 
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Features (runs, N, image_dim), (runs, N, text_dim) -> logits (runs, N, outputs)."""
-        return self.run(image, text)[1]
+        return self.embed_and_classify(image, text)[1]
+
+
+Built = TypeVar("Built")
+
+
+def load_saved(path: str | Path, missing: str, foreign: str,
+               build: Callable[[dict], Built]) -> Built:
+    """A file train wrote with torch.save, read with weights_only (no code is unpickled) and
+    built by `build`; a missing file or one `build` cannot use is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {missing} not found; run `dvc repro train` first")
+    try:
+        return build(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as err:  # noqa: BLE001 - any failure here means "not ours"
+        raise InputError(f"{path}: not a {foreign} this project can load ({err})") from None
 
 
 def save(path: str | Path, head: HateClipper, meta: dict) -> None:
@@ -275,7 +293,7 @@ def outputs(head: HateClipper, image, text, batch_size: int = 4096
     image, text = torch.as_tensor(image), torch.as_tensor(text)
     runs = head.config.runs
     head.eval()
-    parts = [head.run(image[i:i + batch_size].expand(runs, -1, -1),
+    parts = [head.embed_and_classify(image[i:i + batch_size].expand(runs, -1, -1),
                       text[i:i + batch_size].expand(runs, -1, -1))
              for i in range(0, len(image), batch_size)]
     return (torch.cat([embedding for embedding, _ in parts], dim=1),
@@ -285,20 +303,3 @@ def outputs(head: HateClipper, image, text, batch_size: int = 4096
 def predict_probs(head: HateClipper, image, text) -> np.ndarray:
     """Every run's probabilities (runs, N, outputs); the runs' ensemble is the mean over axis 0."""
     return outputs(head, image, text)[1].float().cpu().numpy()
-
-
-def load_checked(p, splits: list[str] | None = None
-                 ) -> tuple[HateClipper, dict, dict[str, features.SplitFeatures]]:
-    """The trained head, its meta and the cache splits it reads, checked to belong together."""
-    head, meta = load(CHECKPOINT)
-    loaded, attrs = feature_reader.load_checked(features.CACHE, p, splits)
-    if meta["cache_fingerprint"] != attrs["fingerprint"]:
-        raise InputError(
-            f"{CHECKPOINT} was trained on another feature cache (fingerprint "
-            f"{meta['cache_fingerprint']}, {features.CACHE} has {attrs['fingerprint']}); "
-            "rerun `dvc repro train`"
-        )
-    if meta["features"] != p.head.features:
-        raise InputError(f"{CHECKPOINT} reads head.features={meta['features']}, params.yaml "
-                         f"says {p.head.features}; rerun `dvc repro train`")
-    return head, meta, loaded

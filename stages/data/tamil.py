@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.memes import Dataset, Meme, check_image_path
-from stages.outputs import InputError
-from stages.task import Task
+from stages.common.errors import InputError
+from stages.data.memes import Dataset, Meme, check_image_path
+from stages.data.task import Task
 
 TASK = Task(("troll",))
 

@@ -45,6 +45,12 @@ def auroc_rows(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
         return (np.where(labels, ranks, 0).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
+def bootstrap_draws(n: int) -> np.ndarray:
+    """(BOOTSTRAP_SAMPLES, n) meme indices drawn with replacement, the same for the same n:
+    every interval of a split resamples the same memes."""
+    return np.random.default_rng(BOOTSTRAP_SEED).integers(0, n, size=(BOOTSTRAP_SAMPLES, n))
+
+
 def auroc_interval(labels: np.ndarray, run_probs: np.ndarray, level: float = 0.95
                    ) -> tuple[float, float]:
     """Percentile bootstrap interval over the split's memes of the mean-over-runs AUROC (for
@@ -53,8 +59,7 @@ def auroc_interval(labels: np.ndarray, run_probs: np.ndarray, level: float = 0.9
     Each resample draws memes with replacement and scores every run on the same draw, so the
     interval is the uncertainty a split of this size leaves, for this set of runs.
     """
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    draws = rng.integers(0, len(labels), size=(BOOTSTRAP_SAMPLES, len(labels)))
+    draws = bootstrap_draws(len(labels))
     labels, run_probs = labels.reshape(len(labels), -1), run_probs.reshape(*run_probs.shape[:2], -1)
     per_label = [[auroc_rows(labels[draws, k], probs[draws, k]) for k in range(labels.shape[1])]
                  for probs in run_probs]  # (runs, labels, B)
@@ -136,8 +141,7 @@ def f1_intervals(labels: np.ndarray, run_predicted: np.ndarray, level: float = 0
                  ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals over the split's memes of the mean-over-runs micro-F1 and
     paper micro-F1, every run scored on the same draws (as auroc_interval)."""
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    draws = rng.integers(0, len(labels), size=(BOOTSTRAP_SAMPLES, len(labels)))
+    draws = bootstrap_draws(len(labels))
     drawn = labels[draws]  # (B, N, L)
     micro, paper = [], []
     for predicted in run_predicted:

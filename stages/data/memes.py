@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from stages.outputs import InputError
-from stages.task import UNKNOWN, Task
+from stages.common.errors import InputError
+from stages.data.task import UNKNOWN, Task
 
 UNLABELED = UNKNOWN
 TRAIN_SPLIT = "train"  # the split the head is fitted on, in every layout
@@ -36,7 +36,7 @@ class Dataset:
         return self.root / meme.img
 
     def is_labeled(self, split: str) -> bool:
-        return self.splits[split][0].label != UNLABELED
+        return self.task.is_labeled([m.labels for m in self.splits[split]])
 
 
 def meme_fields(record: dict, where: str, img_key: str = "img") -> tuple[str, str, str]:

@@ -2,7 +2,7 @@
 space, the hard-negative / pseudo-gold-positive mining of its loss, and its kNN classifier.
 
 The embedding is RGCL's: the head's last pre-output layer before its ReLU and dropout
-(`HateClipper.run`). Every search
+(`HateClipper.embed_and_classify`). Every search
 is one matrix product of L2-normalised embeddings, per run: for Hateful Memes (8,500 training
 memes) a query against the whole training split costs about as much as one head step. An
 approximate index (FAISS IVF/HNSW) would take over beyond a few million indexed memes, where
@@ -30,8 +30,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stages import head as head_module
-from stages.outputs import InputError, atomic_path, load_saved
+from stages.common.errors import InputError
+from stages.common.files import atomic_path
+from stages.head import hateclipper
+from stages.head.hateclipper import load_saved
 
 INDEX = Path("models/retrieval_index.pt")  # the training split's embeddings, saved by train
 ADDED = Path("models/retrieval_added.pt")  # memes added later: predict --add-to-index
@@ -96,21 +98,21 @@ def knn_probs(queries: torch.Tensor, index: Index, k: int) -> np.ndarray:
     return ((1 + score) / 2).cpu().numpy()
 
 
-def classify(p, head: head_module.HateClipper, image, text, index: Index | None) -> np.ndarray:
+def classify(p, head: hateclipper.HateClipper, image, text, index: Index | None) -> np.ndarray:
     """Every run's probabilities (runs, N, outputs) for feature rows, by params.yaml's
     `classifier`: the head's every output, or the kNN vote of the primary labels."""
-    embeddings, probs = head_module.outputs(head, image, text)
+    embeddings, probs = hateclipper.outputs(head, image, text)
     if p.classifier == "logistic":
         return probs.float().cpu().numpy()
     return knn_probs(embeddings, index, p.retrieval.k)
 
 
-def head_id(head: head_module.HateClipper) -> str:
+def head_id(head: hateclipper.HateClipper) -> str:
     """A digest of the trained weights: an index's embeddings belong to exactly one head."""
     return hashlib.sha256(head.weights.detach().cpu().numpy().tobytes()).hexdigest()[:16]
 
 
-def index_for(p, head: head_module.HateClipper, with_added: bool = False) -> Index | None:
+def index_for(p, head: hateclipper.HateClipper, with_added: bool = False) -> Index | None:
     """The index `classifier: retrieval` searches (None for `logistic`): the training split's
     embeddings, and with `with_added` the memes added since (new memes' scoring only; the
     pipeline's own metrics and predictions stay those of the training split)."""
@@ -122,7 +124,7 @@ def index_for(p, head: head_module.HateClipper, with_added: bool = False) -> Ind
     return index
 
 
-def load_checked(path: Path, head: head_module.HateClipper) -> Index:
+def load_checked(path: Path, head: hateclipper.HateClipper) -> Index:
     index, meta = load(path)
     if meta.get("head") != head_id(head):
         raise InputError(f"{path} was computed by another trained head; "

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from stages.memes import UNLABELED, Dataset, json_records
-from stages.outputs import InputError
-from stages.task import Task
+from stages.common.errors import InputError
+from stages.data.memes import UNLABELED, Dataset, json_records
+from stages.data.task import Task
 
 PROTECTED_CATEGORIES = ("disability", "nationality", "pc_empty", "race", "religion", "sex")
 ATTACK_TYPES = ("attack_empty", "contempt", "dehumanizing", "exclusion", "inciting_violence",

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.memes import Dataset, Meme, check_image_path, read_jsonl_split
-from stages.outputs import InputError
-from stages.task import Task
+from stages.common.errors import InputError
+from stages.data.memes import Dataset, Meme, check_image_path, read_jsonl_split
+from stages.data.task import Task
 
 TECHNIQUES = (
     "Black-and-white Fallacy/Dictatorship", "Name calling/Labeling", "Smears",
@@ -50,7 +50,7 @@ def to_meme(record: dict, where: str) -> Meme:
     unknown = [name for name in labels if name not in TECHNIQUES]
     if unknown:
         raise InputError(f"{where}: unknown technique {unknown[0]!r} (the 22 of the release: "
-                         "see stages/propaganda.py)")
+                         "see stages/data/propaganda.py)")
     check_image_path(record["image"], where, "image")
     return Meme(id=str(record["id"]), img=f"images/{record['image']}", text=caption(record["text"]),
                 labels=tuple(int(name in labels) for name in TECHNIQUES))

@@ -7,13 +7,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 import yaml
 
-from stages.outputs import InputError
+from stages.common.errors import InputError
 
 FUSIONS = ("align", "cross", "cross_nd", "concat", "align_concat", "attention_m", "image", "text")
-LAYOUTS = ("hateful_memes", "propaganda", "tamil")  # stages/dataset.py's readers
+LAYOUTS = ("hateful_memes", "propaganda", "tamil")  # the release readers (stages/data/dataset.py)
 ACTIVATIONS = ("relu", "gelu")
 SELECTIONS = ("auroc", "micro_f1", "paper_micro_f1", "accuracy")  # the dev metric of the best epoch
 RGCL_FORMS = ("nll", "triplet")  # the paper's -log form | RGCL's shipped script's triplet
@@ -111,15 +110,6 @@ class Params:
     interpret: InterpretParams
 
 
-def resolve_device(device: str) -> torch.device:
-    """`auto` picks CUDA when present; asking for CUDA without one is an error, not a fallback."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("clip.device is cuda, but no CUDA device is available")
-    return torch.device(device)
-
-
 def load(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
@@ -193,6 +183,15 @@ def parse(raw, source: str = "params.yaml") -> Params:
                     head, train, interpret)
     reader.reject_unknown(params)
     return params
+
+
+def registry(vocabulary: tuple[str, ...], entries: dict, key: str) -> dict:
+    """A table keyed by one of the vocabularies above (fusions, activations, layouts), which
+    are the one list of each: refused at import unless it has exactly one entry per name, in
+    the same order."""
+    if tuple(entries) != vocabulary:
+        raise RuntimeError(f"the table for {key} has {', '.join(entries)}; params.py lists {', '.join(vocabulary)}")
+    return entries
 
 
 def check_inside(fine_grained: str | None, data_dir: str, source: str) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.outputs import atomic_path
+from stages.common.files import atomic_path
 
 MAX_UNIT = 1024  # rows per file at most: a million-row table leaves about a thousand files
 UNITS_PER_RANK = 4  # small sets still save (and resume) in a few steps per rank

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from stages.outputs import InputError
+from stages.common.errors import InputError
 
 # Rank 0 waits at the barrier while the slowest shard finishes: allow a long extraction.
 BARRIER_TIMEOUT = timedelta(hours=48)
@@ -46,6 +46,15 @@ class Shard:
 
 
 ONE_PROCESS = Shard()
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` picks CUDA when present; asking for CUDA without one is an error, not a fallback."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("clip.device is cuda, but no CUDA device is available")
+    return torch.device(device)
 
 
 def from_env() -> Shard:

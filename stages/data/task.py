@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numpy as np
+
 UNKNOWN = -1  # a label the meme does not have (an unlabeled split, an unannotated meme)
 
 
@@ -31,6 +33,11 @@ class Task:
     @property
     def aux(self) -> slice:
         return slice(len(self.labels), len(self.names))
+
+    def is_labeled(self, labels) -> bool:
+        """Whether a split's label rows (N, L) know every primary label of every meme: the one
+        check of a labeled split (an unlabeled test split knows none)."""
+        return bool((np.asarray(labels)[:, self.primary] != UNKNOWN).all())
 
     def to_json(self) -> str:
         return json.dumps({"labels": list(self.labels), "auxiliary": list(self.auxiliary)})

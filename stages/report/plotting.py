@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from stages.outputs import atomic_path  # noqa: E402
+from stages.common.files import atomic_path  # noqa: E402
 
 DPI = 110
 

@@ -1,8 +1,10 @@
-"""Reading the feature cache back for the head stages, after checking it is the right one.
+"""What the head stages read: the feature cache, checked to be the right one, and the trained
+head with the cache it belongs to.
 
-A cache records the encoder settings and the data it was computed from (see `features`); the
+A cache records the encoder settings and the data it was computed from (stages/cache); the
 readers here refuse one that does not match params.yaml or the data, and hand the head the
-feature kind that `head.features` names.
+feature kind that `head.features` names. Extraction never imports this module, so an edit
+here never throws away a cache.
 """
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ from pathlib import Path
 
 import h5py
 
-from stages import dataset
-from stages.features import FEATURE_KEYS, FORMAT_VERSION, SplitFeatures, check_finite
-from stages.outputs import InputError
-from stages.params import FEATURE_SETTINGS, ClipParams
-from stages.task import Task
+from stages.cache import features
+from stages.cache.features import FEATURE_KEYS, FORMAT_VERSION, SplitFeatures, check_finite
+from stages.common.errors import InputError
+from stages.common.params import FEATURE_SETTINGS, ClipParams
+from stages.data import dataset
+from stages.data.task import Task
+from stages.head import hateclipper
 
 
 def read_attrs(path: str | Path) -> dict:
@@ -107,3 +111,20 @@ def load_checked(path: str | Path, p, splits: list[str] | None = None, views: bo
     else:
         print(f"note: {p.data.dir} not found; using {path} without checking it against the data")
     return read(path, splits, p.head.features, views)
+
+
+def trained_head(p, splits: list[str] | None = None
+                 ) -> tuple[hateclipper.HateClipper, dict, dict[str, SplitFeatures]]:
+    """The trained head, its meta and the cache splits it reads, checked to belong together."""
+    head, meta = hateclipper.load(hateclipper.CHECKPOINT)
+    loaded, attrs = load_checked(features.CACHE, p, splits)
+    if meta["cache_fingerprint"] != attrs["fingerprint"]:
+        raise InputError(
+            f"{hateclipper.CHECKPOINT} was trained on another feature cache (fingerprint "
+            f"{meta['cache_fingerprint']}, {features.CACHE} has {attrs['fingerprint']}); "
+            "rerun `dvc repro train`"
+        )
+    if meta["features"] != p.head.features:
+        raise InputError(f"{hateclipper.CHECKPOINT} reads head.features={meta['features']}, params.yaml "
+                         f"says {p.head.features}; rerun `dvc repro train`")
+    return head, meta, loaded

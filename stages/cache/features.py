@@ -2,11 +2,11 @@
 
 Each group holds `ids` (UTF-8, the release's order), `captions` (the memes' text, UTF-8),
 `labels` (int8, one column per label of the task, -1 where unknown; the file's `task`
-attribute names them, stages/task.py), `image` and
+attribute names them, stages/data/task.py), `image` and
 `text` (pooled, pre-projection: the paper's features), `image_proj` and `text_proj` (CLIP's
 embedding space). With clip.augment_views > 0 the training split also holds `image_views` and
 `image_proj_views`, (N, views, D): augmented views of each meme's image, for training only. File attributes name the encoder settings and the data the features were
-computed from; `feature_reader` checks them, so a cache from another encoder or data version is
+computed from; `stages/head/inputs.py` checks them, so a cache from another encoder or data version is
 an error, not wrong numbers. Extraction imports this module and not the reader, so that DVC
 reruns a GPU extraction only for code that decides the features.
 """
@@ -20,7 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from stages.outputs import InputError, atomic_path
+from stages.common.errors import InputError
+from stages.common.files import atomic_path
 
 CACHE = Path("features/clip_features.h5")
 # Which datasets `head.features` selects: image, text, and the image's augmented views.

@@ -1,6 +1,6 @@
 """Synthetic hateful-meme sets in the real on-disk layout, for tests and the demo.
 
-    python -m stages.synthetic OUT_DIR [--n 600] [--layout kaggle|challenge] [--seed 0] [--concepts K]
+    python -m scripts.synthetic OUT_DIR [--n 600] [--layout kaggle|challenge] [--seed 0] [--concepts K]
 
 The label is an interaction of the two modalities, as in the real set's benign confounders:
 each meme pairs a base picture (a "day" or "night" scene) with a caption from one of two word
@@ -29,7 +29,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
-
 from PIL import Image, ImageDraw, ImageFont
 
 # Word families; the caption's family is its half of the label interaction (two by default).
@@ -145,8 +144,8 @@ def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: in
     hidden factors) by split. concepts 0: label = scene XOR family; K in 2-4: label =
     (scene == family), K concepts. `propaganda` gives technique k to a meme where
     k % 4 == 2 x (scene XOR family): every label needs both modalities."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if layout not in RELEASE_FORMATS:
+        raise ValueError(f"layout must be one of {', '.join(RELEASE_FORMATS)}, got {layout!r}")
     if n < 40:
         raise ValueError("n must be at least 40 so every split gets memes")
     if concepts and not 2 <= concepts <= len(FAMILIES):
@@ -178,7 +177,7 @@ def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: in
 
 def techniques(meme: SyntheticMeme) -> list[str]:
     """The synthetic propaganda meme's techniques: a function of picture and caption together."""
-    from stages.propaganda import TECHNIQUES
+    from stages.data.propaganda import TECHNIQUES
 
     return [name for k, name in enumerate(TECHNIQUES) if k % 4 == 2 * (meme.scene ^ meme.family)]
 
@@ -286,14 +285,14 @@ def write_fine_grained(folder: str | Path, splits: dict[str, list[SyntheticMeme]
 
 WRITERS = {"kaggle": write_hateful_memes, "challenge": write_hateful_memes,
            "propaganda": write_propaganda, "tamil": write_tamil}
-LAYOUTS = tuple(WRITERS)
+RELEASE_FORMATS = tuple(WRITERS)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir")
     parser.add_argument("--n", type=int, default=600, help="number of memes (default 600)")
-    parser.add_argument("--layout", choices=LAYOUTS, default="kaggle",
+    parser.add_argument("--layout", choices=RELEASE_FORMATS, default="kaggle",
                         help="kaggle, challenge (Hateful Memes), propaganda or tamil")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concepts", type=int, default=0,
