@@ -125,18 +125,23 @@ def table_smoke_figures(size: dict, device: torch.device, work: Path) -> dict:
     run([sys.executable, "-m", "scripts.paper_table", "--set", "head.map_dim=32", "--set",
          "train.epochs=3", "--set", "train.runs=2", *fusions], ws)
     table = pd.read_csv(ws / "reports/paper_table_1.csv")
+    logs = [run(["dvc", "queue", "logs", line.split()[0]], ws)
+            for line in run(["dvc", "queue", "status"], ws).splitlines()[1:] if "Success" in line]
     return {"paper table smoke: cells with a dev AUROC": int(table["dev_seen_auroc_value"].notna().sum()),
+            "paper table smoke: cells that ran interpret": sum("Running stage 'interpret'" in log for log in logs),
+            "paper table smoke: cells run": len(logs),
             "paper table smoke: queue and collect (s)": time.perf_counter() - started}
 
 
-def run(cmd: list[str], cwd: Path) -> None:
-    """A step's command; its output is shown only if it fails."""
+def run(cmd: list[str], cwd: Path) -> str:
+    """A step's command and its output, which is shown only if it fails."""
     # (a lent GPU machine runs this from a bare checkout: the project is not installed there)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "PYTHONPATH": str(ROOT)}
     result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
 
 
 def main(device: torch.device) -> None:

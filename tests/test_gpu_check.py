@@ -19,3 +19,5 @@ def test_gpu_check_runs_every_step_on_the_cpu(tmp_path, monkeypatch):
     assert entry["runs 5: run k equals seed+k alone"] == "yes"
     assert entry["cross map_dim 32: trainable parameters"] == (1024 + 768 + 2) * 32 + (32 * 32 + 1) * 32 + 33
     assert entry["paper table smoke: cells with a dev AUROC"] == 2  # cross, 1 and 3 pre-output layers
+    # the cells run the stages the table reads (dvc exp run --queue evaluate), not interpret
+    assert entry["paper table smoke: cells run"] == 2 and entry["paper table smoke: cells that ran interpret"] == 0
