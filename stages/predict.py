@@ -111,17 +111,16 @@ def features_of(meta: dict, memes: list[Meme], root: Path, device: str):
     return encode_memes(enc, memes, root, meta["features"])
 
 
-def predict_new(p, head: hateclipper.HateClipper, meta: dict, memes: list[Meme], root: Path,
+def predict_new(p, head: hateclipper.HateClipper, meta: dict, task: Task, memes: list[Meme], root: Path,
                 device: str) -> None:
     image, text = features_of(meta, memes, root, device)
     probs = ensemble(p, head, image, text, retrieval.index_for(p, head, with_added=True))
-    print(prediction_table([m.id for m in memes], probs, Task.from_json(meta["task"])).to_csv(index=False),
+    print(prediction_table([m.id for m in memes], probs, task).to_csv(index=False),
           end="")
 
 
-def add_to_index(p, head: hateclipper.HateClipper, meta: dict, path: Path, device: str) -> None:
+def add_to_index(p, head: hateclipper.HateClipper, meta: dict, task: Task, path: Path, device: str) -> None:
     """Labeled memes join the retrieval index (models/retrieval_added.pt), atomically."""
-    task = Task.from_json(meta["task"])
     lines = dataset.new_memes(path, p.data.layout, task)
     unlabeled = [number for number, m in lines if UNLABELED in m.labels[task.primary]]
     if unlabeled:
@@ -161,16 +160,16 @@ def main(argv: list[str] | None = None) -> None:
     head, meta = hateclipper.load(args.head)
     task = Task.from_json(meta["task"])
     if args.add_to_index:
-        add_to_index(p, head, meta, Path(args.add_to_index), args.device)
+        add_to_index(p, head, meta, task, Path(args.add_to_index), args.device)
     elif args.jsonl:
         path = Path(args.jsonl)
         memes = [m for _, m in dataset.new_memes(path, p.data.layout, task)]
-        predict_new(p, head, meta, memes, path.parent, args.device)
+        predict_new(p, head, meta, task, memes, path.parent, args.device)
     else:
         image = Path(args.image)
         meme = Meme(id=image.stem, img=image.name, text=dataset.LAYOUTS[p.data.layout].caption(args.text),
                     labels=(UNLABELED,) * len(task.names))
-        predict_new(p, head, meta, [meme], image.parent, args.device)
+        predict_new(p, head, meta, task, [meme], image.parent, args.device)
 
 
 if __name__ == "__main__":
