@@ -29,12 +29,13 @@ from stages.cache import features, resume_store
 from stages.common import distributed
 from stages.common import params as params_module
 from stages.common.errors import InputError, run_stage
-from stages.common.files import write_csv
+from stages.common.files import write_csv, write_json
 from stages.data import dataset
 from stages.data.memes import TRAIN_SPLIT
 from stages.encoder import clip
 
 BAD_IMAGES_REPORT = Path("reports/bad_images.csv")
+EXTRACT_REPORT = Path("reports/extract.json")  # a DVC metric: what the cache cost and holds
 
 
 def decode_workers() -> int:
@@ -94,29 +95,33 @@ def encode_image_units(enc: clip.Encoder, paths: list[Path], units: list[range],
             raise InputError(f"{failures[0][1]} (set data.on_bad_image: skip to leave such memes out)")
         if pixels is not None:
             pooled, proj = enc.encode_images(pixels)
-            rows.update({i: (pooled[k], proj[k], "") for k, i in enumerate(indices)})
+            rows.update({i: (None if pooled is None else pooled[k], proj[k], "")
+                         for k, i in enumerate(indices)})
         rows.update({i: (None, None, reason) for i, reason in failures})
         while pending and all(i in rows for i in pending[0]):
             unit = pending.pop(0)
             yield unit, stack_rows([rows.pop(i) for i in unit], enc.image_widths)
 
 
-def stack_rows(rows: list[tuple], widths: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Rows of a unit as arrays; a failed image's rows are NaN (dropped before writing)."""
-    missing = [np.full(width, np.nan, np.float32) for width in widths]
-    return {
-        "pooled": np.stack([r[0] if r[0] is not None else missing[0] for r in rows]),
-        "proj": np.stack([r[1] if r[1] is not None else missing[1] for r in rows]),
-        "reason": np.array([r[2] for r in rows], dtype=str),
-    }
+def stack_rows(rows: list[tuple], widths: tuple[int | None, int]) -> dict[str, np.ndarray]:
+    """Rows of a unit as arrays; a failed image's rows are NaN (dropped before writing). Pooled
+    rows only where the encoder has them (a pooled width)."""
+    stacked = {"reason": np.array([r[2] for r in rows], dtype=str)}
+    for key, column, width in (("pooled", 0, widths[0]), ("proj", 1, widths[1])):
+        if width is not None:
+            missing = np.full(width, np.nan, np.float32)
+            stacked[key] = np.stack([r[column] if r[2] == "" else missing for r in rows])
+    return stacked
 
 
 def encode_text_units(enc: clip.Encoder, texts: list[str], units: list[range], batch_size: int):
     for unit in units:
         parts = [enc.encode_texts(texts[b.start:b.stop]) for b in unit_batches(unit, batch_size)]
-        yield unit, {"pooled": np.concatenate([p for p, _ in parts]),
-                     "proj": np.concatenate([q for _, q in parts]),
-                     "reason": np.full(len(unit), "", dtype=str)}
+        rows = {"proj": np.concatenate([q for _, q in parts]),
+                "reason": np.full(len(unit), "", dtype=str)}
+        if parts[0][0] is not None:
+            rows["pooled"] = np.concatenate([p for p, _ in parts])
+        yield unit, rows
 
 
 @dataclass(frozen=True)
@@ -181,7 +186,7 @@ def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: l
         splits[name] = features.SplitFeatures(
             ids=[m.id for m in kept],
             labels=np.array([m.labels for m in kept], dtype=np.int8).reshape(len(kept), -1),
-            image=image_rows["pooled"][img_rows], text=text_rows["pooled"][txt_rows],
+            image=pooled_rows(image_rows, img_rows), text=pooled_rows(text_rows, txt_rows),
             image_proj=image_rows["proj"][img_rows], text_proj=text_rows["proj"][txt_rows],
             captions=[m.text for m in kept],
         )
@@ -190,14 +195,35 @@ def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: l
     return splits, skipped
 
 
+def pooled_rows(table: dict, rows: list[int]) -> np.ndarray | None:
+    return table["pooled"][rows] if "pooled" in table else None
+
+
 def attach_views(split: features.SplitFeatures, memes: list[dataset.Meme], view_rows: dict,
                  train_images: list[str]) -> None:
     """(N, views, D) rows of each meme's augmented views, from the image-major view table."""
     position = {img: i for i, img in enumerate(train_images)}
     rows = [position[m.img] for m in memes]
     views = len(view_rows["reason"]) // len(train_images)
-    split.image_views = view_rows["pooled"].reshape(len(train_images), views, -1)[rows]
-    split.image_proj_views = view_rows["proj"].reshape(len(train_images), views, -1)[rows]
+    image_major = {key: view_rows[key].reshape(len(train_images), views, -1)[rows]
+                   for key in ("pooled", "proj") if key in view_rows}
+    split.image_views = image_major.get("pooled")
+    split.image_proj_views = image_major["proj"]
+
+
+def extract_report(summary: dict, splits: dict[str, features.SplitFeatures], cache: Path,
+                   shard: distributed.Shard, enc: clip.Encoder) -> dict:
+    """The extraction's cost and what the cache holds, for `dvc exp show` and the encoders
+    table: a cache restored from DVC's run-cache keeps the figures of the run that made it."""
+    some = next(iter(splits.values()))
+    size = cache.stat().st_size
+    return {**summary,
+            "memes_per_second": summary["memes"] / max(summary["encode_seconds"], 1e-9),
+            "processes": shard.world, "device": enc.device.type,
+            "cache_bytes": size, "bytes_per_meme": size / summary["memes"],
+            "feature_kinds": " ".join(enc.kinds),
+            "widths": {key: int(getattr(some, key).shape[1]) for key in
+                       ("image", "text", "image_proj", "text_proj") if getattr(some, key) is not None}}
 
 
 def write_bad_images_report(skipped: list[tuple]) -> None:
@@ -277,6 +303,7 @@ def extract_shard(p: params_module.Params, cache: Path, max_unit: int,
                                rows.get("views"))
     features.write(cache, splits, attrs)
     write_bad_images_report(skipped)
+    write_json(EXTRACT_REPORT, extract_report(summary, splits, cache, shard, enc))
     shutil.rmtree(store.folder)
     print(f"wrote {cache}: {n_memes} memes encoded in {seconds:.1f}s "
           f"({n_memes / seconds:.1f} memes/s on {shard.world} x {enc.device}, "

@@ -1,6 +1,7 @@
 """Shared test helpers. Every test that needs data makes it: synthetic memes or small arrays."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import yaml
 from scripts import synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
+# No test reaches the network: a tokenizer that would download fails at once, as offline
+# (without this the Hugging Face hub retries for about a minute first). Stages run by `dvc`
+# in the tests inherit it.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def params_dict(data_dir: str | Path, dev_split: str = "dev", **overrides) -> dict:

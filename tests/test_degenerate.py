@@ -166,5 +166,6 @@ def test_a_dev_split_of_one_class_is_one_line_and_leaves_no_head(tmp_path, monke
     code, err, _ = run_entry(train, monkeypatch, capsys)
     assert code == 2 and "Traceback" not in err and err.count("\n") == 1
     assert "dev auroc was never defined: the dev split needs memes of both labels" in err
-    assert sorted(leftovers(work)) == ["features/clip_features.h5", "reports/bad_images.csv"]  # extract's alone
+    assert sorted(leftovers(work)) == ["features/clip_features.h5", "reports/bad_images.csv",
+                                     "reports/extract.json"]  # extract's alone
 

@@ -48,7 +48,7 @@ def test_projected_features_are_clips_own_embeddings():
     np.testing.assert_allclose(text_proj, text_embedding, rtol=1e-5, atol=1e-6)
     # pooled features are the towers' pre-projection widths (the paper's features)
     assert image_pooled.shape == (3, 96) and text_pooled.shape == (3, 128)
-    np.testing.assert_allclose(image_pooled @ shortest.image_projection.numpy(), image_proj,
+    np.testing.assert_allclose(image_pooled @ shortest.projections[0].weight.numpy(), image_proj,
                                rtol=1e-5, atol=1e-6)
 
 
@@ -70,7 +70,8 @@ def test_long_captions_keep_their_eot_as_the_official_tokenizer_cuts_them(tiny, 
     long_caption = "word " * 100
     seen = []
     encode_text = tiny.model.encode_text
-    monkeypatch.setattr(tiny.model, "encode_text", lambda tokens: seen.append(tokens) or encode_text(tokens))
+    monkeypatch.setattr(tiny.model, "encode_text",
+                        lambda tokens, **kw: seen.append(tokens) or encode_text(tokens, **kw))
     tiny.encode_texts(["a cat", long_caption])
     tokens = seen[0]
     assert tokens[0, :4].tolist() == [tokenizer.sot_token_id, *tokenizer.encode("a cat"),
@@ -91,8 +92,8 @@ def test_precision_changes_the_features(tiny):
 
 def test_info_names_the_encoder(tiny):
     assert tiny.info == {"model": "tiny", "pretrained": "none", "resize": "squash",
-                         "precision": "fp32", "activation": "gelu", "image_size": 64,
-                         "open_clip_version": open_clip.__version__}
+                         "precision": "fp32", "tokenizer": "model", "activation": "gelu",
+                         "image_size": 64, "open_clip_version": open_clip.__version__}
 
 
 def test_activation_follows_the_pretrained_tag(monkeypatch):

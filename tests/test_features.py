@@ -10,7 +10,7 @@ from stages.common.errors import InputError
 from stages.head import inputs
 
 ATTRS = {"model": "tiny", "pretrained": "none", "resize": "squash", "precision": "fp32",
-         "activation": "gelu", "image_size": 64, "open_clip_version": "x",
+         "tokenizer": "model", "activation": "gelu", "image_size": 64, "open_clip_version": "x",
          "data_fingerprint": "abc", "on_bad_image": "fail"}
 
 
@@ -74,7 +74,7 @@ def test_checks(tmp_path):
     with pytest.raises(InputError, match="no split 'dev_seen'.*it has: dev, train.*data.dev_split"):
         inputs.read(path, ["dev_seen"])
     clip = params.ClipParams(model="tiny", pretrained="none", resize="squash", precision="fp32",
-                             augment_views=0, batch_size=8, device="cpu")
+                             tokenizer="model", augment_views=0, batch_size=8, device="cpu")
     inputs.check_encoder(ATTRS, clip, path)  # batch size and device are not identity
     with pytest.raises(InputError, match="extracted with clip.model=tiny clip.pretrained=none.*ViT-L-14"):
         inputs.check_encoder(ATTRS, dataclasses.replace(clip, model="ViT-L-14"), path)
@@ -92,7 +92,7 @@ def test_checks(tmp_path):
 
 @pytest.mark.parametrize("key, other", [("resize", "shortest"), ("precision", "bf16"),
                                         ("activation", "quick_gelu"), ("model", "ViT-L-14"),
-                                        ("augment_views", 2)])
+                                        ("augment_views", 2), ("tokenizer", "tokenizers/x")])
 def test_every_feature_setting_is_part_of_the_cache_identity(key, other):
     assert features.cache_fingerprint({**ATTRS, key: other}) != features.cache_fingerprint(ATTRS)
 
@@ -108,5 +108,5 @@ def test_a_cache_of_another_format_is_refused(tmp_path, old):
         else:
             f.attrs["format_version"] = old
     for read in (inputs.read_attrs, inputs.read):
-        with pytest.raises(InputError, match="cache format 1, this code reads format 2.*dvc repro extract"):
+        with pytest.raises(InputError, match="cache format 1, this code reads format 3.*dvc repro extract"):
             read(path)

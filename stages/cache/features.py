@@ -2,13 +2,15 @@
 
 Each group holds `ids` (UTF-8, the release's order), `captions` (the memes' text, UTF-8),
 `labels` (int8, one column per label of the task, -1 where unknown; the file's `task`
-attribute names them, stages/data/task.py), `image` and
-`text` (pooled, pre-projection: the paper's features), `image_proj` and `text_proj` (CLIP's
-embedding space). With clip.augment_views > 0 the training split also holds `image_views` and
-`image_proj_views`, (N, views, D): augmented views of each meme's image, for training only. File attributes name the encoder settings and the data the features were
-computed from; `stages/head/inputs.py` checks them, so a cache from another encoder or data version is
-an error, not wrong numbers. Extraction imports this module and not the reader, so that DVC
-reruns a GPU extraction only for code that decides the features.
+attribute names them, stages/data/task.py), `image_proj` and `text_proj` (the encoder's
+embeddings, every model has them) and, where the encoder separates its final projections,
+`image` and `text` (pooled, pre-projection: the paper's features). The `feature_kinds`
+attribute names the kinds the file holds. With clip.augment_views > 0 the training split also
+holds `image_proj_views` (and `image_views` with pooled features), (N, views, D): augmented
+views of each meme's image, for training only. File attributes name the encoder settings and
+the data the features were computed from; `stages/head/inputs.py` checks them, so a cache from
+another encoder or data version is an error, not wrong numbers. Extraction imports this module
+and not the reader, so that DVC reruns a GPU extraction only for code that decides the features.
 """
 from __future__ import annotations
 
@@ -29,20 +31,22 @@ FEATURE_KEYS = {"pooled": ("image", "text", "image_views"),
                 "projected": ("image_proj", "text_proj", "image_proj_views")}
 VIEW_KEYS = ("image_views", "image_proj_views")
 # What this code writes. 2: long captions keep their EOT (version 1 cut them without one, which
-# the official code never did), labels are a column per task label, captions are kept. Readers
-# refuse any other version, so an old cache is re-extracted.
-FORMAT_VERSION = 2
+# the official code never did), labels are a column per task label, captions are kept. 3: every
+# open_clip model; pooled features only where they exist (`feature_kinds`), the tokenizer
+# recorded. Readers refuse any other version, so an old cache is re-extracted.
+FORMAT_VERSION = 3
 # The attributes that decide what the cached numbers are; their digest is the cache fingerprint.
-IDENTITY_ATTRS = ("format_version", "model", "pretrained", "resize", "precision", "activation", "image_size",
-                  "open_clip_version", "data_fingerprint", "on_bad_image", "augment_views")
+IDENTITY_ATTRS = ("format_version", "model", "pretrained", "resize", "precision", "tokenizer",
+                  "activation", "image_size", "open_clip_version", "data_fingerprint",
+                  "on_bad_image", "augment_views")
 
 
 @dataclass
 class SplitFeatures:
     ids: list[str]
     labels: np.ndarray  # int8 (N, labels): the task's labels, primary then auxiliary; -1 unknown
-    image: np.ndarray  # (N, D_image) float32
-    text: np.ndarray  # (N, D_text)
+    image: np.ndarray | None  # (N, D_image) float32: pooled, or what the reader was asked for
+    text: np.ndarray | None  # (N, D_text); None in a cache without pooled features
     image_proj: np.ndarray | None = None  # absent when only one kind was loaded
     text_proj: np.ndarray | None = None
     image_views: np.ndarray | None = None  # (N, views, D): training split, augment_views > 0
@@ -66,13 +70,20 @@ def check_finite(split: SplitFeatures, name: str, keys: tuple[str, ...], where: 
             raise InputError(f"{where}: split '{name}' has non-finite {key} features")
 
 
+def kinds_of(splits: dict[str, SplitFeatures]) -> list[str]:
+    """The `head.features` kinds every split holds, image and text."""
+    return [kind for kind, (image, text, _) in FEATURE_KEYS.items()
+            if all(getattr(s, image) is not None and getattr(s, text) is not None
+                   for s in splits.values())]
+
+
 def write(path: str | Path, splits: dict[str, SplitFeatures], attrs: dict) -> None:
     """Write the cache atomically: readers never see a half-written file, nor one they would
     refuse for non-finite values."""
     for name, split in splits.items():
         check_finite(split, name, ("image", "text", "image_proj", "text_proj", *VIEW_KEYS),
                      f"{path} not written (an encoder overflow? compare with clip.device: cpu)")
-    attrs = {**attrs, "format_version": FORMAT_VERSION}
+    attrs = {**attrs, "format_version": FORMAT_VERSION, "feature_kinds": " ".join(kinds_of(splits))}
     attrs["fingerprint"] = cache_fingerprint(attrs)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:

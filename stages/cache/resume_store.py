@@ -28,7 +28,9 @@ from stages.common.files import atomic_path
 
 MAX_UNIT = 1024  # rows per file at most: a million-row table leaves about a thousand files
 UNITS_PER_RANK = 4  # small sets still save (and resume) in a few steps per rank
-KEYS = ("pooled", "proj", "reason")  # the arrays of a unit: pooled and projected rows, failures
+# The arrays of a unit: projected rows and failures, and pooled rows where the encoder has them
+# (the store's folder is named by the cache identity, so every unit of a store has the same).
+KEYS = ("proj", "reason")
 NAME = re.compile(r"(?P<table>\w+)-(?P<start>\d{9})-(?P<stop>\d{9})\.npz")
 
 
@@ -93,8 +95,10 @@ class Store:
         """A saved unit if its file is whole and holds exactly len(unit) rows in every array."""
         try:
             with np.load(self.path(table, unit), allow_pickle=False) as saved:
-                rows = {key: saved[key] for key in KEYS}
-        except (OSError, ValueError, KeyError):
+                rows = {key: saved[key] for key in saved.files}
+        except (OSError, ValueError):
+            return None
+        if not all(key in rows for key in KEYS):
             return None
         return rows if all(len(array) == len(unit) for array in rows.values()) else None
 
@@ -113,4 +117,4 @@ class Store:
         loaded = [self.load(table, unit) for unit in units]
         if any(rows is None for rows in loaded):
             raise RuntimeError(f"{table}: a saved unit is broken or of the wrong length")
-        return {key: np.concatenate([rows[key] for rows in loaded]) for key in KEYS}
+        return {key: np.concatenate([rows[key] for rows in loaded]) for key in loaded[0]}

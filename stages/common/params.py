@@ -21,10 +21,11 @@ LOSSES = ("bce", "rgcl")
 HEAD_FEATURES = ("pooled", "projected")
 BAD_IMAGE_POLICIES = ("fail", "skip")
 DEVICES = ("auto", "cpu", "cuda")
-RESIZE_MODES = ("squash", "shortest", "longest")  # squash: the official code's resize((S, S))
+# squash: the official code's resize((S, S)); model: the pretrained tag's own mode and interpolation
+RESIZE_MODES = ("squash", "shortest", "longest", "model")
 PRECISIONS = ("fp32", "bf16", "fp16")  # fp32: the official code's
 # The clip.* settings that change a feature's value: extract params, and the cache's identity.
-FEATURE_SETTINGS = ("model", "pretrained", "resize", "precision")
+FEATURE_SETTINGS = ("model", "pretrained", "resize", "precision", "tokenizer")
 # (clip.augment_views adds views beside the plain features and changes none of them.)
 
 
@@ -44,6 +45,7 @@ class ClipParams:
     pretrained: str
     resize: str
     precision: str
+    tokenizer: str  # `model` (the model's own, from open_clip) or a local copy's folder
     augment_views: int
     batch_size: int
     device: str
@@ -139,10 +141,12 @@ def parse(raw, source: str = "params.yaml") -> Params:
         pretrained=reader.string("clip.pretrained"),
         resize=reader.choice("clip.resize", RESIZE_MODES),
         precision=reader.choice("clip.precision", PRECISIONS),
+        tokenizer=reader.string("clip.tokenizer"),
         augment_views=reader.count("clip.augment_views"),
         batch_size=reader.positive_int("clip.batch_size"),
         device=reader.choice("clip.device", DEVICES),
     )
+    check_tokenizer(clip.tokenizer, source)
     head = HeadParams(
         features=reader.choice("head.features", HEAD_FEATURES),
         map_dim=reader.positive_int("head.map_dim"),
@@ -202,6 +206,12 @@ def check_inside(fine_grained: str | None, data_dir: str, source: str) -> None:
         raise InputError(f"{source}: 'data.fine_grained' ({fine_grained}) must lie inside data.dir "
                          f"({data_dir}), so that DVC tracks it with the data: copy the annotations "
                          f"to {data_dir}/fine_grained/ and set data.fine_grained: {data_dir}/fine_grained")
+
+
+def check_tokenizer(tokenizer: str, source: str) -> None:
+    if tokenizer != "model" and not Path(tokenizer).is_dir():
+        raise InputError(f"{source}: 'clip.tokenizer' must be `model` (the model's own) or the "
+                         f"folder of a local copy of its tokenizer; no folder {tokenizer}")
 
 
 def to_dict(params: Params) -> dict:

@@ -38,6 +38,7 @@ def read(path: str | Path, splits: list[str] | None = None, features: str = "poo
     image_key, text_key, views_key = FEATURE_KEYS[features]
     with _open(path) as f:
         attrs = dict(f.attrs)
+        check_kind(attrs, features, path)
         names = list(f.keys()) if splits is None else splits
         loaded = {}
         for name in names:
@@ -58,6 +59,15 @@ def read(path: str | Path, splits: list[str] | None = None, features: str = "poo
             check_finite(split, name, ("image", "text", "image_views"), str(path))
             loaded[name] = split
     return loaded, attrs
+
+
+def check_kind(attrs: dict, features: str, path: str | Path) -> None:
+    """`head.features` must name a kind the cache holds: pooled features exist only where the
+    encoder's towers end in separable projections (stages/encoder/clip.py)."""
+    kinds = str(attrs.get("feature_kinds", "")).split()
+    if features not in kinds:
+        raise InputError(f"{path} holds no {features} features (clip.model {attrs.get('model')} "
+                         f"yields {', '.join(kinds) or 'none'}); set head.features: projected")
 
 
 def check_encoder(attrs: dict, clip: ClipParams, path: str | Path) -> None:
