@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import dvc_exp, extraction, fusion_sweep, gpu_check, head_training, interpret, reencoding
+from benchmarks import dvc_exp, encoders, extraction, fusion_sweep, gpu_check, head_training, interpret, reencoding
 from stages.common.distributed import resolve_device
 
 BENCHMARKS = {"head_training": head_training.main, "cached_vs_reencoding": reencoding.main,
               "extraction": extraction.main, "dvc_exp_run": dvc_exp.main,
-              "fusion_sweep": fusion_sweep.main, "interpret": interpret.main}
+              "fusion_sweep": fusion_sweep.main, "interpret": interpret.main,
+              "encoders": encoders.main}
 CHECKS = {"gpu_check": gpu_check.main}  # run when named, never as part of "all"
 
 

@@ -1,6 +1,6 @@
 """The paper's tables in one command: every cell as a queued, head-only DVC experiment.
 
-    python -m scripts.paper_table [--table 1|2|tamil] [--set KEY=VALUE ...] [--jobs N]
+    python -m scripts.paper_table [--table 1|2|tamil|encoders] [--set KEY=VALUE ...] [--jobs N]
 
 Table 1 (Hateful Memes, AUROC), Table 2 (Propaganda Memes, micro-F1) and the TamilMemes row
 are described in paper_table.yaml. Run from the project root of a workspace of that table's
@@ -12,6 +12,10 @@ exactly those params is not queued again. The queue runs (`dvc queue start -j N`
 results from `dvc exp show --json` become reports/paper_table_<table>.md, .csv and .svg: each
 split's figure beside the paper's, what a constant prediction scores, and the trainable
 parameters beside the paper's count.
+
+`--table encoders` runs params.yaml's head over each encoder of paper_table.yaml's list (or
+of `--encoder MODEL:TAG ...`) and prints one table: AUROC with its interval per split, the
+constant baseline, the features' widths, the extraction's time and the cache's size.
 """
 from __future__ import annotations
 
@@ -42,9 +46,22 @@ def load_table(table: str, path: Path = TABLES) -> tuple[dict, list[dict]]:
     if table not in tables:
         raise SystemExit(f"--table {table}: {path} describes {', '.join(tables)}")
     spec = tables[table]
+    if spec.get("kind") == "encoders":
+        return spec, [encoder_cell(spec, encoder) for encoder in spec["encoders"]]
     cells = [{"params": {**spec["settings"], **{k: v for k, v in cell.items() if k != "paper"}},
               "paper": cell["paper"]} for cell in spec["cells"]]
     return spec, cells
+
+
+def encoder_cell(spec: dict, encoder: dict) -> dict:
+    return {"params": {**spec["settings"], **encoder}, "paper": {}}
+
+
+def parse_encoder(value: str) -> dict:
+    model, sep, tag = value.partition(":")
+    if not sep or not model or not tag:
+        raise SystemExit(f"--encoder expects MODEL:TAG (e.g. ViT-L-14:openai, tiny:none), got {value!r}")
+    return {"clip.model": model, "clip.pretrained": tag}
 
 
 def with_overrides(cell: dict, overrides: dict) -> dict:
@@ -108,8 +125,10 @@ def experiments(shown: list[dict]) -> list[dict]:
         shown_metrics = data.get("metrics", {})
         metrics = shown_metrics.get("reports/metrics.json", {}).get("data", {})
         trained = shown_metrics.get("reports/train.json", {}).get("data", {})
+        extracted = shown_metrics.get("reports/extract.json", {}).get("data", {})
         found.append({"name": name or record.get("rev"), "params": flatten(params),
                       "metrics": metrics, "trainable_params": trained.get("trainable_params"),
+                      "extract": extracted,
                       "timestamp": data.get("timestamp") or ""})
 
     for baseline in shown:
@@ -285,6 +304,88 @@ def svg(spec: dict, table: list[dict]) -> str:
     return "\n".join(parts + ["</svg>"]) + "\n"
 
 
+def encoder_rows(spec: dict, cells: list[dict], found: list[dict]) -> list[dict]:
+    table = []
+    for cell in cells:
+        result = result_of(cell, found)
+        row = {"model": cell["params"]["clip.model"], "pretrained": cell["params"]["clip.pretrained"],
+               "features": cell["params"].get("head.features", ""),
+               "status": cell.get("status") or ("run" if result else "no result"),
+               "experiment": result["name"] if result else "",
+               "extract": result["extract"] if result else {}}
+        for split in spec["splits"]:
+            row[split] = summary(result["metrics"], split, spec["metric"]) if result else None
+        table.append(row)
+    for split in spec["splits"]:
+        for row, rank in zip(table, ranks([row[split] for row in table])):
+            row[f"rank_{split}"] = rank
+    return table
+
+
+def widths_text(extract: dict) -> str:
+    widths = extract.get("widths") or {}
+    pooled = f"pooled {widths['image']}/{widths['text']}, " if "image" in widths else ""
+    return (pooled + f"projected {widths['image_proj']}/{widths['text_proj']}"
+            if "image_proj" in widths else "—")
+
+
+def encoder_markdown(spec: dict, table: list[dict], overrides: dict) -> str:
+    splits = spec["splits"]
+    lines = [
+        f"# {spec['title']}",
+        "",
+        "AUROC x 100 on each split: mean ± std over runs [95% bootstrap interval of that mean]",
+        "(the runs' ensemble); constant: what a constant prediction scores (50). Rank: 1 + the",
+        "number of encoders whose interval lies wholly above this one's. Widths: image/text",
+        "features of each kind the cache holds. Extraction: the encoding's seconds and memes/s",
+        "as the run that made the cache measured them (a cache restored from DVC's run-cache",
+        "keeps them), and the cache's size per meme.",
+        "",
+        "Overrides on top of params.yaml: "
+        + (", ".join(f"`{k}={v}`" for k, v in overrides.items()) or "none") + ".",
+        "",
+        "| encoder | features | widths | extraction | cache | "
+        + " | ".join(f"{s} | constant | rank" for s in splits) + " | status |",
+        "| " + " | ".join(["---"] * (6 + 3 * len(splits))) + " |",
+    ]
+    for row in table:
+        extract = row["extract"]
+        cells = [f"{row['model']} ({row['pretrained']})", row["features"], widths_text(extract),
+                 f"{extract['encode_seconds']:.1f} s, {extract['memes_per_second']:.1f} memes/s "
+                 f"on {extract['device']}" if extract else "—",
+                 f"{extract['cache_bytes'] / 1e6:.1f} MB, {extract['bytes_per_meme']:,.0f} B/meme"
+                 if extract else "—"]
+        for split in splits:
+            value = row[split]
+            cells += [f"{value['value']:.2f} ± {value['std']:.2f} [{value['ci_low']:.2f}, "
+                      f"{value['ci_high']:.2f}] (ens. {value['ensemble']:.2f})" if value else "—",
+                      f"{value['constant']:.0f}" if value else "—", row[f"rank_{split}"] or "—"]
+        cells.append(row["status"] + (f" ({row['experiment']})" if row["experiment"] else ""))
+        lines.append("| " + " | ".join(str(x) for x in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def encoder_csv(spec: dict, table: list[dict]) -> str:
+    header = ["model", "pretrained", "features", "status", "experiment", "encode_seconds",
+              "memes_per_second", "cache_bytes", "bytes_per_meme", "widths"]
+    fields = ("value", "std", "ci_low", "ci_high", "ensemble", "constant")
+    for split in spec["splits"]:
+        header += [f"{split}_{spec['metric']}_{key}" for key in fields] + [f"rank_{split}"]
+    lines = [",".join(header)]
+    for row in table:
+        extract = row["extract"]
+        values = [row["model"], row["pretrained"], row["features"], row["status"], row["experiment"]]
+        values += [extract.get(k, "") for k in ("encode_seconds", "memes_per_second",
+                                               "cache_bytes", "bytes_per_meme")]
+        values.append(widths_text(extract).replace(",", ";"))
+        for split in spec["splits"]:
+            value = row[split] or {}
+            values += [f"{value[k]:.4f}" if k in value else "" for k in fields]
+            values.append(row[f"rank_{split}"] or "")
+        lines.append(",".join(str(v) for v in values))
+    return "\n".join(lines) + "\n"
+
+
 def report_path(table: str) -> Path:
     return REPORT.with_name(f"{REPORT.name}_{table}")
 
@@ -293,6 +394,12 @@ def write_reports(name: str, spec: dict, table: list[dict], overrides: dict) -> 
     from stages.common.files import write_text  # (atomic writes, as the stages do)
 
     path = report_path(name)
+    if spec.get("kind") == "encoders":
+        text = encoder_markdown(spec, table, overrides)
+        write_text(path.with_suffix(".md"), text)
+        write_text(path.with_suffix(".csv"), encoder_csv(spec, table))
+        print(text, end="")
+        return path
     write_text(path.with_suffix(".md"), markdown(spec, table, overrides))
     write_text(path.with_suffix(".csv"), csv_text(spec, table))
     write_text(path.with_suffix(".svg"), svg(spec, table))
@@ -349,7 +456,11 @@ def check_layout(spec: dict, table: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", default="1", help="1 (default), 2 or tamil: paper_table.yaml's tables")
+    parser.add_argument("--table", default="1",
+                        help="1 (default), 2, tamil or encoders: paper_table.yaml's tables")
+    parser.add_argument("--encoder", action="append", default=[], metavar="MODEL:TAG",
+                        help="--table encoders: this encoder instead of paper_table.yaml's list "
+                             "(repeatable; TAG `none` for a random init)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a param for every cell, on top of the cell's own (repeatable)")
     parser.add_argument("--jobs", type=int, default=1, help="queue workers (default 1)")
@@ -358,23 +469,29 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     overrides = parse_set(args.set)
     spec, cells = load_table(args.table)
+    if args.encoder:
+        if spec.get("kind") != "encoders":
+            raise SystemExit("--encoder goes with --table encoders")
+        cells = [encoder_cell(spec, parse_encoder(value)) for value in args.encoder]
     check_layout(spec, args.table)
     if "extract" in json.loads(dvc("status", "--json") or "{}"):
         raise SystemExit("the feature cache is not up to date: run `dvc repro` and commit first, "
                          "so that every cell reuses it instead of extracting again")
     cells = [with_overrides(cell, overrides) for cell in cells
-             if not args.fusion or cell["params"]["fusion"] in args.fusion]
+             if not args.fusion or cell["params"].get("fusion") in args.fusion]
     found = experiments(json.loads(dvc("exp", "show", "--json")))
     available, where = free_memory()
+    label = (lambda p: p["clip.model"]) if spec.get("kind") == "encoders" else (
+        lambda p: f"{p['fusion']}, {p['head.num_pre_output_layers']} pre-output layers")
     todo = []
     for cell in cells:
         if result_of(cell, found):
             continue
-        needed = memory_needed(cell["params"])
+        # an encoders cell runs params.yaml's head, which the workspace's own run has fitted
+        needed = 0 if spec.get("kind") == "encoders" else memory_needed(cell["params"])
         if needed > MEMORY_HEADROOM * available:
             cell["status"] = f"skipped: needs {needed / 1e9:.1f} GB ({where} has {available / 1e9:.1f} GB free)"
-            print(f"{cell['params']['fusion']}, {cell['params']['head.num_pre_output_layers']} "
-                  f"pre-output layers: {cell['status']}")
+            print(f"{label(cell['params'])}: {cell['status']}")
             continue
         todo.append(cell)
     print(f"paper table {args.table}: {len(todo)} cells to run, "
@@ -384,8 +501,9 @@ def main(argv: list[str] | None = None) -> None:
         dvc("queue", "start", "-j", str(args.jobs))
         wait_for_queue(len(todo))
         found = experiments(json.loads(dvc("exp", "show", "--json")))
-    path = write_reports(args.table, spec, rows(spec, cells, found), overrides)
-    print(f"wrote {path}.md, .csv and .svg")
+    table = (encoder_rows if spec.get("kind") == "encoders" else rows)(spec, cells, found)
+    path = write_reports(args.table, spec, table, overrides)
+    print(f"wrote {path}.md, .csv" + ("" if spec.get("kind") == "encoders" else " and .svg"))
 
 
 if __name__ == "__main__":

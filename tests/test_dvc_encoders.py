@@ -62,3 +62,20 @@ def test_each_family_extracts_and_trains_on_projected_features(repo, model):
     elif model == "EVA02-B-16":  # pooled features too: the same cache serves both kinds
         pooled = exp_run(repo, f"clip.model={model}", "head.features=pooled")
         assert "Stage 'extract' didn't change, skipping" in pooled and ENCODED not in pooled
+
+
+def test_the_encoders_table_runs_one_head_over_each_encoder(repo):
+    """Two random-init encoders already extracted above: their queued cells restore the caches
+    from the run-cache, train and evaluate, and the command prints one table with both."""
+    out = sh("python -m scripts.paper_table --table encoders --encoder tiny:none "
+             "--encoder tiny-timm:none --set train.epochs=1", repo).stdout
+    lines = [line for line in out.splitlines() if line.startswith("| tiny")]
+    assert [line.split(" | ")[0] for line in lines] == ["| tiny (none)", "| tiny-timm (none)"]
+    for line in lines:
+        cells = line.split(" | ")
+        assert cells[1] == "projected" and "projected 64/64" in cells[2]
+        assert "memes/s on cpu" in cells[3] and "B/meme" in cells[4]
+        assert "±" in cells[5] and cells[6] == "50" and "run (" in cells[-1]
+    assert "pooled 96/128" in lines[0]  # tiny's ViT separates its projections
+    table = (repo / "reports/paper_table_encoders.csv").read_text().splitlines()
+    assert len(table) == 3 and table[0].startswith("model,pretrained,features")
