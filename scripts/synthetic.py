@@ -1,6 +1,6 @@
 """Synthetic hateful-meme sets in the real on-disk layout, for tests and the demo.
 
-    python -m scripts.synthetic OUT_DIR [--n 600] [--layout kaggle|challenge] [--seed 0] [--concepts K]
+    python -m scripts.synthetic OUT_DIR [--n 600] [--layout kaggle|challenge|...] [--seed 0] [--concepts K]
 
 The label is an interaction of the two modalities, as in the real set's benign confounders:
 each meme pairs a base picture (a "day" or "night" scene) with a caption from one of two word
@@ -13,6 +13,13 @@ hateful exactly when they match: K hateful concepts, each a (scene, family) pair
 half in the picture and half in the caption (what the paper's Sec. 5 clusters recover). Half
 the memes are drawn matching, so about half are hateful; each scene and each family alone is
 as often hateful as not.
+
+The other releases' formats (`--layout` harmeme, harmp, mmf, multioff, mami, mami_inline,
+pridemm) draw 4 scenes and 4 families, and every label is again a function of both: a binary
+label the parity of scene XOR family, a label of C classes (scene + family) mod C (HarMeme's
+target (scene - family) mod 4), MAMI's type k whether (scene + family + k) mod 4 < 2.
+Each writes the release's own files and folder shape (docs/datasets.md), with its quirks
+(Harm-P's empty intensity and double target, MultiOFF's `Non-offensiv`).
 
 Like the real set: jsonl splits plus img/NNNNN.png (five-digit zero-padded names while ids are
 plain ints), the caption rendered onto the picture, a few RGBA / palette / grayscale PNGs and
@@ -152,7 +159,7 @@ def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: in
         raise ValueError(f"concepts must be 0 or 2 to {len(FAMILIES)}, got {concepts}")
     rng = random.Random(seed)
     out = Path(out_dir)
-    families = concepts or 2
+    families = concepts or (len(FAMILIES) if layout in FOUR_FACTOR_LAYOUTS else 2)
     captions = caption_pool(rng, per_family=max(4, n // 12), families=families)
     pictures = [rng.randrange(families) for _ in range(max(4, n // 3))]  # each picture's scene
     ids = rng.sample(range(100, 99999), n)  # ids below 10000 get zero-padded file names
@@ -182,13 +189,23 @@ def techniques(meme: SyntheticMeme) -> list[str]:
     return [name for k, name in enumerate(TECHNIQUES) if k % 4 == 2 * (meme.scene ^ meme.family)]
 
 
+# Each format's image path of a meme in a split, as its release names and places images.
+IMAGE_NAMES = {
+    "harmeme": lambda split, m: f"images/covid_memes_{m.id}.png",
+    "harmp": lambda split, m: f"images/memes_{m.id}.png",
+    "mmf": lambda split, m: f"images/img/{m.id:05d}.png",
+    "multioff": lambda split, m: f"Labelled Images/{m.id}.jpg",
+    "mami": lambda split, m: f"{'TRAINING' if split == 'train' else 'test'}/{m.id}.jpg",
+    "pridemm": lambda split, m: f"Images/{m.id}.png",
+    "propaganda": lambda split, m: f"images/{m.id}_image.png",
+    "tamil": lambda split, m: (f"{'uploaded_tamil_memes' if split == 'train' else 'test_img'}/"
+                               f"{'troll' if m.label else 'Not_troll'}_{m.id}.jpg"),
+}
+
+
 def image_name(layout: str, split: str, meme: SyntheticMeme) -> str:
-    if layout == "propaganda":
-        return f"images/{meme.id}_image.png"
-    if layout == "tamil":
-        folder = "uploaded_tamil_memes" if split == "train" else "test_img"
-        return f"{folder}/{'troll' if meme.label else 'Not_troll'}_{meme.id}.jpg"
-    return f"img/{meme.id:05d}.png"
+    name = IMAGE_NAMES.get("mami" if layout == "mami_inline" else layout)
+    return name(split, meme) if name else f"img/{meme.id:05d}.png"
 
 
 def draw_images(out: Path, splits: dict[str, list[SyntheticMeme]], pictures: list[int],
@@ -212,9 +229,11 @@ def assign_splits(memes: list[SyntheticMeme], layout: str, rng: random.Random
     n_eval = max(8, n // 10)
     train, rest = memes[: n - 3 * n_eval], memes[n - 3 * n_eval:]
     first, second, third = rest[:n_eval], rest[n_eval:2 * n_eval], rest[2 * n_eval:]
-    if layout == "kaggle":
+    if layout in ("kaggle", "mmf"):
         return {"train": train, "dev": first, "test": second + third}
-    if layout == "propaganda":
+    if layout in ("mami", "mami_inline"):  # no dev split, as released
+        return {"train": train + first, "test": second + third}
+    if layout in ("propaganda", "harmeme", "harmp", "multioff", "pridemm"):
         return {"train": train, "val": first, "test": second + third}
     if layout == "tamil":  # no dev split, as released
         return {"train": train + first, "test": second + third}
@@ -283,8 +302,106 @@ def write_fine_grained(folder: str | Path, splits: dict[str, list[SyntheticMeme]
     return annotated
 
 
+def classes(meme: SyntheticMeme, count: int) -> int:
+    """A label of `count` classes: (scene + family) mod count."""
+    return (meme.scene + meme.family) % count
+
+
+def harm_labels(meme: SyntheticMeme) -> list[str]:
+    """HarMeme's `labels`: the intensity, then the target of a harmful meme."""
+    from stages.data.harmeme import INTENSITIES, TARGETS
+
+    intensity = classes(meme, 3)
+    target = [TARGETS[(meme.scene - meme.family) % 4]] if intensity else []
+    return [INTENSITIES[intensity]] + target
+
+
+def write_harmeme(out: Path, splits: dict[str, list[SyntheticMeme]]) -> None:
+    """Harm-C as di-dimitrov/mmf ships it: annotations/<split>.jsonl beside images/."""
+    for name, memes in splits.items():
+        write_jsonl(out / "annotations" / f"{name}.jsonl", [
+            {"id": Path(m.img).stem, "image": Path(m.img).name, "labels": harm_labels(m),
+             "text": m.text.replace(" and ", "\n", 1) + "\n"} for m in memes])
+
+
+def write_harmp(out: Path, splits: dict[str, list[SyntheticMeme]]) -> None:
+    """Harm-P V1 as MOMENTA ships it, <split>_v1.jsonl in the folder, with its quirks: one
+    very harmful meme with an empty intensity, one with two targets, a not-harmful one
+    with a target (the reader drops it), and V0 train.jsonl beside, which V1 overrides."""
+    for name, memes in splits.items():
+        records = []
+        for m in memes:
+            labels = harm_labels(m)
+            if labels[0] == "very harmful" and not any(r["labels"][0] == "" for r in records):
+                labels[0] = ""
+            elif labels[0] == "somewhat harmful" and len(records) % 7 == 3:
+                labels.append("community" if labels[1] != "community" else "society")
+            elif labels[0] == "not harmful" and len(records) % 5 == 1:
+                labels.append("individual")
+            records.append({"id": Path(m.img).stem, "image": Path(m.img).name, "labels": labels,
+                            "text": m.text})
+        write_jsonl(out / f"{name}_v1.jsonl", records)
+    write_jsonl(out / "train.jsonl", [{"id": "stale", "image": "none.png", "labels": ["v0"], "text": ""}])
+
+
+def write_mmf(out: Path, splits: dict[str, list[SyntheticMeme]]) -> None:
+    """Hateful Memes as MMF ships it: annotations/<split>.jsonl, images under images/img/."""
+    for name, memes in splits.items():
+        write_jsonl(out / "annotations" / f"{name}.jsonl", [
+            {"id": m.id, "img": m.img.removeprefix("images/"),
+             **({"label": m.label} if name != "test" else {}), "text": m.text} for m in memes])
+
+
+def write_multioff(out: Path, splits: dict[str, list[SyntheticMeme]]) -> None:
+    from stages.data.multioff import FILES
+
+    for name, memes in splits.items():
+        path = out / "Split Dataset" / FILES[name]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"image_name": [Path(m.img).name for m in memes],
+                      "sentence": [m.text for m in memes],
+                      "label": ["offensive" if m.label else "Non-offensiv" for m in memes]}
+                     ).to_csv(path, index=False)
+
+
+def mami_types(meme: SyntheticMeme) -> list[int]:
+    return [int((meme.scene + meme.family + k) % 4 < 2) for k in range(4)]
+
+
+def mami_table(memes: list[SyntheticMeme], labels: bool) -> pd.DataFrame:
+    from stages.data.mami import TEXT, TYPES
+
+    table = {"file_name": [Path(m.img).name for m in memes]}
+    if labels:
+        table["misogynous"] = [m.label for m in memes]
+        table.update({t: [mami_types(m)[k] for m in memes] for k, t in enumerate(TYPES)})
+    return pd.DataFrame({**table, TEXT: [m.text for m in memes]})
+
+
+def write_mami(out: Path, splits: dict[str, list[SyntheticMeme]], inline: bool = False) -> None:
+    """TRAINING/training.csv and test/Test.csv, tab-separated beside their images; the test
+    labels in a headerless test_labels.txt, or (mami_inline) in Test.csv itself."""
+    mami_table(splits["train"], True).to_csv(out / "TRAINING" / "training.csv", sep="\t", index=False)
+    mami_table(splits["test"], inline).to_csv(out / "test" / "Test.csv", sep="\t", index=False)
+    if not inline:
+        gold = mami_table(splits["test"], True).iloc[:, :6]
+        gold.to_csv(out / "test_labels.txt", sep="\t", index=False, header=False)
+
+
+def write_pridemm(out: Path, splits: dict[str, list[SyntheticMeme]]) -> None:
+    rows = [{"name": Path(m.img).name, "text": m.text, "split": name, "hate": m.label,
+             "target": classes(m, 4), "stance": classes(m, 3),
+             "humour": ((m.scene + m.family) // 2) % 2}
+            for name, memes in splits.items() for m in memes]
+    pd.DataFrame(rows).to_csv(out / "PrideMM.csv", index=False)
+
+
 WRITERS = {"kaggle": write_hateful_memes, "challenge": write_hateful_memes,
-           "propaganda": write_propaganda, "tamil": write_tamil}
+           "propaganda": write_propaganda, "tamil": write_tamil, "harmeme": write_harmeme,
+           "harmp": write_harmp, "mmf": write_mmf, "multioff": write_multioff, "mami": write_mami,
+           "mami_inline": lambda out, splits: write_mami(out, splits, inline=True),
+           "pridemm": write_pridemm}
+FOUR_FACTOR_LAYOUTS = ("harmeme", "harmp", "mmf", "multioff", "mami", "mami_inline", "pridemm")
 RELEASE_FORMATS = tuple(WRITERS)
 
 
@@ -293,7 +410,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--n", type=int, default=600, help="number of memes (default 600)")
     parser.add_argument("--layout", choices=RELEASE_FORMATS, default="kaggle",
-                        help="kaggle, challenge (Hateful Memes), propaganda or tamil")
+                        help="kaggle, challenge, mmf (Hateful Memes), propaganda, tamil, harmeme "
+                             "(Harm-C), harmp (Harm-P), multioff, mami, mami_inline, pridemm")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concepts", type=int, default=0,
                         help="K hateful (scene, caption family) concepts, 2-4 (default: XOR of two)")

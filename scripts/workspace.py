@@ -22,11 +22,18 @@ PIPELINE = ["stages", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore",
             "features/.gitignore", "models/.gitignore", "reports/.gitignore",
             "data/README.md", "paper_table.yaml"]
 SYNTHETIC = {"data.dir": "data/synthetic", "clip.model": "tiny", "clip.pretrained": "none"}
-# What each synthetic layout needs beyond that: its reader, and the split that picks the epoch
-# (TamilMemes ships without one: 10% of train is carved out).
+# What each synthetic format needs beyond that: its reader, and the split that picks the epoch
+# (TamilMemes and MAMI ship without one: 10% of train is carved out).
 FORMAT_SETTINGS = {"kaggle": {}, "challenge": {"data.dev_split": "dev_seen"},
                    "propaganda": {"data.layout": "propaganda", "data.dev_split": "val"},
-                   "tamil": {"data.layout": "tamil", "data.dev_fraction": "0.1"}}
+                   "tamil": {"data.layout": "tamil", "data.dev_fraction": "0.1"},
+                   "mmf": {},
+                   "harmeme": {"data.layout": "harmeme", "data.dev_split": "val"},
+                   "harmp": {"data.layout": "harmeme", "data.dev_split": "val"},
+                   "multioff": {"data.layout": "multioff", "data.dev_split": "val"},
+                   "mami": {"data.layout": "mami", "data.dev_fraction": "0.1"},
+                   "mami_inline": {"data.layout": "mami", "data.dev_fraction": "0.1"},
+                   "pridemm": {"data.layout": "pridemm", "data.dev_split": "val"}}
 
 
 def set_param(params_file: Path, dotted: str, value: str) -> None:

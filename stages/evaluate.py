@@ -6,12 +6,15 @@ Writes reports/metrics.json (DVC metrics): per split, `auroc` is the mean over r
 `auroc_std` (sample std over runs), `auroc_ci_low`/`auroc_ci_high` (95% percentile bootstrap
 over the split's memes of that mean) and `ensemble_auroc` (AUROC of the runs' mean
 probability); every other metric is a mean over runs. With several primary labels (Propaganda
-Memes) the binary metrics are averaged over the labels. Each run's threshold with the best dev
-accuracy gives `dev_threshold` and `accuracy_at_dev_threshold`. For every task, at 0.5:
-`micro_f1` (the standard, scikit-learn's micro), `paper_micro_f1` (the official code's
-TorchMetrics figure: accuracy over meme x label cells), `macro_f1`, `exact_match`, each with
-`*_std`, `micro_f1_ci_low/high`, `ensemble_micro_f1` (and the same for `paper_micro_f1`); `baselines` holds what predicting no
-label, every label, or each label's training majority scores. reports/per_label/<split>.csv
+Memes) the binary metrics are averaged over the labels, for a label of C classes over its
+classes (one-vs-rest). Each run's threshold with the best dev accuracy gives `dev_threshold`
+and `accuracy_at_dev_threshold`. For every task, of its predictions (Task.predicted: binary
+labels at 0.5, a C-class label's most probable class): `micro_f1` (the standard,
+scikit-learn's micro), `paper_micro_f1` (the official code's TorchMetrics figure: accuracy
+over meme x label cells), `macro_f1`, `weighted_f1`, `exact_match`, each with `*_std`,
+`micro_f1_ci_low/high`, `ensemble_micro_f1` (and the same for `paper_micro_f1` and the task's
+own metric); `baselines` holds what the training majority and a uniform guess score (and for
+binary labels predicting none or all). The summary line leads with the benchmark's metric. reports/per_label/<split>.csv
 has every label's support, F1 and AUROC (auxiliary labels too). ROC, precision-recall and
 confusion data of the runs' ensemble go under reports/plots/ (DVC plots), and as static
 pictures in reports/plots/images/ (roc.png, precision_recall.png, confusion.png).
@@ -55,51 +58,59 @@ def binary_summary(labels: np.ndarray, probs: np.ndarray, dev_threshold: float) 
     }
 
 
-def run_summary(labels: np.ndarray, probs: np.ndarray, dev_thresholds: np.ndarray) -> dict:
-    """One run's metrics on one split: the binary metrics, averaged over the task's labels
-    (one label: that label's), and the task metrics at 0.5."""
+def run_summary(labels: np.ndarray, probs: np.ndarray, dev_thresholds: np.ndarray,
+                task: Task) -> dict:
+    """One run's metrics on one split: the binary metrics, averaged over the task's primary
+    columns (one label: that label's; one C-class label: one-vs-rest over its classes), and
+    the task metrics of its predictions (Task.predicted)."""
     per_label = [binary_summary(labels[:, k], probs[:, k], dev_thresholds[k])
                  for k in range(labels.shape[1])]
     with warnings.catch_warnings():  # a label with one class has no AUROC: it is left out
         warnings.simplefilter("ignore", RuntimeWarning)
         result = {key: float(np.nanmean([m[key] for m in per_label])) for key in per_label[0]}
-    predicted = (probs >= scoring.THRESHOLD).astype(labels.dtype)
-    result.update({name: fn(labels, predicted) for name, fn in scoring.TASK_METRICS.items()})
+    result.update(scoring.task_metrics(labels, task.predicted(probs), task.is_categorical))
     return result
 
 
 def summary(labels: np.ndarray, run_probs: np.ndarray, dev_thresholds: np.ndarray,
-            train_labels: np.ndarray) -> dict:
+            train_labels: np.ndarray, task: Task) -> dict:
     """A split's entry in metrics.json from every run's probabilities (runs, N, L) of the
     task's primary labels (N, L); constant predictions' scores beside them."""
-    per_run = [run_summary(labels, probs, t) for probs, t in zip(run_probs, dev_thresholds)]
+    per_run = [run_summary(labels, probs, t, task) for probs, t in zip(run_probs, dev_thresholds)]
     result = {key: float(np.mean([run[key] for run in per_run])) for key in per_run[0]}
-    for key in ("auroc", *scoring.TASK_METRICS):
+    for key in ("auroc", *scoring.TASK_METRICS, task.metric):
         result[f"{key}_std"] = scoring.std_over_runs(np.array([run[key] for run in per_run]))
     low, high = scoring.auroc_interval(labels, run_probs)
     ensemble = run_probs.mean(axis=0)
-    ensemble_predicted = (ensemble >= scoring.THRESHOLD).astype(labels.dtype)
+    ensemble_predicted = task.predicted(ensemble)
+    run_predicted = task.predicted(run_probs)
     result.update(n=int(len(labels)), runs=len(run_probs), labels=int(labels.shape[1]),
                   auroc_ci_low=low, auroc_ci_high=high,
                   ensemble_auroc=scoring.mean_auroc(labels, ensemble),
-                  baselines=scoring.baselines(labels, train_labels))
-    intervals = scoring.f1_intervals(labels, (run_probs >= scoring.THRESHOLD).astype(labels.dtype))
-    for name, (f1_low, f1_high) in intervals.items():
-        result.update({f"{name}_ci_low": f1_low, f"{name}_ci_high": f1_high,
-                       f"ensemble_{name}": scoring.TASK_METRICS[name](labels, ensemble_predicted)})
+                  baselines=scoring.baselines(labels, train_labels, task))
+    ensemble_scores = scoring.task_metrics(labels, ensemble_predicted, task.is_categorical)
+    intervals = scoring.f1_intervals(labels, run_predicted)
+    if task.metric not in ("auroc", *intervals):
+        intervals[task.metric] = scoring.metric_interval(
+            scoring.metric_function(task.metric, task.is_categorical), labels, run_predicted)
+    for name, (ci_low, ci_high) in intervals.items():
+        result.update({f"{name}_ci_low": ci_low, f"{name}_ci_high": ci_high,
+                       f"ensemble_{name}": ensemble_scores[name]})
     return result
 
 
 def per_label(task: Task, labels: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
-    """Every label's support, F1 and AUROC (the runs' ensemble), over the memes that have it
-    (an auxiliary label covers only the annotated memes)."""
+    """Every label's (a C-class label: every class's) support, F1 and AUROC (the runs'
+    ensemble), over the memes that have it (an auxiliary label covers only the annotated
+    memes)."""
     rows = []
+    predicted = task.predicted(probs)
     for k, name in enumerate(task.names[:probs.shape[1]]):
         known = labels[:, k] >= 0
         y, prob = labels[known, k], probs[known, k]
         rows.append({"label": name, "auxiliary": name in task.auxiliary, "n": int(known.sum()),
                      "support": int(y.sum()),
-                     "f1": scoring.micro_f1(y[:, None], (prob >= scoring.THRESHOLD)[:, None].astype(y.dtype)),
+                     "f1": scoring.micro_f1(y[:, None], predicted[known, k][:, None]),
                      "auroc": scoring.auroc(y, prob) if len(y) else float("nan")})
     return pd.DataFrame(rows)
 
@@ -136,6 +147,18 @@ def write_plots(plots: Path, labels: dict[str, np.ndarray], probs: dict[str, np.
                        f"Confusion (prob_hate >= {scoring.THRESHOLD})")
 
 
+def summary_line(split: str, m: dict, metric: str) -> str:
+    """The benchmark's own metric first, with its interval and what the training majority and
+    a uniform guess score, then AUROC (one-vs-rest for a C-class label) and the standard and
+    the paper's micro-F1."""
+    line = (f"{split:12s} n={m['n']:5d}  {metric} {m[metric]:.4f} ± {m[metric + '_std']:.4f} "
+            f"[{m[metric + '_ci_low']:.4f}, {m[metric + '_ci_high']:.4f}]")
+    if metric != "auroc":
+        line += (f" (majority {m['baselines']['majority'][metric]:.4f}, uniform "
+                 f"{m['baselines']['uniform'][metric]:.4f})  AUROC {m['auroc']:.4f}")
+    return line + f"  micro-F1 {m['micro_f1']:.4f} (the paper's {m['paper_micro_f1']:.4f})"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Evaluate the trained head.")
     parser.add_argument("--params", default="params.yaml")
@@ -156,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     thresholds = np.array([[scoring.best_threshold(dev[:, k], run[:, k]) for k in range(dev.shape[1])]
                            for run in dev_probs])  # (runs, labels)
     train_labels = splits[TRAIN_SPLIT].labels[:, task.primary]
-    results = {name: summary(primary[name], primary_probs[name], thresholds, train_labels)
+    results = {name: summary(primary[name], primary_probs[name], thresholds, train_labels, task)
                for name in labeled}
     with atomic_dir(PLOTS) as plots, atomic_dir(PER_LABEL) as per_label_dir:
         # several labels: their cells pooled (micro)
@@ -165,11 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, split in labeled.items():
             write_csv(per_label_dir / f"{name}.csv", per_label(task, split.labels, probs[name].mean(axis=0)))
     for name, m in results.items():
-        print(f"{name:12s} n={m['n']:5d}  AUROC {m['auroc']:.4f} ± {m['auroc_std']:.4f} "
-              f"[{m['auroc_ci_low']:.4f}, {m['auroc_ci_high']:.4f}]  micro-F1 {m['micro_f1']:.4f} "
-              f"(the paper's {m['paper_micro_f1']:.4f}; all-negative "
-              f"{m['baselines']['all_negative']['micro_f1']:.4f} / "
-              f"{m['baselines']['all_negative']['paper_micro_f1']:.4f})")
+        print(summary_line(name, m, task.metric))
     write_json(METRICS, results)  # one entry per split, nothing else, for dvc and scripts alike
     print(f"wrote {METRICS} ({len(thresholds)} run(s); mean ± std over runs, 95% bootstrap "
           f"intervals, constant-prediction baselines), {PER_LABEL}/<split>.csv and the "

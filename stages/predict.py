@@ -47,12 +47,30 @@ SUBMISSION = Path("reports/submission")
 
 def prediction_table(ids: list[str], probs: np.ndarray, task: Task) -> pd.DataFrame:
     """`id`, `prob_hate` and `pred_label` of the first primary label (the challenge's
-    columns), then `prob_<label>` of every further label the head scores."""
-    table = pd.DataFrame({"id": ids, "prob_hate": probs[:, 0],
-                          "pred_label": (probs[:, 0] >= scoring.THRESHOLD).astype(int)})
-    for k, name in enumerate(task.names[1:probs.shape[1]], start=1):
+    columns), then `prob_<label>` of every further label the head scores. For a C-class task
+    `pred_label` is the class index (the release's coding), `pred_class` its name, and
+    `prob_<label>=<class>` each class's probability."""
+    if task.is_categorical:
+        best = probs[:, task.primary].argmax(axis=1)
+        table = pd.DataFrame({"id": ids, "pred_label": best,
+                              "pred_class": np.array(task.classes)[best]})
+        first = 0
+    else:
+        table = pd.DataFrame({"id": ids, "prob_hate": probs[:, 0],
+                              "pred_label": (probs[:, 0] >= scoring.THRESHOLD).astype(int)})
+        first = 1
+    for k, name in enumerate(task.names[first:probs.shape[1]], start=first):
         table[f"prob_{name}"] = probs[:, k]
     return table
+
+
+def submission(table: pd.DataFrame, task: Task) -> pd.DataFrame:
+    """The challenge's `id`, `proba`, `label` for a binary task; `id`, `label` (the class
+    index) for a C-class one."""
+    if task.is_categorical:
+        return table[["id", "pred_label"]].rename(columns={"pred_label": "label"})
+    return table[["id", "prob_hate", "pred_label"]].rename(
+        columns={"prob_hate": "proba", "pred_label": "label"})
 
 
 def technique_submission(ids: list[str], probs: np.ndarray, task: Task) -> list[dict]:
@@ -62,23 +80,26 @@ def technique_submission(ids: list[str], probs: np.ndarray, task: Task) -> list[
             for meme_id, row in zip(ids, chosen)]
 
 
+def multi_label(task: Task) -> bool:
+    return len(task.labels) > 1 and not task.is_categorical
+
+
 def predict_splits(p: params_module.Params) -> None:
     head, meta, splits = inputs.trained_head(p)
     task = Task.from_json(meta["task"])
     index = retrieval.index_for(p, head)
-    with atomic_dir(PREDICTIONS) as out, atomic_dir(SUBMISSION) as submission:
+    with atomic_dir(PREDICTIONS) as out, atomic_dir(SUBMISSION) as folder:
         for name, split in splits.items():
             probs = ensemble(p, head, split.image, split.text, index)
             table = prediction_table(split.ids, probs, task)
             write_csv(out / f"{name}.csv", table)
-            if len(task.labels) > 1:
-                write_json(submission / f"{name}.json", technique_submission(split.ids, probs, task))
+            if multi_label(task):
+                write_json(folder / f"{name}.json", technique_submission(split.ids, probs, task))
             else:
-                write_csv(submission / f"{name}.csv", table[["id", "prob_hate", "pred_label"]].rename(
-                    columns={"prob_hate": "proba", "pred_label": "label"}))
+                write_csv(folder / f"{name}.csv", submission(table, task))
             print(f"{name:12s} {len(split):6d} memes, mean prob_{task.labels[0]} "
-                  f"{table['prob_hate'].mean():.3f}")
-    kind = "json" if len(task.labels) > 1 else "csv"
+                  f"{probs[:, 0].mean():.3f}")
+    kind = "json" if multi_label(task) else "csv"
     print(f"wrote {PREDICTIONS}/<split>.csv and {SUBMISSION}/<split>.{kind} "
           f"(the ensemble of {head.config.runs} run(s))")
 

@@ -51,11 +51,21 @@ def check_splits(p: params_module.Params, splits: dict[str, features.SplitFeatur
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: Task, aux_weight: float
               ) -> torch.Tensor:
-    """Each run's loss (runs,): the mean BCE over the task's labels, plus aux_weight x the
-    auxiliary labels' mean BCE over the cells where the label is known."""
-    loss = losses.bce(logits[..., task.primary], labels[..., task.primary])
+    """Each run's loss (runs,): the primary labels' (the mean BCE over binary labels, or one
+    C-class label's cross-entropy), plus aux_weight x the mean over the auxiliary labels of
+    each one's loss over the memes that know it (the binary ones' BCE pooled as one)."""
+    if task.is_categorical:
+        loss = losses.masked_cross_entropy(logits[..., task.primary], labels[..., task.primary])
+    else:
+        loss = losses.bce(logits[..., task.primary], labels[..., task.primary])
     if aux_weight and task.auxiliary:
-        loss = loss + aux_weight * losses.masked_bce(logits[..., task.aux], labels[..., task.aux])
+        terms = [losses.masked_cross_entropy(logits[..., start:end], labels[..., start:end])
+                 for start, end in task.spans if start >= len(task.labels)]
+        binary = [k for k in range(len(task.labels), len(task.names))
+                  if not any(start <= k < end for start, end in task.spans)]
+        if binary:
+            terms.append(losses.masked_bce(logits[..., binary], labels[..., binary]))
+        loss = loss + aux_weight * torch.stack(terms).mean(0)
     return loss
 
 
@@ -76,8 +86,7 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     image, text, labels = as_tensors(splits[TRAIN_SPLIT], device)
     views = image_views(splits[TRAIN_SPLIT], device)
     dev_image, dev_text, dev_labels = as_tensors(splits[p.data.dev_split], device)
-    config = hateclipper.HeadConfig.from_params(p, image.shape[1], text.shape[1], len(task.labels),
-                                                len(task.auxiliary))
+    config = hateclipper.HeadConfig.from_params(p, image.shape[1], text.shape[1], task)
     dev_known = dev_labels[:, task.primary].cpu().numpy()
     head = hateclipper.HateClipper(config, seed).to(device)
     # A small head's step is a few dozen tiny kernels: per-kernel overhead, not FLOPs, sets
@@ -116,7 +125,8 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
             total_loss += loss.detach() * batch.shape[1]
         dev_probs = predict_probs(head, dev_image, dev_text)[..., task.primary]
         dev_auroc = np.array([scoring.mean_auroc(dev_known, probs) for probs in dev_probs])
-        dev_score = np.array([scoring.dev_score(p.train.select, dev_known, probs) for probs in dev_probs])
+        dev_score = np.array([scoring.dev_score(p.train.select, dev_known, probs, task)
+                              for probs in dev_probs])
         history.append({"epoch": epoch, "train_loss": (total_loss / len(labels)).cpu().numpy(),
                         "dev_auroc": dev_auroc, "dev_score": dev_score})
         log(f"epoch {epoch:3d}  train loss {history[-1]['train_loss'].mean():.4f}  "

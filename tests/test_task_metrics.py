@@ -10,6 +10,7 @@ import pytest
 import torch
 from sklearn import metrics
 
+from stages.data.task import Label, Task
 from stages.head import losses
 from stages.report import scoring
 from tests.conftest import ROOT
@@ -80,7 +81,8 @@ def test_baselines_are_constant_predictions():
     train = np.zeros((10, 22), np.int8)
     train[:8, 3] = 1  # label 3 is mostly on in training: its majority prediction is 1
     result = scoring.baselines(truth, train)
-    assert result["all_negative"] == {"micro_f1": 0.0, "paper_micro_f1": pytest.approx(1 - truth.mean())}
+    assert result["all_negative"]["micro_f1"] == 0.0
+    assert result["all_negative"]["paper_micro_f1"] == pytest.approx(1 - truth.mean())
     assert result["all_positive"]["paper_micro_f1"] == pytest.approx(truth.mean())
     assert result["all_positive"]["micro_f1"] == pytest.approx(
         metrics.f1_score(truth, np.ones_like(truth), average="micro"))
@@ -109,3 +111,75 @@ def test_the_multi_label_loss_is_the_mean_bce_and_unknown_cells_never_count():
     torch.testing.assert_close(losses.masked_bce(logits, partly)[0],
                                torch.nn.BCEWithLogitsLoss()(logits[0, 2:], labels[0, 2:]))
     assert losses.masked_bce(logits, torch.full_like(labels, -1)).tolist() == [0.0, 0.0]
+
+
+def categorical(n=90, classes=4, seed=0):
+    """One-hot truth and argmax predictions of a C-class label, as Task.predicted makes them."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    guess = np.where(rng.random(n) < 0.6, y, rng.integers(0, classes, n))
+    return np.eye(classes, dtype=np.int8)[y], np.eye(classes, dtype=np.int8)[guess], y, guess
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_class_metrics_equal_scikit_learn_on_class_indices(seed):
+    truth, predicted, y, guess = categorical(seed=seed)
+    scores = scoring.task_metrics(truth, predicted, categorical=True)
+    assert scores["accuracy"] == pytest.approx(metrics.accuracy_score(y, guess))
+    assert scores["paper_micro_f1"] == scores["exact_match"] == scores["accuracy"]
+    assert scores["micro_f1"] == pytest.approx(metrics.f1_score(y, guess, average="micro"))
+    assert scores["macro_f1"] == pytest.approx(metrics.f1_score(y, guess, average="macro"))
+    assert scores["weighted_f1"] == pytest.approx(metrics.f1_score(y, guess, average="weighted"))
+    rare = (y != 3) & (guess != 3)  # class 3 in neither truth nor predictions: it does not count
+    scores = scoring.task_metrics(truth[rare], predicted[rare], categorical=True)
+    assert scores["macro_f1"] == pytest.approx(metrics.f1_score(y[rare], guess[rare], average="macro"))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_binary_and_multi_label_averages_equal_scikit_learn(seed):
+    truth, predicted = multilabel(seed=seed, labels=4, prevalence=0.4)
+    assert scoring.weighted_f1(truth, predicted) == pytest.approx(
+        metrics.f1_score(truth, predicted, average="weighted", zero_division=0))
+    one, guess = truth[:, :1], predicted[:, :1]  # one binary label: both classes count
+    assert scoring.macro_f1(one, guess) == pytest.approx(metrics.f1_score(one[:, 0], guess[:, 0], average="macro"))
+    assert scoring.weighted_f1(one, guess) == pytest.approx(
+        metrics.f1_score(one[:, 0], guess[:, 0], average="weighted"))
+
+
+def test_the_uniform_baseline_is_the_expected_score_of_a_random_guess():
+    """Each class with chance 1/C: the F1 of the expected counts, and accuracy 1/C exactly;
+    a long simulation of the guess lands on the same F1."""
+    truth, _, y, _ = categorical(n=400, classes=3)
+    task = Task.of((Label("intensity", ("a", "b", "c")),), metric="macro_f1")
+    result = scoring.baselines(truth, truth, task)
+    assert set(result) == {"majority", "uniform"}
+    assert result["uniform"]["accuracy"] == pytest.approx(1 / 3)
+    support = truth.sum(axis=0)
+    expected_f1 = 2 * (support / 3) / (support + len(y) / 3)  # 2 TP / (support + predicted)
+    assert result["uniform"]["macro_f1"] == pytest.approx(expected_f1.mean())
+    rng = np.random.default_rng(0)
+    guesses = [metrics.f1_score(y, rng.integers(0, 3, len(y)), average="macro") for _ in range(300)]
+    assert np.mean(guesses) == pytest.approx(result["uniform"]["macro_f1"], abs=0.01)
+    majority = int(np.argmax(support))
+    assert result["majority"]["accuracy"] == pytest.approx(np.mean(y == majority))
+    assert result["majority"]["macro_f1"] == pytest.approx(
+        metrics.f1_score(y, np.full_like(y, majority), average="macro", zero_division=0))
+
+
+def test_the_class_loss_is_cross_entropy_over_the_memes_that_know_their_class():
+    logits = torch.randn(2, 6, 3)
+    classes = torch.randint(0, 3, (2, 6))
+    onehot = torch.nn.functional.one_hot(classes, 3).float()
+    torch.testing.assert_close(losses.masked_cross_entropy(logits, onehot)[1],
+                               torch.nn.CrossEntropyLoss()(logits[1], classes[1]))
+    onehot[:, :2] = -1  # two memes without a class (HarMeme's target of a harmless meme)
+    torch.testing.assert_close(losses.masked_cross_entropy(logits, onehot)[0],
+                               torch.nn.CrossEntropyLoss()(logits[0, 2:], classes[0, 2:]))
+
+
+def test_a_class_label_is_predicted_by_its_most_probable_class():
+    task = Task.of((Label("harmful"),), (Label("intensity", ("not", "some", "very")),))
+    probs = np.array([[0.7, 0.2, 0.5, 0.3], [0.4, 0.1, 0.1, 0.8]])
+    assert task.predicted(probs).tolist() == [[1, 0, 1, 0], [0, 0, 0, 1]]
+    assert task.names == ("harmful", "intensity=not", "intensity=some", "intensity=very")
+    assert Task.from_json(task.to_json()) == task and not task.is_categorical

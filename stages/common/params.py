@@ -12,9 +12,16 @@ import yaml
 from stages.common.errors import InputError
 
 FUSIONS = ("align", "cross", "cross_nd", "concat", "align_concat", "attention_m", "image", "text")
-LAYOUTS = ("hateful_memes", "propaganda", "tamil")  # the release readers (stages/data/dataset.py)
+# The release readers (stages/data/dataset.py) and each one's tasks, its default first (data.task)
+LAYOUT_TASKS = {
+    "hateful_memes": ("hateful",), "propaganda": ("techniques",), "tamil": ("troll",),
+    "harmeme": ("harmful", "intensity", "target"), "multioff": ("offensive",),
+    "mami": ("misogynous", "types"), "pridemm": ("hate", "target", "stance", "humour"),
+}
+LAYOUTS = tuple(LAYOUT_TASKS)
 ACTIVATIONS = ("relu", "gelu")
-SELECTIONS = ("auroc", "micro_f1", "paper_micro_f1", "accuracy")  # the dev metric of the best epoch
+# the dev metric of the best epoch; `metric`: the task's own (the benchmark's official metric)
+SELECTIONS = ("auroc", "micro_f1", "paper_micro_f1", "macro_f1", "weighted_f1", "accuracy", "metric")
 RGCL_FORMS = ("nll", "triplet")  # the paper's -log form | RGCL's shipped script's triplet
 CLASSIFIERS = ("logistic", "retrieval")  # the head's logit | RGCL's kNN vote in its embedding space
 LOSSES = ("bce", "rgcl")
@@ -33,6 +40,7 @@ FEATURE_SETTINGS = ("model", "pretrained", "resize", "precision", "tokenizer")
 class DataParams:
     dir: str
     layout: str
+    task: str  # which of the release's label sets is the primary task
     fine_grained: str | None  # folder of the fine-grained annotations, or None
     dev_fraction: float  # of train, carved into a `dev` split (0: none)
     dev_split: str
@@ -127,9 +135,11 @@ def parse(raw, source: str = "params.yaml") -> Params:
     if not isinstance(raw, dict):
         raise InputError(f"{source}: expected a mapping at the top level")
     reader = _Reader(raw, source)
+    layout = reader.choice("data.layout", LAYOUTS)
     data = DataParams(
         dir=reader.string("data.dir"),
-        layout=reader.choice("data.layout", LAYOUTS),
+        layout=layout,
+        task=reader.layout_task("data.task", layout),
         fine_grained=reader.optional_string("data.fine_grained"),
         dev_fraction=reader.float_below_one("data.dev_fraction"),
         dev_split=reader.string("data.dev_split"),
@@ -246,6 +256,16 @@ class _Reader:
         value = self._get(key)
         if value not in allowed:
             raise self._fail(key, "one of " + ", ".join(allowed), value)
+        return value
+
+    def layout_task(self, key: str, layout: str) -> str:
+        """One of the layout's tasks; null is its default, the first."""
+        value = self._get(key)
+        if value is None:
+            return LAYOUT_TASKS[layout][0]
+        if value not in LAYOUT_TASKS[layout]:
+            raise self._fail(key, f"null or a task of data.layout {layout}: "
+                                  + ", ".join(LAYOUT_TASKS[layout]), value)
         return value
 
     def _int(self, key: str, minimum: int, expected: str) -> int:

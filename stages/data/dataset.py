@@ -1,7 +1,8 @@
 """The meme dataset on disk, read by its release's own reader (`data.layout`), and checked.
 
-Layouts: `hateful_memes` (default; Kaggle's and the full challenge's, stages/data/hateful_memes.py),
-`propaganda` (stages/data/propaganda.py), `tamil` (stages/data/tamil.py). `data.fine_grained` adds the
+Layouts: `hateful_memes` (default; Kaggle's, the full challenge's and MMF's,
+stages/data/hateful_memes.py), `propaganda`, `tamil`, `harmeme`, `multioff`, `mami`, `pridemm`
+(one module each in stages/data/); `data.task` picks a release's primary label set. `data.fine_grained` adds the
 fine-grained Hateful Memes annotations as auxiliary labels (stages/data/fine_grained.py), and
 `data.dev_fraction` carves a seeded, stratified `dev` split out of `train` for releases that
 ship without one. Every reader yields the same records (stages/data/memes.py) and its task: the rest
@@ -22,33 +23,39 @@ from sklearn.model_selection import train_test_split
 
 from stages.common import params
 from stages.common.errors import InputError
-from stages.data import fine_grained, hateful_memes, propaganda, tamil
+from stages.data import fine_grained, harmeme, hateful_memes, mami, multioff, pridemm, propaganda, tamil
 from stages.data.memes import TRAIN_SPLIT, Dataset, Meme, read_new_memes
 from stages.data.task import Task
 
 
 @dataclass(frozen=True)
 class Layout:
-    read: Callable[[Path], Dataset]  # the release's folder -> its splits and task
+    read: Callable[[Path, str], Dataset]  # the release's folder, data.task -> splits and task
     caption: Callable[[str], str] = str  # what the reader does to a caption before CLIP sees it
 
 
 LAYOUTS = params.registry(params.LAYOUTS, {
     "hateful_memes": Layout(hateful_memes.read),
     "propaganda": Layout(propaganda.read, propaganda.caption),
-    "tamil": Layout(tamil.read)}, "data.layout")
+    "tamil": Layout(tamil.read),
+    "harmeme": Layout(harmeme.read),
+    "multioff": Layout(multioff.read),
+    "mami": Layout(mami.read),
+    "pridemm": Layout(pridemm.read)}, "data.layout")
 DEV_SPLIT = "dev"  # the split data.dev_fraction carves
 DEV_SEED = 0  # the carve is the same on every machine
 
 
 def read(root: str | Path, layout: str = "hateful_memes", fine_grained_dir: str | None = None,
-         dev_fraction: float = 0.0) -> Dataset:
+         dev_fraction: float = 0.0, task: str | None = None) -> Dataset:
+    """The release at `root` read by its layout's reader, for `task` (None: the layout's
+    default), with the fine-grained labels and a carved dev split where asked."""
     root = Path(root)
     if not root.is_dir():
         hint = (hateful_memes.missing_data_hint(root) if layout == "hateful_memes" else
                 f"data.layout {layout} expects its release's folder there (docs/datasets.md)")
         raise InputError(f"data.dir {root} does not exist: {hint}")
-    data = LAYOUTS[layout].read(root)
+    data = LAYOUTS[layout].read(root, task or params.LAYOUT_TASKS[layout][0])
     if fine_grained_dir:
         data = fine_grained.attach(data, Path(fine_grained_dir))
     return carve_dev(data, dev_fraction) if dev_fraction else data
@@ -63,12 +70,12 @@ def new_memes(path: Path, layout: str, task: Task) -> list[tuple[int, Meme]]:
 def read_params(data_params) -> Dataset:
     """The dataset params.yaml's `data.*` describes."""
     return read(data_params.dir, data_params.layout, data_params.fine_grained,
-                data_params.dev_fraction)
+                data_params.dev_fraction, data_params.task)
 
 
 def carve_dev(data: Dataset, fraction: float) -> Dataset:
     """A `dev` split of round(fraction x N) training memes, stratified by the first primary
-    label and seeded; the rest stay in train. The test split is never touched."""
+    label (stratum) and seeded; the rest stay in train. The test split is never touched."""
     if DEV_SPLIT in data.splits or TRAIN_SPLIT not in data.splits:
         raise InputError(f"data.dev_fraction: {data.root} has a '{DEV_SPLIT}' split already, "
                          f"or no '{TRAIN_SPLIT}' split to carve it from")
@@ -79,7 +86,7 @@ def carve_dev(data: Dataset, fraction: float) -> Dataset:
                          "no dev or no training meme")
     try:
         _, dev = train_test_split(np.arange(len(train)), test_size=size, random_state=DEV_SEED,
-                                  stratify=[m.label for m in train])
+                                  stratify=[stratum(m, data.task) for m in train])
     except ValueError as err:  # a label value too rare to stratify
         raise InputError(f"data.dev_fraction {fraction}: cannot carve a stratified dev split "
                          f"from {len(train)} training memes ({err})") from None
@@ -87,6 +94,13 @@ def carve_dev(data: Dataset, fraction: float) -> Dataset:
     splits = {**data.splits, TRAIN_SPLIT: [m for i, m in enumerate(train) if i not in dev],
               DEV_SPLIT: [m for i, m in enumerate(train) if i in dev]}
     return dataclasses.replace(data, splits=splits)
+
+
+def stratum(meme: Meme, task: Task) -> int:
+    """What the carve stratifies by: the first primary label (a C-class label: its class)."""
+    if task.is_categorical:
+        return meme.labels[task.primary].index(1)
+    return meme.label
 
 
 def unique_images(dataset: Dataset) -> list[str]:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from stages.common.errors import InputError
 from stages.data.memes import UNLABELED, Dataset, json_records
-from stages.data.task import Task
 
 PROTECTED_CATEGORIES = ("disability", "nationality", "pc_empty", "race", "religion", "sex")
 ATTACK_TYPES = ("attack_empty", "contempt", "dehumanizing", "exclusion", "inciting_violence",
@@ -27,7 +26,7 @@ FILES = ("train", "dev_seen", "dev_unseen")
 def attach(data: Dataset, folder: Path) -> Dataset:
     """The dataset with the 14 labels added as auxiliary labels of the memes they cover."""
     annotated = read(folder)
-    task = Task(data.task.labels, data.task.auxiliary + LABELS)
+    task = dataclasses.replace(data.task, auxiliary=data.task.auxiliary + LABELS)
     unknown = (UNLABELED,) * len(LABELS)
     splits = {name: [dataclasses.replace(m, labels=m.labels + annotated.get(m.id, unknown))
                      for m in memes] for name, memes in data.splits.items()}

@@ -5,6 +5,8 @@ Layouts (both real ones work; split names are the file stems):
   Full challenge:  train, dev_seen, dev_unseen, test_seen, test_unseen
 Each line: {"id": 42953, "img": "img/42953.png", "label": 0, "text": "..."}. `img` is the only
 way to find the image (ids are not file names); `label` is absent in unlabeled splits.
+The same files as MMF ships them, `annotations/*.jsonl` with the images under `images/img/`,
+are found from the folder's shape (no *.jsonl beside an annotations/ folder).
 """
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ from stages.data.memes import UNLABELED, Dataset, Meme, meme_fields, read_jsonl_
 from stages.data.task import HATEFUL
 
 
-def read(root: Path) -> Dataset:
-    files = sorted(root.glob("*.jsonl"))
+def read(root: Path, task: str = "hateful") -> Dataset:
+    files, images = sorted(root.glob("*.jsonl")), ""
+    if not files and (root / "annotations").is_dir():  # MMF's shape
+        files, images = sorted((root / "annotations").glob("*.jsonl")), "images/"
     if not files:
         raise InputError(f"no *.jsonl split files in {root}: {missing_data_hint(root)}")
-    return Dataset(root, {f.stem: read_split(f) for f in files}, HATEFUL)
+    return Dataset(root, {f.stem: read_split(f, images) for f in files}, HATEFUL)
 
 
 def missing_data_hint(root: Path) -> str:
@@ -30,8 +34,10 @@ def missing_data_hint(root: Path) -> str:
     )
 
 
-def read_split(path: Path) -> list[Meme]:
-    lines = read_jsonl_split(path, ("id", "img", "text"), to_meme)
+def read_split(path: Path, images: str = "") -> list[Meme]:
+    """A split's memes; `images` is the folder the `img` paths start from (MMF: images/)."""
+    lines = read_jsonl_split(path, ("id", "img", "text"),
+                             lambda record, where: to_meme(record, where, images))
     unlabeled = [number for number, meme in lines if meme.label == UNLABELED]
     if unlabeled and len(unlabeled) < len(lines):
         raise InputError(
@@ -41,9 +47,9 @@ def read_split(path: Path) -> list[Meme]:
     return [meme for _, meme in lines]
 
 
-def to_meme(record: dict, where: str) -> Meme:
+def to_meme(record: dict, where: str, images: str = "") -> Meme:
     meme_id, img, text = meme_fields(record, where)
     label = record.get("label", UNLABELED)
     if "label" in record and (label not in (0, 1) or isinstance(label, bool)):
         raise InputError(f"{where}: 'label' must be 0 or 1, got {label!r}")
-    return Meme(id=meme_id, img=img, text=text, labels=(int(label),))
+    return Meme(id=meme_id, img=images + img, text=text, labels=(int(label),))

@@ -39,6 +39,14 @@ class Dataset:
         return self.task.is_labeled([m.labels for m in self.splits[split]])
 
 
+def defined(memes: list[Meme], task: Task) -> list[Meme]:
+    """A split's memes that have the task's primary label: a task defined on part of a
+    release (HarMeme's target, on harmful memes) leaves the others out. A split that knows
+    no label at all (an unlabeled test split) keeps every meme."""
+    known = [m for m in memes if UNLABELED not in m.labels[task.primary]]
+    return known if known else memes
+
+
 def meme_fields(record: dict, where: str, img_key: str = "img") -> tuple[str, str, str]:
     """A JSON record's id (as a string), image path and caption, checked."""
     meme_id, img, text = record["id"], record[img_key], record["text"]

@@ -24,11 +24,11 @@ TECHNIQUES = (
     "Obfuscation, Intentional vagueness, Confusion", "Whataboutism", "Thought-terminating cliché",
     "Presenting Irrelevant Data (Red Herring)", "Appeal to authority", "Bandwagon",
 )
-TASK = Task(TECHNIQUES)
+TASK = Task(TECHNIQUES, metric="paper_micro_f1")  # Hate-CLIPper's Table 2 figure
 SPLITS = ("train", "val", "test")
 
 
-def read(root: Path) -> Dataset:
+def read(root: Path, task: str = "techniques") -> Dataset:
     missing = [s for s in SPLITS if not (root / "annotations" / f"{s}.jsonl").is_file()]
     if missing:
         raise InputError(f"{root}/annotations/: no {', '.join(s + '.jsonl' for s in missing)} "

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from stages.common.errors import InputError
+from stages.data import tables
 from stages.data.memes import Dataset, Meme, check_image_path
 from stages.data.task import Task
 
 TASK = Task(("troll",))
 
 
-def read(root: Path) -> Dataset:
+def read(root: Path, task: str = "troll") -> Dataset:
     gold = read_csv(root / "gold_labels_for_test.csv", ("ref_caption", "label"))
     test_labels = {}
     for name, label in zip(gold["ref_caption"], gold["label"]):
@@ -37,18 +36,9 @@ def read(root: Path) -> Dataset:
     return Dataset(root, {"train": train, "test": test}, TASK)
 
 
-def read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError(f"{path}: not found (data.layout: tamil expects train_captions.csv, "
-                         "test_captions.csv and gold_labels_for_test.csv)")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not a readable CSV ({err})") from None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise InputError(f"{path}:1: missing column {missing[0]!r} (has {', '.join(table.columns)})")
-    return table
+def read_csv(path: Path, columns: tuple[str, ...]):
+    return tables.read_table(path, columns, "data.layout: tamil expects train_captions.csv, "
+                             "test_captions.csv and gold_labels_for_test.csv")
 
 
 def rows(path: Path):

@@ -48,20 +48,22 @@ class HeadConfig:
     runs: int = 1  # independent heads trained side by side
     outputs: int = 1  # one logit per primary label of the task
     aux_outputs: int = 0  # and per auxiliary label, in a layer of their own
+    softmax: tuple[tuple[int, int], ...] = ()  # output columns of each C-class label
     normalize: bool = True  # L2-normalise the projections (the paper)
     pre_output_dim: int | None = None  # None: map_dim (the paper)
     activation: str = "relu"  # after each pre-output layer
 
     @classmethod
-    def from_params(cls, p, image_dim: int, text_dim: int, outputs: int = 1,
-                    aux_outputs: int = 0) -> "HeadConfig":
+    def from_params(cls, p, image_dim: int, text_dim: int, task=None) -> "HeadConfig":
         """The head params.yaml describes, for features of these widths (from the cache) and
-        a task of `outputs` primary and `aux_outputs` auxiliary labels."""
+        a task (stages/data/task.py; None: one label): one output per label column, a
+        softmax over each C-class label's."""
         return cls(image_dim=image_dim, text_dim=text_dim, fusion=p.fusion,
                    map_dim=p.head.map_dim, num_mapping_layers=p.head.num_mapping_layers,
                    num_pre_output_layers=p.head.num_pre_output_layers,
-                   drop_probs=p.head.drop_probs, runs=p.train.runs, outputs=outputs,
-                   aux_outputs=aux_outputs,
+                   drop_probs=p.head.drop_probs, runs=p.train.runs,
+                   outputs=len(task.labels) if task else 1,
+                   aux_outputs=len(task.auxiliary) if task else 0, softmax=task.spans if task else (),
                    normalize=p.head.normalize, pre_output_dim=p.head.pre_output_dim,
                    activation=p.head.activation)
 
@@ -278,7 +280,8 @@ def load(path: str | Path) -> tuple[HateClipper, dict]:
     """Load a head saved by `save`: returns the model (eval mode) and the checkpoint's meta."""
     def build(checkpoint: dict) -> tuple[HateClipper, dict]:
         config = checkpoint.pop("config")
-        head = HateClipper(HeadConfig(**{**config, "drop_probs": tuple(config["drop_probs"])}))
+        head = HateClipper(HeadConfig(**{**config, "drop_probs": tuple(config["drop_probs"]),
+                                         "softmax": tuple(map(tuple, config.get("softmax", ())))}))
         head.load_state_dict(checkpoint.pop("state_dict"))
         return head.eval(), checkpoint
 
@@ -297,7 +300,15 @@ def outputs(head: HateClipper, image, text, batch_size: int = 4096
                       text[i:i + batch_size].expand(runs, -1, -1))
              for i in range(0, len(image), batch_size)]
     return (torch.cat([embedding for embedding, _ in parts], dim=1),
-            torch.sigmoid(torch.cat([logits for _, logits in parts], dim=1)))
+            probabilities(torch.cat([logits for _, logits in parts], dim=1), head.config.softmax))
+
+
+def probabilities(logits: torch.Tensor, softmax: tuple[tuple[int, int], ...]) -> torch.Tensor:
+    """Each binary label's sigmoid, each C-class label's softmax over its columns."""
+    probs = torch.sigmoid(logits)
+    for start, end in softmax:
+        probs[..., start:end] = torch.softmax(logits[..., start:end], dim=-1)
+    return probs
 
 
 def predict_probs(head: HateClipper, image, text) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Training losses, per run: binary cross-entropy, and RGCL's retrieval-guided contrastive loss.
+"""Training losses, per run: binary cross-entropy, softmax cross-entropy for a label of C
+classes, and RGCL's retrieval-guided contrastive loss.
 
 RGCL (Mei et al., ACL 2024, Sec. 3) pulls each training meme's embedding g towards its
 pseudo-gold positive g+ (the most similar same-label training meme) and away from its hard
@@ -30,6 +31,16 @@ def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     known = labels >= 0
     cells = F.binary_cross_entropy_with_logits(logits, labels.clamp(min=0), reduction="none")
     return (cells * known).flatten(1).sum(-1) / known.flatten(1).sum(-1).clamp(min=1)
+
+
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean softmax cross-entropy of each run over the memes whose class is known: logits and
+    one-hot labels (runs, b, C), -1 where unknown -> (runs,); 0 for a run whose batch knows
+    none."""
+    known = labels[..., 0] >= 0
+    cells = F.cross_entropy(logits.flatten(0, 1), labels.argmax(-1).flatten(), reduction="none")
+    cells = cells.view(known.shape) * known
+    return cells.sum(-1) / known.sum(-1).clamp(min=1)
 
 
 def rgcl_contrastive(embedding: torch.Tensor, labels: torch.Tensor, positive: torch.Tensor,

@@ -1,11 +1,13 @@
 """AUROC, its interval over runs and memes, and the dev threshold (numpy only, quick to import)."""
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
 
-THRESHOLD = 0.5  # pred_label = prob_hate >= THRESHOLD, as in the seed's predictions
+from stages.data.task import HATEFUL, THRESHOLD, Task
+
 BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 0  # the interval is reproducible: same predictions, same interval
 
@@ -78,14 +80,29 @@ def best_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(candidates[int(np.argmax(accuracies))])
 
 
-# Scores of a task's labels at THRESHOLD: labels and predictions (N, L), 0/1.
+# Scores of a task's labels: labels (N, L) 0/1 and predictions (N, L) in [0, 1]. Predictions are
+# 0/1 for a model (Task.predicted); a fraction is a random guess's chance (the uniform
+# baseline), and every count below is then its expectation.
+
+def confusion(labels: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each column's true positives, false positives and false negatives."""
+    labels, predicted = labels.astype(float), predicted.astype(float)
+    return ((predicted * labels).sum(axis=0), (predicted * (1 - labels)).sum(axis=0),
+            ((1 - predicted) * labels).sum(axis=0))
+
+
+def f1_of(tp, fp, fn) -> np.ndarray:
+    """F1 from counts; 0 where there is no positive at all (scikit-learn's zero_division=0)."""
+    tp, wrong = np.asarray(tp, float), np.asarray(fp, float) + np.asarray(fn, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tp + wrong > 0, 2 * tp / (2 * tp + wrong), 0.0)
+
 
 def micro_f1(labels: np.ndarray, predicted: np.ndarray) -> float:
     """The standard micro-F1 (scikit-learn's average="micro"): F1 of the positive class pooled
-    over every meme x label cell; 0 where there is no positive at all."""
-    tp = np.sum((predicted == 1) & (labels == 1))
-    wrong = np.sum(predicted != labels)
-    return float(2 * tp / (2 * tp + wrong)) if tp or wrong else 0.0
+    over every meme x label cell (for one C-class label: its accuracy)."""
+    tp, fp, fn = confusion(labels.reshape(-1, 1), predicted.reshape(-1, 1))
+    return float(f1_of(tp, fp, fn)[0])
 
 
 def paper_micro_f1(labels: np.ndarray, predicted: np.ndarray) -> float:
@@ -93,21 +110,68 @@ def paper_micro_f1(labels: np.ndarray, predicted: np.ndarray) -> float:
     F1Score(mdmc_average="global") on integer (N, L) predictions reads them as multi-class
     (classes 0 and 1) and pools both, which is the accuracy over every meme x label cell,
     negatives included (for one label: plain accuracy)."""
-    return float(np.mean(predicted == labels))
+    labels, predicted = labels.astype(float), predicted.astype(float)
+    return float(np.mean(predicted * labels + (1 - predicted) * (1 - labels)))
 
 
-def macro_f1(labels: np.ndarray, predicted: np.ndarray) -> float:
-    """The mean over labels of each label's F1 (0 for a label with no positive at all)."""
-    return float(np.mean([micro_f1(labels[:, k], predicted[:, k]) for k in range(labels.shape[1])]))
+def class_f1(labels: np.ndarray, predicted: np.ndarray, categorical: bool = False
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Each class's F1 and support, as scikit-learn's macro and weighted averages count them:
+    for one binary label its two classes (1 and 0), otherwise each column (a label of a
+    multi-label task, or a class of a C-class one). Of one label's classes only those in the
+    truth or the predictions count (scikit-learn's unique labels: Harm-C's test split has
+    no organization target)."""
+    single = labels.shape[1] == 1
+    if single:
+        labels, predicted = np.hstack([labels, 1 - labels]), np.hstack([predicted, 1 - predicted])
+    f1, support = f1_of(*confusion(labels, predicted)), labels.sum(axis=0)
+    if single or categorical:
+        present = (support > 0) | (predicted.sum(axis=0) > 0)
+        f1, support = f1[present], support[present]
+    return f1, support
+
+
+def macro_f1(labels: np.ndarray, predicted: np.ndarray, categorical: bool = False) -> float:
+    """scikit-learn's average="macro": the mean of class_f1 (one binary label: both classes)."""
+    return float(np.mean(class_f1(labels, predicted, categorical)[0]))
+
+
+def weighted_f1(labels: np.ndarray, predicted: np.ndarray, categorical: bool = False) -> float:
+    """scikit-learn's average="weighted": class_f1 weighted by each class's support."""
+    f1, support = class_f1(labels, predicted, categorical)
+    return float((f1 * support).sum() / support.sum()) if support.sum() else 0.0
 
 
 def exact_match(labels: np.ndarray, predicted: np.ndarray) -> float:
     """The share of memes whose every label is right."""
-    return float(np.mean((predicted == labels).all(axis=1)))
+    labels, predicted = labels.astype(float), predicted.astype(float)
+    return float(np.mean(np.prod(predicted * labels + (1 - predicted) * (1 - labels), axis=1)))
+
+
+def class_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """A C-class label's accuracy: the share of memes given their class (the chance of it)."""
+    return float(np.mean((predicted.astype(float) * labels).sum(axis=1)))
 
 
 TASK_METRICS = {"micro_f1": micro_f1, "paper_micro_f1": paper_micro_f1, "macro_f1": macro_f1,
-                "exact_match": exact_match}
+                "weighted_f1": weighted_f1, "exact_match": exact_match}
+
+
+def metric_function(name: str, categorical: bool):
+    """The task metric `name` as a function of (labels, predicted). For one C-class label,
+    TorchMetrics' global F1 on class indices, exact match and accuracy are all its accuracy;
+    otherwise accuracy is over every meme x label cell (one label: plain accuracy)."""
+    if categorical and name in ("paper_micro_f1", "exact_match", "accuracy"):
+        return class_accuracy
+    if categorical and name in ("macro_f1", "weighted_f1"):
+        return functools.partial(TASK_METRICS[name], categorical=True)
+    return paper_micro_f1 if name == "accuracy" else TASK_METRICS[name]
+
+
+def task_metrics(labels: np.ndarray, predicted: np.ndarray, categorical: bool) -> dict[str, float]:
+    """Every task metric of predictions, and `accuracy`."""
+    return {name: metric_function(name, categorical)(labels, predicted)
+            for name in (*TASK_METRICS, "accuracy")}
 
 
 def mean_auroc(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -117,24 +181,42 @@ def mean_auroc(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
-def dev_score(select: str, labels: np.ndarray, probs: np.ndarray) -> float:
-    """The train.select metric of one run's probabilities (N, L) on the dev split; `accuracy`
-    is RGCL's selection, the logistic head's accuracy at 0.5 (over every cell)."""
+def dev_score(select: str, labels: np.ndarray, probs: np.ndarray, task: Task = HATEFUL) -> float:
+    """The train.select metric of one run's probabilities (N, L) of the task's primary labels
+    on the dev split (`metric`: the task's own); `accuracy` is RGCL's selection, the head's
+    accuracy over every cell (one C-class label: over memes)."""
+    select = task.metric if select == "metric" else select
     if select == "auroc":
         return mean_auroc(labels, probs)
-    metric = paper_micro_f1 if select == "accuracy" else TASK_METRICS[select]
-    return metric(labels, (probs >= THRESHOLD).astype(labels.dtype))
+    return metric_function(select, task.is_categorical)(labels, task.predicted(probs))
 
 
-def baselines(labels: np.ndarray, train_labels: np.ndarray) -> dict:
-    """What constant predictions score: none of the labels, all of them, and each label's
-    majority value on the training split."""
-    majority = (train_labels.mean(axis=0) > 0.5).astype(labels.dtype)
-    constants = {"all_negative": np.zeros_like(labels), "all_positive": np.ones_like(labels),
-                 "majority": np.broadcast_to(majority, labels.shape)}
-    return {name: {"micro_f1": micro_f1(labels, predicted),
-                   "paper_micro_f1": paper_micro_f1(labels, predicted)}
-            for name, predicted in constants.items()}
+def baselines(labels: np.ndarray, train_labels: np.ndarray, task: Task = HATEFUL) -> dict:
+    """What constant predictions score, every task metric: the training split's majority
+    (each label's, or the most frequent class) and a uniform random guess (each label on
+    with chance 1/2, or each class 1/C: its expected counts); for binary labels also none of
+    them and all of them. AUROC of any of these is 0.5."""
+    if task.is_categorical:
+        share = np.full(labels.shape[1], 1 / labels.shape[1])
+        majority = np.eye(labels.shape[1])[np.argmax(train_labels.sum(axis=0))]
+        constants = {"majority": majority, "uniform": share}
+    else:
+        constants = {"all_negative": np.zeros(labels.shape[1]), "all_positive": np.ones(labels.shape[1]),
+                     "majority": (train_labels.mean(axis=0) > 0.5).astype(float),
+                     "uniform": np.full(labels.shape[1], 0.5)}
+    return {name: task_metrics(labels, np.broadcast_to(row, labels.shape), task.is_categorical)
+            for name, row in constants.items()}
+
+
+def metric_interval(score, labels: np.ndarray, run_predicted: np.ndarray, level: float = 0.95
+                    ) -> tuple[float, float]:
+    """Percentile bootstrap interval over the split's memes of the mean over runs of
+    score(labels, predicted), every run scored on the same draws (as auroc_interval)."""
+    draws = bootstrap_draws(len(labels))
+    means = [np.mean([score(labels[d], predicted[d]) for predicted in run_predicted]) for d in draws]
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def f1_intervals(labels: np.ndarray, run_predicted: np.ndarray, level: float = 0.95
