@@ -196,6 +196,41 @@ def rows(spec: dict, cells: list[dict], found: list[dict]) -> list[dict]:
     return table
 
 
+ALPHA = 0.05  # the level at which a cell is told apart from the table's best
+
+
+def mark_best(spec: dict, table: list[dict], read) -> None:
+    """Per split, the best cell (the highest mean) and, for every other cell with a result,
+    the paired permutation p-value of its difference from the best (scripts.compare, on the
+    memes both scored): `vs_best_<split>` is `best`, `≈ best` (p >= ALPHA: not told apart)
+    or empty. `read(rev)` gives an experiment's probabilities (compare.read)."""
+    from scripts import compare
+
+    for split in spec["splits"]:
+        scored = [row for row in table if row[split] and row["experiment"]]
+        if not scored:
+            continue
+        best = max(scored, key=lambda row: row[split]["value"])
+        best_side = read(best["experiment"])
+        for row in scored:
+            if row is best:
+                row[f"vs_best_{split}"], row[f"p_best_{split}"] = "best", None
+                continue
+            results, _ = compare.compare_sides(best_side, read(row["experiment"]), [split],
+                                               spec["metric"])
+            p = results[split].p_value
+            row[f"vs_best_{split}"], row[f"p_best_{split}"] = ("≈ best" if p >= ALPHA else ""), p
+
+
+def forest_rows(spec: dict, table: list[dict], split: str) -> list[dict]:
+    return [{"label": f"{row['fusion']}, {row['pre_output_layers']} pre-output",
+             "value": row[split]["value"] if row[split] else None,
+             "low": row[split]["ci_low"] if row[split] else None,
+             "high": row[split]["ci_high"] if row[split] else None,
+             "paper": row[f"paper_{split}"], "best": row.get(f"vs_best_{split}") == "best",
+             "same_as_best": row.get(f"vs_best_{split}") == "≈ best"} for row in table]
+
+
 def cell_text(value: dict | None, paper: float) -> str:
     if value is None:
         return "—"
@@ -228,8 +263,10 @@ def markdown(spec: dict, table: list[dict], overrides: dict) -> str:
         "predicting no label scores (AUROC: 50), and the training majority's score; for micro-F1",
         "tables the standard (scikit-learn) micro-F1 stands beside it. Rank: 1 + the number of",
         "cells whose interval lies wholly above this one's, so cells with overlapping intervals",
-        "are not ranked against each other. Parameters: one run's trainable parameters here / the",
-        "paper's count.",
+        "are not ranked against each other. **best** / **≈ best**: the split's best cell, and the",
+        "cells a paired permutation test (same memes, scripts.compare) does not tell apart from it",
+        f"at alpha {ALPHA} (each cell tested against the best alone: docs/methods.md). Parameters:",
+        "one run's trainable parameters here / the paper's count.",
         "",
         "Overrides on top of the paper's settings: "
         + (", ".join(f"`{k}={v}`" for k, v in overrides.items()) or "none") + ".",
@@ -243,7 +280,9 @@ def markdown(spec: dict, table: list[dict], overrides: dict) -> str:
                  f"{row['trainable_params']:,} / {row['paper_trainable_params']}"
                  if row["trainable_params"] else f"— / {row['paper_trainable_params']}"]
         for split in splits:
-            cells += [cell_text(row[split], row[f"paper_{split}"]), row[f"paper_{split}"],
+            mark = row.get(f"vs_best_{split}")
+            cells += [cell_text(row[split], row[f"paper_{split}"]) + (f" **{mark}**" if mark else ""),
+                      row[f"paper_{split}"],
                       baseline_text(row[split]), row[f"rank_{split}"] or "—"]
         cells.append(row["status"] + (f" ({row['experiment']})" if row["experiment"] else ""))
         lines.append("| " + " | ".join(str(x) for x in cells) + " |")
@@ -256,14 +295,16 @@ def csv_text(spec: dict, table: list[dict]) -> str:
     fields = ("value", "std", "ci_low", "ci_high", "ensemble", "constant")
     for split in spec["splits"]:
         header += [f"{split}_{spec['metric']}_{key}" for key in fields]
-        header += [f"paper_{split}", f"rank_{split}"]
+        header += [f"paper_{split}", f"rank_{split}", f"p_vs_best_{split}"]
     lines = [",".join(header)]
     for row in table:
         values = [row[k] if row[k] is not None else "" for k in header[:7]]
         for split in spec["splits"]:
             value = row[split] or {}
             values += [f"{value[k]:.4f}" if k in value else "" for k in fields]
-            values += [row[f"paper_{split}"], row[f"rank_{split}"] or ""]
+            p = row.get(f"p_best_{split}")
+            values += [row[f"paper_{split}"], row[f"rank_{split}"] or "",
+                       "best" if row.get(f"vs_best_{split}") == "best" else "" if p is None else f"{p:.4f}"]
         lines.append(",".join(str(v) for v in values))
     return "\n".join(lines) + "\n"
 
@@ -403,6 +444,12 @@ def write_reports(name: str, spec: dict, table: list[dict], overrides: dict) -> 
     write_text(path.with_suffix(".md"), markdown(spec, table, overrides))
     write_text(path.with_suffix(".csv"), csv_text(spec, table))
     write_text(path.with_suffix(".svg"), svg(spec, table))
+    from stages.report import plotting
+
+    plotting.forest(path.with_name(f"{path.name}_forest.png"),
+                    {split: forest_rows(spec, table, split) for split in spec["splits"]},
+                    f"{spec['title']}: {METRIC_NAMES[spec['metric']].split(' (')[0]} x 100, this project "
+                    "(blue; hollow: not told apart from the best, shaded) and the paper (red)")
     return path
 
 
@@ -502,8 +549,13 @@ def main(argv: list[str] | None = None) -> None:
         wait_for_queue(len(todo))
         found = experiments(json.loads(dvc("exp", "show", "--json")))
     table = (encoder_rows if spec.get("kind") == "encoders" else rows)(spec, cells, found)
+    if spec.get("kind") != "encoders":
+        from scripts import compare
+
+        mark_best(spec, table, compare.read)
     path = write_reports(args.table, spec, table, overrides)
-    print(f"wrote {path}.md, .csv" + ("" if spec.get("kind") == "encoders" else " and .svg"))
+    print(f"wrote {path}.md, .csv" + ("" if spec.get("kind") == "encoders" else
+                                      f", .svg and {path.name}_forest.png"))
 
 
 if __name__ == "__main__":

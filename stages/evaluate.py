@@ -32,7 +32,7 @@ from sklearn import metrics
 from stages.cache import features
 from stages.common import params as params_module
 from stages.common.errors import InputError, run_stage
-from stages.common.files import atomic_dir, write_csv, write_json
+from stages.common.files import atomic_dir, atomic_path, write_csv, write_json
 from stages.data.memes import TRAIN_SPLIT
 from stages.data.task import Task
 from stages.head import inputs, retrieval
@@ -41,6 +41,7 @@ from stages.report import plotting, scoring
 METRICS = Path("reports/metrics.json")
 PLOTS = Path("reports/plots")
 PER_LABEL = Path("reports/per_label")
+PROBABILITIES = Path("reports/probabilities.npz")
 
 
 def binary_summary(labels: np.ndarray, probs: np.ndarray, dev_threshold: float) -> dict:
@@ -147,6 +148,20 @@ def write_plots(plots: Path, labels: dict[str, np.ndarray], probs: dict[str, np.
                        f"Confusion (prob_hate >= {scoring.THRESHOLD})")
 
 
+def write_probabilities(path: Path, task: Task, splits: dict[str, features.SplitFeatures],
+                        probs: dict[str, np.ndarray]) -> None:
+    """Every run's probabilities of every label (auxiliary too) on every labeled split, for
+    paired comparisons (scripts.compare): a numpy .npz holding `task` (its JSON), `splits`
+    (the names), and per split `<split>.ids` (N,), `<split>.labels` (N, L) int8 and
+    `<split>.probs` (runs, N, L) float32, in the cache's order (docs/outputs.md)."""
+    arrays = {"task": np.array(task.to_json()), "splits": np.array(list(splits))}
+    for name, split in splits.items():
+        arrays.update({f"{name}.ids": np.array(split.ids), f"{name}.labels": split.labels,
+                       f"{name}.probs": probs[name].astype(np.float32)})
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        np.savez_compressed(out, **arrays)
+
+
 def summary_line(split: str, m: dict, metric: str) -> str:
     """The benchmark's own metric first, with its interval and what the training majority and
     a uniform guess score, then AUROC (one-vs-rest for a C-class label) and the standard and
@@ -189,9 +204,10 @@ def main(argv: list[str] | None = None) -> None:
             write_csv(per_label_dir / f"{name}.csv", per_label(task, split.labels, probs[name].mean(axis=0)))
     for name, m in results.items():
         print(summary_line(name, m, task.metric))
+    write_probabilities(PROBABILITIES, task, labeled, probs)
     write_json(METRICS, results)  # one entry per split, nothing else, for dvc and scripts alike
     print(f"wrote {METRICS} ({len(thresholds)} run(s); mean ± std over runs, 95% bootstrap "
-          f"intervals, constant-prediction baselines), {PER_LABEL}/<split>.csv and the "
+          f"intervals, constant-prediction baselines), {PROBABILITIES}, {PER_LABEL}/<split>.csv and the "
           f"ensemble's curves under {PLOTS}/ (pictures in {PLOTS}/images/)")
 
 

@@ -112,3 +112,25 @@ def heatmaps(path: str | Path, maps: dict[str, np.ndarray], title: str, xlabel: 
     figure.colorbar(image, ax=axes, shrink=0.6)
     figure.suptitle(title, fontsize=9)
     save(figure, path)
+def forest(path: str | Path, panels: dict[str, list[dict]], title: str) -> None:
+    """A forest plot, one panel per split: a line per cell with its value and interval
+    (blue; hollow where the paired test does not tell it apart from the best cell), the
+    paper's figure (red tick), the best cell's interval shaded. A row: label, value, low,
+    high (None without a result), paper (or None), best, same_as_best."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 0.4 * max(map(len, panels.values())) + 1.4),
+                                sharey=True, squeeze=False)
+    for ax, (split, rows) in zip(axes[0], panels.items()):
+        for y, row in enumerate(reversed(rows)):
+            if row["value"] is not None:
+                if row["best"]:
+                    ax.axvspan(row["low"], row["high"], color="steelblue", alpha=0.12, zorder=0)
+                filled = row["best"] or not row["same_as_best"]
+                ax.errorbar(row["value"], y, xerr=[[row["value"] - row["low"]], [row["high"] - row["value"]]],
+                            fmt="o", color="steelblue", mfc="steelblue" if filled else "white", capsize=3)
+            if row["paper"] is not None:
+                ax.plot(row["paper"], y, marker="|", color="crimson", markersize=14, mew=2)
+        ax.set_yticks(range(len(rows)), [r["label"] for r in reversed(rows)])
+        ax.set(xlabel=split)
+        ax.grid(axis="x", alpha=0.3)
+    figure.suptitle(title)
+    save(figure, path)
