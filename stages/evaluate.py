@@ -14,8 +14,9 @@ scikit-learn's micro), `paper_micro_f1` (the official code's TorchMetrics figure
 over meme x label cells), `macro_f1`, `weighted_f1`, `exact_match`, each with `*_std`,
 `micro_f1_ci_low/high`, `ensemble_micro_f1` (and the same for `paper_micro_f1` and the task's
 own metric); `baselines` holds what the training majority and a uniform guess score (and for
-binary labels predicting none or all). The summary line leads with the benchmark's metric. reports/per_label/<split>.csv
-has every label's support, F1 and AUROC (auxiliary labels too). ROC, precision-recall and
+binary labels predicting none or all). The summary line leads with the benchmark's metric.
+reports/per_label/<split>.csv has every label's support, F1 and AUROC (auxiliary labels and
+each class too); reports/probabilities.npz every run's probabilities (scripts.compare). ROC, precision-recall and
 confusion data of the runs' ensemble go under reports/plots/ (DVC plots), and as static
 pictures in reports/plots/images/ (roc.png, precision_recall.png, confusion.png).
 """
@@ -91,6 +92,8 @@ def summary(labels: np.ndarray, run_probs: np.ndarray, dev_thresholds: np.ndarra
                   baselines=scoring.baselines(labels, train_labels, task))
     ensemble_scores = scoring.task_metrics(labels, ensemble_predicted, task.is_categorical)
     intervals = scoring.f1_intervals(labels, run_predicted)
+    if task.is_categorical:  # its paper micro-F1 is its accuracy, not the cells' (task_metrics)
+        intervals["paper_micro_f1"] = scoring.metric_interval(scoring.class_accuracy, labels, run_predicted)
     if task.metric not in ("auroc", *intervals):
         intervals[task.metric] = scoring.metric_interval(
             scoring.metric_function(task.metric, task.is_categorical), labels, run_predicted)

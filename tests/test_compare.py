@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
+from stages.common.errors import InputError
 from stages.data.task import HATEFUL, Label, Task
 from stages.report import paired
 from tests.test_dvc_pipeline import sh, workspace
@@ -143,10 +144,42 @@ def test_the_paper_table_marks_cells_not_told_apart_from_the_best_and_draws_a_fo
     sh(f"{sys.executable} -m scripts.paper_table --table 1 --fusion cross --set head.map_dim=16 "
        "--set train.epochs=3", ws)
     text = (ws / "reports/paper_table_1.md").read_text()
-    assert text.count(") **best**") == 2  # one cell per split
+    assert text.count("**best** |") == 2  # one cell per split
     rows = list(csv.DictReader(io.StringIO((ws / "reports/paper_table_1.csv").read_text())))
     marks = [row["p_vs_best_dev_seen"] for row in rows if row["status"] == "run"]
     assert sorted(marks)[-1] == "best" and 0 < float(sorted(marks)[0]) <= 1
     assert (float(sorted(marks)[0]) >= 0.05) == ("≈ best" in text)
     forest = ws / "reports/paper_table_1_forest.png"
     assert forest.read_bytes()[:4] == b"\x89PNG"
+
+
+def side(ids, labels, probs, where="x"):
+    return {"task": HATEFUL, "where": where,
+            "splits": {"dev": (list(ids), np.array(labels, np.int8)[:, None], np.array(probs)[None, :, None])}}
+
+
+def test_sides_of_different_caches_are_compared_on_the_memes_they_share():
+    from scripts import compare
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 30)
+    a = side([f"m{k}" for k in range(30)], labels, rng.random(30), "a")
+    b = side([f"m{k}" for k in range(10, 40)], np.concatenate([labels[10:], [0] * 10]), rng.random(30), "b")
+    results, notes = compare.compare_sides(a, b, None)
+    assert results["dev"].n == 20 and notes == ["split 'dev': compared on the 20 memes both sides scored (A 30, B 30)"]
+    alone = side(["z1", "z2"], [0, 1], [0.1, 0.9])
+    with pytest.raises(InputError, match="share no meme"):
+        compare.compare_sides(a, alone, None)
+    with pytest.raises(InputError, match="not a labeled split of both"):
+        compare.compare_sides(a, b, ["test"])
+
+
+def test_the_probabilities_file_holds_every_run_as_evaluate_computed_it(two_experiments):
+    from scripts import compare
+
+    saved = compare.unpack((two_experiments / "reports/probabilities.npz").read_bytes(), "workspace")
+    metrics_file = json.loads((two_experiments / "reports/metrics.json").read_text())
+    assert set(saved["splits"]) == set(metrics_file)
+    ids, labels, probs = saved["splits"]["dev_seen"]
+    assert probs.shape == (1, metrics_file["dev_seen"]["n"], 1) and labels.dtype == np.int8
+    assert metrics.roc_auc_score(labels[:, 0], probs[0, :, 0]) == pytest.approx(metrics_file["dev_seen"]["auroc"])

@@ -183,3 +183,12 @@ def test_a_class_label_is_predicted_by_its_most_probable_class():
     assert task.predicted(probs).tolist() == [[1, 0, 1, 0], [0, 0, 0, 1]]
     assert task.names == ("harmful", "intensity=not", "intensity=some", "intensity=very")
     assert Task.from_json(task.to_json()) == task and not task.is_categorical
+
+
+def test_select_metric_picks_the_epoch_by_the_benchmarks_own_metric():
+    truth, predicted, y, guess = categorical(seed=4)
+    task = Task.of((Label("target", ("a", "b", "c", "d")),), metric="macro_f1")
+    probs = predicted * 0.7 + 0.05  # argmax is the guess
+    assert scoring.dev_score("metric", truth, probs, task) == pytest.approx(
+        metrics.f1_score(y, guess, average="macro"))
+    assert scoring.dev_score("accuracy", truth, probs, task) == pytest.approx(np.mean(y == guess))

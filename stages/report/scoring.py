@@ -1,4 +1,5 @@
-"""AUROC, its interval over runs and memes, and the dev threshold (numpy only, quick to import)."""
+"""AUROC and the task metrics (F1s, accuracy), their intervals over runs and memes, what constants
+score, and the dev threshold (numpy only, quick to import)."""
 from __future__ import annotations
 
 import functools
