@@ -32,20 +32,19 @@ WORKSPACE = "workspace"
 def read(rev: str) -> dict:
     """A revision's probabilities file: {"task": Task, "splits": {name: (ids, labels, probs)}}."""
     import dvc.api
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import PathMissingError
+    from dvc.scm import RevError
 
+    missing = (f"{rev} has no {PROBABILITIES}: rerun it with this version "
+               "(`dvc exp run`, or `dvc repro` for the workspace)")
     try:
         with dvc.api.open(PROBABILITIES, rev=None if rev == WORKSPACE else rev, mode="rb") as f:
             raw = f.read()
-    except FileNotFoundError:
-        raise InputError(f"{rev} has no {PROBABILITIES}: rerun it with this version "
-                         "(`dvc exp run`, or `dvc repro` for the workspace)") from None
-    except DvcException as err:
-        text = str(err)
-        if "unknown Git revision" in text or "Revision" in text or "rev" in text.lower():
-            raise InputError(f"unknown revision {rev!r}: not an experiment, commit, branch or "
-                             "tag of this repository (`dvc exp list`, `git log`)") from None
-        raise InputError(f"{rev} has no {PROBABILITIES}: rerun it with this version ({text})") from None
+    except (FileNotFoundError, PathMissingError):
+        raise InputError(missing) from None
+    except RevError:
+        raise InputError(f"unknown revision {rev!r}: not an experiment, commit, branch or tag "
+                         "of this repository (`dvc exp list`, `git log`)") from None
     return unpack(raw, rev)
 
 
