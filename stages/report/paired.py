@@ -15,7 +15,6 @@ permutes memes for both sides at once:
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,22 +34,14 @@ def run_scores(metric: str, task: Task, labels: np.ndarray, run_probs: np.ndarra
     return np.array([score(labels, task.predicted(probs)) for probs in run_probs])
 
 
-def auroc_of_rows(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """The mean-over-labels AUROC of each row of (B, N, L) labels and probabilities."""
-    per_label = [scoring.auroc_rows(labels[..., k], probs[..., k]) for k in range(labels.shape[-1])]
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a draw with one class has no AUROC
-        return np.nanmean(np.array(per_label), axis=0)
-
-
 def bootstrap_interval(metric: str, task: Task, labels: np.ndarray, a: np.ndarray, b: np.ndarray,
                        level: float = 0.95) -> tuple[float, float]:
     """The paired bootstrap interval of mean(a's runs) - mean(b's runs)."""
     draws = scoring.bootstrap_draws(len(labels))
     if metric == "auroc":
         drawn = labels[draws]
-        deltas = (np.mean([auroc_of_rows(drawn, probs[draws]) for probs in a], axis=0)
-                  - np.mean([auroc_of_rows(drawn, probs[draws]) for probs in b], axis=0))
+        deltas = (np.mean([scoring.mean_auroc_rows(drawn, probs[draws]) for probs in a], axis=0)
+                  - np.mean([scoring.mean_auroc_rows(drawn, probs[draws]) for probs in b], axis=0))
     else:
         deltas = [run_scores(metric, task, labels[d], a[:, d]).mean()
                   - run_scores(metric, task, labels[d], b[:, d]).mean() for d in draws]
@@ -67,8 +58,8 @@ def permutation_p(metric: str, task: Task, labels: np.ndarray, a: np.ndarray, b:
     first, second = np.where(swaps, b, a), np.where(swaps, a, b)  # (P, N, L)
     if metric == "auroc":
         rows = np.broadcast_to(labels, first.shape)
-        observed = auroc_of_rows(labels[None], a[None])[0] - auroc_of_rows(labels[None], b[None])[0]
-        deltas = auroc_of_rows(rows, first) - auroc_of_rows(rows, second)
+        observed = scoring.mean_auroc_rows(labels[None], a[None])[0] - scoring.mean_auroc_rows(labels[None], b[None])[0]
+        deltas = scoring.mean_auroc_rows(rows, first) - scoring.mean_auroc_rows(rows, second)
     else:
         score = scoring.metric_function(metric, task.is_categorical)
         observed = score(labels, task.predicted(a)) - score(labels, task.predicted(b))
@@ -76,23 +67,6 @@ def permutation_p(metric: str, task: Task, labels: np.ndarray, a: np.ndarray, b:
                            for x, y in zip(first, second)])
     extreme = np.sum(np.abs(deltas) >= abs(observed) - 1e-12)
     return float((1 + extreme) / (1 + permutations))
-
-
-def midranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties sharing their mean rank."""
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    ranks = np.empty(len(x))
-    i = 0
-    while i < len(x):
-        j = i
-        while j < len(x) and sorted_x[j] == sorted_x[i]:
-            j += 1
-        ranks[i:j] = 0.5 * (i + j - 1) + 1
-        i = j
-    out = np.empty(len(x))
-    out[order] = ranks
-    return out
 
 
 def delong(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
@@ -105,8 +79,8 @@ def delong(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, flo
     aucs, v10, v01 = [], [], []
     for scores in (a, b):
         x, y = scores[positive], scores[~positive]
-        tz = midranks(np.concatenate([x, y]))
-        tx, ty = midranks(x), midranks(y)
+        tz = scoring.midranks(np.concatenate([x, y])[None])[0]
+        tx, ty = scoring.midranks(x[None])[0], scoring.midranks(y[None])[0]
         aucs.append((tz[:m].sum() - m * (m + 1) / 2) / (m * n))
         v10.append((tz[:m] - tx) / n)  # each positive's share of negatives ranked below it
         v01.append(1 - (tz[m:] - ty) / m)  # each negative's share of positives ranked above it

@@ -23,16 +23,11 @@ def auroc(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(auroc_rows(np.asarray(labels)[None], np.asarray(probs)[None])[0])
 
 
-def auroc_rows(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """AUROC of each row of (B, N) labels and probabilities, NaN for a one-class row.
-
-    The Mann-Whitney form (mean rank of the positives, ties averaged) gives the same number
-    as sklearn's roc_auc_score; rows are ranked together, so a bootstrap is one call.
-    """
-    labels = labels.astype(bool)
-    n = labels.shape[1]
-    order = np.argsort(probs, axis=1, kind="stable")
-    ordered = np.take_along_axis(probs, order, axis=1)
+def midranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks within each row of (B, N) values, tied values sharing their mean rank."""
+    n = values.shape[1]
+    order = np.argsort(values, axis=1, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=1)
     position = np.broadcast_to(np.arange(n), ordered.shape)
     starts = np.ones(ordered.shape, dtype=bool)  # each tie group's first and last place
     starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
@@ -41,11 +36,32 @@ def auroc_rows(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
     last = np.minimum.accumulate(np.where(ends, position, n - 1)[:, ::-1], axis=1)[:, ::-1]
     ranks = np.empty(ordered.shape)
-    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)  # ties share their mean rank
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
+    return ranks
+
+
+def auroc_rows(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """AUROC of each row of (B, N) labels and probabilities, NaN for a one-class row.
+
+    The Mann-Whitney form (mean rank of the positives, ties averaged) gives the same number
+    as sklearn's roc_auc_score; rows are ranked together, so a bootstrap is one call.
+    """
+    labels = labels.astype(bool)
+    n = labels.shape[1]
+    ranks = midranks(probs)
     n_pos = labels.sum(axis=1)
     n_neg = n - n_pos
     with np.errstate(divide="ignore", invalid="ignore"):
         return (np.where(labels, ranks, 0).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def mean_auroc_rows(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """The AUROC averaged over labels (where defined) of each row of (B, N, L) labels and
+    probabilities: one per bootstrap draw or permutation."""
+    per_label = [auroc_rows(labels[..., k], probs[..., k]) for k in range(labels.shape[-1])]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a draw with one class has no AUROC
+        return np.nanmean(np.array(per_label), axis=0)
 
 
 def bootstrap_draws(n: int) -> np.ndarray:
@@ -64,11 +80,10 @@ def auroc_interval(labels: np.ndarray, run_probs: np.ndarray, level: float = 0.9
     """
     draws = bootstrap_draws(len(labels))
     labels, run_probs = labels.reshape(len(labels), -1), run_probs.reshape(*run_probs.shape[:2], -1)
-    per_label = [[auroc_rows(labels[draws, k], probs[draws, k]) for k in range(labels.shape[1])]
-                 for probs in run_probs]  # (runs, labels, B)
+    per_run = [mean_auroc_rows(labels[draws], probs[draws]) for probs in run_probs]  # (runs, B)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a draw with one class has no AUROC
-        mean_auroc = np.nanmean(np.nanmean(np.array(per_label), axis=1), axis=0)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean_auroc = np.nanmean(np.array(per_run), axis=0)
     tail = 100 * (1 - level) / 2
     low, high = np.nanpercentile(mean_auroc, [tail, 100 - tail])
     return float(low), float(high)
