@@ -23,7 +23,7 @@ from stages.common.errors import InputError, run_stage
 from stages.common.files import write_csv, write_json
 from stages.data.memes import TRAIN_SPLIT
 from stages.data.task import HATEFUL, Task
-from stages.head import hateclipper, inputs, losses, retrieval
+from stages.head import backprop, hateclipper, inputs, losses, retrieval
 from stages.head.hateclipper import predict_probs
 from stages.report import plotting, scoring
 
@@ -94,6 +94,9 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     parameters = list(head.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=p.train.lr, weight_decay=p.train.weight_decay,
                                   fused=True)
+    by_hand = backprop.supports(head, p.train.loss)
+    with torch.no_grad():  # views of the weights the optimizer updates in place
+        layers = head.layers()
     orders = [torch.Generator().manual_seed(seed + run) for run in range(runs)]
     view_draws = torch.Generator().manual_seed(seed)  # apart, so views change nothing else
     best = [parameter.detach().clone() for parameter in parameters]
@@ -113,14 +116,11 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
             else:  # each meme, each epoch: one of its plain and augmented views
                 view = torch.randint(len(views), batch.shape, generator=view_draws).to(device)
                 batch_image = views[view, batch]
-            embedding, logits = head.embed_and_classify(batch_image, text[batch])
-            loss = task_loss(logits, labels[batch], task, p.train.aux_weight)
-            if index is not None:
-                weight = p.train.rgcl_weight
-                loss = (1 - weight) * loss + weight * rgcl_loss(p, embedding, batch, labels[:, 0], index)
-            optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()  # runs share no weight: each gets its own loss's gradient
-            clip_grad_norm_per_run(parameters, p.train.grad_clip)
+            if by_hand:
+                loss = backprop.bce_step(head, layers, batch_image, text[batch], labels[batch])
+            else:
+                loss = autograd_step(p, head, task, batch_image, text[batch], labels, batch, index)
+            clip_grad_norm_per_run(head.weights.grad, p.train.grad_clip)
             optimizer.step()
             total_loss += loss.detach() * batch.shape[1]
         dev_probs = predict_probs(head, dev_image, dev_text)[..., task.primary]
@@ -152,6 +152,22 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     return head.eval(), history, best_epoch
 
 
+def autograd_step(p: params_module.Params, head: hateclipper.HateClipper, task: Task,
+                  image: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
+                  batch: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+    """Each run's loss (runs,) on a batch, its gradient left in the head by autograd: for
+    what stages/head/backprop.py does not write out (RGCL, GELU, C-class or auxiliary labels,
+    CMAF)."""
+    embedding, logits = head.embed_and_classify(image, text)
+    loss = task_loss(logits, labels[batch], task, p.train.aux_weight)
+    if index is not None:
+        weight = p.train.rgcl_weight
+        loss = (1 - weight) * loss + weight * rgcl_loss(p, embedding, batch, labels[:, 0], index)
+    head.zero_grad(set_to_none=True)
+    loss.sum().backward()  # runs share no weight: each gets its own loss's gradient
+    return loss.detach()
+
+
 def image_views(split: features.SplitFeatures, device: torch.device) -> torch.Tensor | None:
     """(1 + views, N, D): the plain image features, then each cached augmented view."""
     if split.image_views is None:
@@ -181,13 +197,11 @@ def rgcl_loss(p: params_module.Params, embedding: torch.Tensor, batch: torch.Ten
 
 
 @torch.no_grad()
-def clip_grad_norm_per_run(parameters: list[torch.Tensor], max_norm: float) -> None:
-    """clip_grad_norm_ for each run apart: run k's gradients scaled by its own total norm."""
-    grads = [parameter.grad for parameter in parameters if parameter.grad is not None]
-    norms = torch.stack([grad.flatten(1).norm(dim=1) for grad in grads]).norm(dim=0)  # (runs,)
-    scale = (max_norm / (norms + 1e-6)).clamp_(max=1.0)
-    for grad in grads:
-        grad.mul_(scale.view(-1, *[1] * (grad.dim() - 1)))
+def clip_grad_norm_per_run(grad: torch.Tensor, max_norm: float) -> None:
+    """clip_grad_norm_ for each run apart: the head's one gradient (runs, P), each row scaled
+    by its own norm."""
+    norms = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
+    grad.mul_((max_norm / (norms + 1e-6)).clamp_(max=1.0))
 
 
 def write_index(head: hateclipper.HateClipper, split: features.SplitFeatures, task: Task,

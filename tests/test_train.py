@@ -121,20 +121,18 @@ def test_runs_differ_with_dropout_and_their_own_batch_order(splits):
 
 
 def test_gradient_clipping_is_per_run():
-    """Each run's gradients are scaled by its own norm, as clip_grad_norm_ would do alone."""
+    """Each run's gradient row is scaled by its own norm, as clip_grad_norm_ would do alone."""
     grads = [torch.randn(3, 4, 5), torch.randn(3, 1, 5)]
     grads[0][1] *= 100  # run 1 explodes; runs 0 and 2 stay below the limit
-    parameters = [torch.zeros_like(g, requires_grad=True) for g in grads]
-    for parameter, grad in zip(parameters, grads):
-        parameter.grad = grad.clone()
-    train.clip_grad_norm_per_run(parameters, max_norm=5.0)
+    grad = torch.cat([g.flatten(1) for g in grads], dim=1)
+    train.clip_grad_norm_per_run(grad, max_norm=5.0)
+    assert not torch.equal(grad, torch.cat([g.flatten(1) for g in grads], dim=1))
     for k in range(3):
         alone = [torch.zeros_like(g[k], requires_grad=True) for g in grads]
-        for parameter, grad in zip(alone, grads):
-            parameter.grad = grad[k].clone()
+        for parameter, g in zip(alone, grads):
+            parameter.grad = g[k].clone()
         torch.nn.utils.clip_grad_norm_(alone, 5.0)
-        for parameter, single in zip(parameters, alone):
-            torch.testing.assert_close(parameter.grad[k], single.grad)
+        torch.testing.assert_close(grad[k], torch.cat([a.grad.flatten() for a in alone]))
 
 
 def test_a_run_that_stops_keeps_its_epoch_while_others_go_on(splits):

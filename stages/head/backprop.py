@@ -1,0 +1,136 @@
+"""The training step's gradient by hand, for the heads the paper trains.
+
+A step of this small head is a few dozen tiny kernels, and on a CPU autograd's bookkeeping
+between them (recording the graph, then walking it) costs more than their arithmetic. For the
+common case, binary cross-entropy over binary labels with ReLU pre-output layers and any fusion
+but attention_m, the backward pass here is written out: the same forward, the same dropout
+draws in the same order, and the gradient of each layer as its closed form. Everything else
+(RGCL, GELU, C-class labels, auxiliary labels, CMAF) keeps autograd. tests/test_backprop.py
+checks the two against each other.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from stages.head.hateclipper import HateClipper, fuse
+
+# Fusions whose backward is written here: each maps the fused vector's gradient
+# (runs, b, fused_dim) and the projections (runs, b, m) to the projections' gradients.
+FUSION_BACKWARD = {
+    "align": lambda g, i, t: (g * t, g * i),
+    "cross": lambda g, i, t: cross_backward(g.unflatten(-1, (i.shape[-1], t.shape[-1])), i, t),
+    "cross_nd": lambda g, i, t: cross_backward(off_diagonal_scatter(g, i.shape[-1]), i, t),
+    "concat": lambda g, i, t: g.split([i.shape[-1], t.shape[-1]], -1),
+    "align_concat": lambda g, i, t: align_concat_backward(g, i, t),
+    "image": lambda g, i, t: (g, torch.zeros_like(t)),
+    "text": lambda g, i, t: (torch.zeros_like(i), g),
+}
+
+
+def supports(head: HateClipper, loss: str) -> bool:
+    """Whether this step serves the head and loss: BCE on binary labels, ReLU, no CMAF."""
+    config = head.config
+    return (loss == "bce" and config.activation == "relu" and not config.softmax
+            and not config.aux_outputs and config.fusion in FUSION_BACKWARD)
+
+
+def cross_backward(g: torch.Tensor, image: torch.Tensor, text: torch.Tensor):
+    """FIM[i, j] = image_i text_j: d image = G text, d text = G^T image, G (runs, b, m, m)."""
+    return (g @ text.unsqueeze(-1)).squeeze(-1), (image.unsqueeze(-2) @ g).squeeze(-2)
+
+
+def off_diagonal_scatter(g: torch.Tensor, m: int) -> torch.Tensor:
+    """cross_nd's gradient (runs, b, m*m - m) back in the FIM's place, zero on the diagonal."""
+    full = g.new_zeros(*g.shape[:-1], m, m)
+    full[..., ~torch.eye(m, dtype=torch.bool, device=g.device)] = g
+    return full
+
+
+def align_concat_backward(g: torch.Tensor, image: torch.Tensor, text: torch.Tensor):
+    diagonal, g_image, g_text = g.split(image.shape[-1], -1)
+    return g_image + diagonal * text, g_text + diagonal * image
+
+
+def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor | None:
+    """The mask Dropout multiplies by, drawn exactly as it draws it (one torch.rand_like)."""
+    if p == 0:
+        return None
+    return torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
+
+
+def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return x if mask is None else x * mask
+
+
+def linear_backward(x: torch.Tensor, dz: torch.Tensor, weight: torch.Tensor | None):
+    """z = x W + b: the weight's and bias's gradients, and x's (None when not needed)."""
+    return (x.transpose(-1, -2) @ dz, dz.sum(1),
+            None if weight is None else dz @ weight.transpose(-1, -2))
+
+
+class Projection:
+    """One modality's mapping layers, forward then backward, keeping what backward needs."""
+
+    def __init__(self, x: torch.Tensor, layers: list, p: float, normalize: bool):
+        self.inputs, self.masks, self.layers = [], [], layers
+        for k, (weight, bias) in enumerate(layers):
+            x = F.relu(x) if k else x
+            self.inputs.append(x)
+            z = torch.baddbmm(bias, x, weight)
+            self.masks.append(dropout_mask(z, p))
+            x = masked(z, self.masks[-1])
+        self.norm = x.norm(dim=-1, keepdim=True) if normalize else None
+        # F.normalize divides by max(norm, 1e-12); a projection that small never occurs
+        # with real features, so the gradient below is the unclamped one.
+        self.out = x / self.norm.clamp_min(1e-12) if normalize else x
+
+    def backward(self, dy: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's weight and bias gradient, flattened per run, in layer order."""
+        if self.norm is not None:  # y = x / |x|: dx = (dy - y (y . dy)) / |x|
+            dy = (dy - self.out * (self.out * dy).sum(-1, keepdim=True)) / self.norm
+        grads = []
+        for k in reversed(range(len(self.layers))):
+            dz = masked(dy, self.masks[k])
+            weight = self.layers[k][0] if k else None  # the cached features need no gradient
+            g_weight, g_bias, dx = linear_backward(self.inputs[k], dz, weight)
+            grads[:0] = [g_weight.flatten(1), g_bias]
+            if k:
+                dy = dx * (self.inputs[k] > 0)
+        return grads
+
+
+def bce_step(head: HateClipper, layers: dict, image: torch.Tensor, text: torch.Tensor,
+             labels: torch.Tensor) -> torch.Tensor:
+    """Each run's mean BCE (runs,) on a batch, with the gradient of their sum left in
+    head.weights.grad, as `losses.bce(head(image, text), labels).sum().backward()` would
+    leave it (the head in training mode, with its dropout)."""
+    config = head.config
+    p_map, p_fusion, p_pre = config.drop_probs
+    with torch.no_grad():
+        projections = [Projection(x, layers[part], p_map, config.normalize)
+                       for x, part in ((image, "image"), (text, "text"))]
+        image_out, text_out = (projection.out for projection in projections)
+        fused = fuse(config.fusion, image_out, text_out, layers)
+        fusion_mask = dropout_mask(fused, p_fusion)
+        x, pre_output = masked(fused, fusion_mask), []
+        for weight, bias in layers["pre_output"]:
+            activated = F.relu(torch.baddbmm(bias, x, weight))
+            pre_output.append((x, weight, activated > 0, dropout_mask(activated, p_pre)))
+            x = masked(activated, pre_output[-1][-1])
+        (weight, bias), = layers["output"]
+        logits = torch.baddbmm(bias, x, weight)
+        loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").flatten(1).mean(-1)
+        # backward, last layer first: d BCE / d logit = (sigmoid - label) / cells averaged
+        d_logits = (torch.sigmoid(logits) - labels) / labels[0].numel()
+        g_weight, g_bias, dx = linear_backward(x, d_logits, weight)
+        grads = [g_weight.flatten(1), g_bias]
+        for x_in, weight, positive, mask in reversed(pre_output):
+            g_weight, g_bias, dx = linear_backward(x_in, masked(dx, mask) * positive, weight)
+            grads[:0] = [g_weight.flatten(1), g_bias]
+        d_image, d_text = FUSION_BACKWARD[config.fusion](masked(dx, fusion_mask), image_out, text_out)
+        grads[:0] = projections[0].backward(d_image) + projections[1].backward(d_text)
+        if head.weights.grad is None:  # one buffer for every step: a fresh one a step is
+            head.weights.grad = torch.empty_like(head.weights)  # page faults, not arithmetic
+        torch.cat(grads, dim=1, out=head.weights.grad)
+    return loss
