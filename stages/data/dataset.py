@@ -19,7 +19,6 @@ from typing import Callable
 
 import numpy as np
 from PIL import Image
-from sklearn.model_selection import train_test_split
 
 from stages.common import params
 from stages.common.errors import InputError
@@ -84,6 +83,9 @@ def carve_dev(data: Dataset, fraction: float) -> Dataset:
     if not 0 < size < len(train):
         raise InputError(f"data.dev_fraction {fraction} of {len(train)} training memes leaves "
                          "no dev or no training meme")
+    # scikit-learn's splitter takes a second to import: only a carve pays for it
+    from sklearn.model_selection import train_test_split
+
     try:
         _, dev = train_test_split(np.arange(len(train)), test_size=size, random_state=DEV_SEED,
                                   stratify=[stratum(m, data.task) for m in train])
