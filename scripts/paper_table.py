@@ -463,7 +463,7 @@ def dvc(*args: str, capture: bool = True) -> str:
 
 
 # The stage whose outputs a table reads (metrics.json; train.json comes with it): a cell runs
-# extract (skipped), train and evaluate, never predict or interpret, whose clustering alone
+# extract (skipped), train and evaluate, never interpret, whose clustering alone
 # would cost minutes a cell at map_dim 1024.
 TABLE_STAGE = "evaluate"
 

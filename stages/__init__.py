@@ -1,6 +1,7 @@
-"""Hate-CLIPper on frozen CLIP features: the five DVC stages over folders named for what they hold.
+"""Hate-CLIPper on frozen CLIP features: the DVC stages over folders named for what they hold.
 
-    extract.py -> train.py -> evaluate.py, predict.py, interpret.py   (python -m stages.X)
+    extract.py -> train.py -> evaluate.py, interpret.py   (DVC stages; python -m stages.X)
+                  predict.py: new memes, and the splits' predictions evaluate also writes
       data/      release files -> meme records and a task; no torch
       encoder/   the frozen open_clip towers and small model configs: what decides a feature
       cache/     the HDF5 format and its writer, extraction's units of work

@@ -1,4 +1,5 @@
-"""Stage 3, evaluate: metrics and curves of the trained heads on every labeled split but train.
+"""Stage 3, evaluate: metrics and curves of the trained heads on every labeled split but train,
+and every split's predictions.
 
     python -m stages.evaluate
 
@@ -18,7 +19,10 @@ binary labels predicting none or all). The summary line leads with the benchmark
 reports/per_label/<split>.csv has every label's support, F1 and AUROC (auxiliary labels and
 each class too); reports/probabilities.npz every run's probabilities (scripts.compare). ROC, precision-recall and
 confusion data of the runs' ensemble go under reports/plots/ (DVC plots), and as static
-pictures in reports/plots/images/ (roc.png, precision_recall.png, confusion.png).
+pictures in reports/plots/images/ (roc.png, precision_recall.png, confusion.png). Every split,
+labeled or not, gets reports/predictions/<split>.csv and its submission file under
+reports/submission/ (stages/report/predictions.py), which `python -m stages.predict` also
+writes: one stage serves both, reading the head and the cache once.
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ from stages.common.files import atomic_dir, atomic_path, write_csv, write_json
 from stages.data.memes import TRAIN_SPLIT
 from stages.data.task import Task
 from stages.head import inputs, retrieval
-from stages.report import plotting, scoring
+from stages.report import plotting, predictions, scoring
 
 METRICS = Path("reports/metrics.json")
 PLOTS = Path("reports/plots")
@@ -190,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     if p.data.dev_split not in labeled:
         raise InputError(f"data.dev_split '{p.data.dev_split}' is not a labeled split of "
                          f"{features.CACHE} (it has: {', '.join(splits)})")
-    probs = {name: retrieval.classify(p, head, s.image, s.text, index) for name, s in labeled.items()}
+    every = {name: retrieval.classify(p, head, s.image, s.text, index) for name, s in splits.items()}
+    probs = {name: every[name] for name in labeled}
     primary = {name: s.labels[:, task.primary] for name, s in labeled.items()}
     primary_probs = {name: run_probs[..., task.primary] for name, run_probs in probs.items()}
     dev, dev_probs = primary[p.data.dev_split], primary_probs[p.data.dev_split]
@@ -208,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, m in results.items():
         print(summary_line(name, m, task.metric))
     write_probabilities(PROBABILITIES, task, labeled, probs)
+    predictions.write({name: (s.ids, every[name].mean(axis=0)) for name, s in splits.items()},
+                      task, head.config.runs)
     write_json(METRICS, results)  # one entry per split, nothing else, for dvc and scripts alike
     print(f"wrote {METRICS} ({len(thresholds)} run(s); mean ± std over runs, 95% bootstrap "
           f"intervals, constant-prediction baselines), {PROBABILITIES}, {PER_LABEL}/<split>.csv and the "

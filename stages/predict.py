@@ -1,27 +1,24 @@
-"""Stage 4, predict: hate probabilities for every meme of every split, and for new memes.
+"""predict: hate probabilities for new memes, and again for every split of the cache.
 
-    python -m stages.predict                          every split -> reports/predictions/<split>.csv
-                                                                   and reports/submission/<split>.csv
     python -m stages.predict --image meme.png --text "caption"
     python -m stages.predict --jsonl memes.jsonl      {"id", "img", "text"} lines; img relative to it
     python -m stages.predict --add-to-index new.jsonl labeled memes join the retrieval index
+    python -m stages.predict                          every split -> reports/predictions/<split>.csv
+                                                                   and reports/submission/<split>.*
 
-New memes come as JSON lines in one form for every task (stages/data/memes.py, read_new_memes):
-`id`, `img`, `text`, and for --add-to-index their labels, by name (`"labels": [...]`) or, for a
-one-label task, as `"label": 0|1` (the Hateful Memes line as it ships); captions are read as
-data.layout's reader reads them.
-
-The prediction CSVs hold `id` (exactly as in the release), `prob_hate` (the first primary
-label's probability, the mean over the trained runs: their ensemble) and `pred_label`
-(prob_hate >= 0.5), then `prob_<label>` for every further label; the submission files the same
-numbers in the release's format: `id,proba,label` CSVs, or for a multi-label task (Propaganda
-Memes) a JSON list of {"id", "labels": [predicted techniques]}. Probabilities come from params.yaml's `classifier`:
-the heads' logits, or RGCL's kNN vote among the training memes (stages/head/retrieval.py). Memes
-added with --add-to-index join the training memes when new memes are scored, at once and
-without retraining; the pipeline's own outputs keep to the training split.
-New memes go through the encoder settings recorded in the head's checkpoint (those of the cache
-it was trained on: model, weights, resize, precision), then the head: the same numbers the
-pipeline gives for the same meme.
+In the pipeline `evaluate` writes every split's predictions and submission files
+(stages/report/predictions.py has their columns): it reads the same head and cache and reruns
+on the same changes, so one process serves both. New memes come as JSON lines in one form for
+every task (stages/data/memes.py, read_new_memes): `id`, `img`, `text`, and for --add-to-index
+their labels, by name (`"labels": [...]`) or, for a one-label task, as `"label": 0|1` (the
+Hateful Memes line as it ships); captions are read as data.layout's reader reads them, and the
+table printed has the prediction files' columns. Probabilities come from params.yaml's
+`classifier`: the heads' logits, or RGCL's kNN vote among the training memes
+(stages/head/retrieval.py). Memes added with --add-to-index join the training memes when new
+memes are scored, at once and without retraining; the pipeline's own outputs keep to the
+training split. New memes go through the encoder settings recorded in the head's checkpoint
+(those of the cache it was trained on: model, weights, resize, precision), then the head: the
+same numbers the pipeline gives for the same meme.
 """
 from __future__ import annotations
 
@@ -29,79 +26,24 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from stages.common import params as params_module
 from stages.common.errors import InputError, run_stage
-from stages.common.files import atomic_dir, write_csv, write_json
 from stages.data import dataset
 from stages.data.memes import UNLABELED, Meme
 from stages.data.task import Task
 from stages.head import hateclipper, inputs, retrieval
-from stages.report import scoring
-
-PREDICTIONS = Path("reports/predictions")
-SUBMISSION = Path("reports/submission")
-
-
-def prediction_table(ids: list[str], probs: np.ndarray, task: Task) -> pd.DataFrame:
-    """`id`, `prob_hate` and `pred_label` of the first primary label (the challenge's
-    columns), then `prob_<label>` of every further label the head scores. For a C-class task
-    `pred_label` is the class index (the release's coding), `pred_class` its name, and
-    `prob_<label>=<class>` each class's probability."""
-    if task.is_categorical:
-        best = probs[:, task.primary].argmax(axis=1)
-        table = pd.DataFrame({"id": ids, "pred_label": best,
-                              "pred_class": np.array(task.classes)[best]})
-        first = 0
-    else:
-        table = pd.DataFrame({"id": ids, "prob_hate": probs[:, 0],
-                              "pred_label": (probs[:, 0] >= scoring.THRESHOLD).astype(int)})
-        first = 1
-    for k, name in enumerate(task.names[first:probs.shape[1]], start=first):
-        table[f"prob_{name}"] = probs[:, k]
-    return table
-
-
-def submission(table: pd.DataFrame, task: Task) -> pd.DataFrame:
-    """The challenge's `id`, `proba`, `label` for a binary task; `id`, `label` (the class
-    index) for a C-class one."""
-    if task.is_categorical:
-        return table[["id", "pred_label"]].rename(columns={"pred_label": "label"})
-    return table[["id", "prob_hate", "pred_label"]].rename(
-        columns={"prob_hate": "proba", "pred_label": "label"})
-
-
-def technique_submission(ids: list[str], probs: np.ndarray, task: Task) -> list[dict]:
-    """Propaganda Memes' shared-task format: each meme's predicted techniques (prob >= 0.5)."""
-    chosen = probs[:, task.primary] >= scoring.THRESHOLD
-    return [{"id": meme_id, "labels": [name for name, on in zip(task.labels, row) if on]}
-            for meme_id, row in zip(ids, chosen)]
-
-
-def multi_label(task: Task) -> bool:
-    return len(task.labels) > 1 and not task.is_categorical
+from stages.report import predictions
 
 
 def predict_splits(p: params_module.Params) -> None:
+    """Every split's predictions and submission files, as `evaluate` writes them."""
     head, meta, splits = inputs.trained_head(p)
     task = Task.from_json(meta["task"])
     index = retrieval.index_for(p, head)
-    with atomic_dir(PREDICTIONS) as out, atomic_dir(SUBMISSION) as folder:
-        for name, split in splits.items():
-            probs = ensemble(p, head, split.image, split.text, index)
-            table = prediction_table(split.ids, probs, task)
-            write_csv(out / f"{name}.csv", table)
-            if multi_label(task):
-                write_json(folder / f"{name}.json", technique_submission(split.ids, probs, task))
-            else:
-                write_csv(folder / f"{name}.csv", submission(table, task))
-            print(f"{name:12s} {len(split):6d} memes, mean prob_{task.labels[0]} "
-                  f"{probs[:, 0].mean():.3f}")
-    kind = "json" if multi_label(task) else "csv"
-    print(f"wrote {PREDICTIONS}/<split>.csv and {SUBMISSION}/<split>.{kind} "
-          f"(the ensemble of {head.config.runs} run(s))")
+    predictions.write({name: (split.ids, ensemble(p, head, split.image, split.text, index))
+                       for name, split in splits.items()}, task, head.config.runs)
 
 
 def ensemble(p, head: hateclipper.HateClipper, image, text, index) -> np.ndarray:
@@ -136,7 +78,7 @@ def predict_new(p, head: hateclipper.HateClipper, meta: dict, task: Task, memes:
                 device: str) -> None:
     image, text = features_of(meta, memes, root, device)
     probs = ensemble(p, head, image, text, retrieval.index_for(p, head, with_added=True))
-    print(prediction_table([m.id for m in memes], probs, task).to_csv(index=False),
+    print(predictions.prediction_table([m.id for m in memes], probs, task).to_csv(index=False),
           end="")
 
 

@@ -208,7 +208,7 @@ def write_index(head: hateclipper.HateClipper, split: features.SplitFeatures, ta
                 fingerprint: str) -> None:
     """The retrieval classifier's index: the trained runs' embeddings of the training split
     (plain features) and its primary labels, whichever classifier params.yaml names, so that
-    switching it reruns only evaluate and predict."""
+    switching it reruns only evaluate."""
     embeddings, _ = hateclipper.outputs(head, split.image, split.text)
     labels = torch.from_numpy(split.labels[:, task.primary].astype(np.int64))
     index = retrieval.Index(embeddings, labels, split.ids)

@@ -16,13 +16,13 @@ import pytest
 import torch
 
 from scripts import synthetic
-from stages import evaluate, extract, interpret, predict, train
+from stages import evaluate, extract, interpret, train
 from stages.head import hateclipper
 from tests.conftest import write_params
 from tests.test_bad_input import leftovers, run_entry
 from tests.test_dvc_pipeline import sh, workspace
 
-HEAD_STAGES = (train, evaluate, predict, interpret)
+HEAD_STAGES = (train, evaluate, interpret)
 
 
 def rewrite(root: Path, edit) -> None:

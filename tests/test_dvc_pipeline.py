@@ -54,7 +54,7 @@ def repo(tmp_path_factory):
 
 def test_repro_runs_every_stage_end_to_end(repo):
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    assert set(lock) == {"extract", "train", "evaluate", "predict", "interpret"}
+    assert set(lock) == {"extract", "train", "evaluate", "interpret"}
     assert json.loads((repo / "reports/interpret/summary.json").read_text())["applies"]
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert set(metrics) == {"dev_seen", "dev_unseen", "test_seen"}
@@ -143,7 +143,8 @@ def test_switching_to_the_retrieval_classifier_reruns_neither_extract_nor_train(
     run = sh("dvc exp run -S classifier=retrieval", repo)
     assert "Stage 'extract' didn't change, skipping" in run.stdout
     assert "Stage 'train' didn't change, skipping" in run.stdout
-    assert "Running stage 'evaluate'" in run.stdout and "Running stage 'predict'" in run.stdout
+    assert "Running stage 'evaluate'" in run.stdout
+    assert "wrote reports/predictions/<split>.csv" in run.stdout  # evaluate writes them too
 
 
 def test_editing_the_fine_grained_annotations_reruns_extract(repo):
@@ -193,7 +194,7 @@ def covered(path: str, deps: list[str]) -> bool:
     return any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in deps)
 
 
-@pytest.mark.parametrize("stage", ["extract", "train", "evaluate", "predict", "interpret"])
+@pytest.mark.parametrize("stage", ["extract", "train", "evaluate", "interpret"])
 def test_each_stage_depends_on_the_code_it_runs(stage):
     """dvc.yaml names folders: every project module a stage imports lies under one of its
     deps, but for extract stages/common (params, errors, atomic writes, shards: it decides no
@@ -252,7 +253,7 @@ def test_a_remote_carries_the_cache_to_a_clone_that_sweeps_without_the_data(repo
 def test_an_interpret_param_reruns_interpret_alone(repo):
     """Last of the tests on `repo`: it leaves its experiment applied in the workspace."""
     run = sh("dvc exp run -S interpret.clusters=6", repo)
-    for stage in ("extract", "train", "evaluate", "predict"):
+    for stage in ("extract", "train", "evaluate"):
         assert f"Stage '{stage}' didn't change, skipping" in run.stdout, stage
     assert "Running stage 'interpret'" in run.stdout
     summary = json.loads((repo / "reports/interpret/summary.json").read_text())

@@ -13,19 +13,19 @@ from stages import evaluate, extract, predict, train
 from stages.cache import features
 from stages.common.errors import InputError
 from stages.head import hateclipper, inputs, retrieval
-from stages.report import scoring
+from stages.report import predictions, scoring
 from tests.conftest import write_params
 
 
 @pytest.fixture(scope="module")
 def five_runs(kaggle_set, tmp_path_factory):
-    """The kaggle-layout synthetic set through extract, train (runs: 5), evaluate and predict."""
+    """The kaggle-layout synthetic set through extract, train (runs: 5) and evaluate."""
     root, _ = kaggle_set
     work = tmp_path_factory.mktemp("five-runs")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
         write_params(work, root, train__runs=5, train__epochs=3, train__lr=1e-4)
-        for stage in (extract, train, evaluate, predict):
+        for stage in (extract, train, evaluate):
             stage.main([])
     return work
 
@@ -81,6 +81,19 @@ def test_training_curves_hold_mean_and_spread(five_runs):
     summary = json.loads((five_runs / train.TRAIN_SUMMARY).read_text())
     assert summary["runs"] == 5 and summary["best_dev_auroc_std"] > 0
 
+
+def test_predict_writes_the_very_files_evaluate_wrote(five_runs, tmp_path, monkeypatch):
+    """`python -m stages.predict` without arguments, outside the pipeline, gives every split's
+    predictions and submission files byte for byte as evaluate wrote them."""
+    work = tmp_path / "work"
+    shutil.copytree(five_runs, work)
+    monkeypatch.chdir(work)
+    folders = (predictions.PREDICTIONS, predictions.SUBMISSION)
+    written = {path: path.read_bytes() for folder in folders for path in sorted(folder.iterdir())}
+    shutil.rmtree(predictions.PREDICTIONS)
+    predict.main([])
+    assert {path: path.read_bytes() for folder in folders for path in sorted(folder.iterdir())} == written
+    assert len(written) == 6
 
 
 @pytest.fixture

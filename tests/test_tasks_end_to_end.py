@@ -52,7 +52,7 @@ def test_attention_m_reruns_the_head_only_with_the_official_parameter_count(prop
 
 
 def test_the_retrieval_classifier_votes_every_technique(propaganda_repo):
-    """classifier=retrieval reruns evaluate and predict only, on a task of 22 labels: each
+    """classifier=retrieval reruns evaluate only, on a task of 22 labels: each
     neighbour votes its label vector."""
     run = sh("dvc exp run -S classifier=retrieval", propaganda_repo)
     assert "Stage 'train' didn't change, skipping" in run.stdout
