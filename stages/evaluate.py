@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics
 
 from stages.cache import features
 from stages.common import params as params_module
@@ -50,15 +49,17 @@ PROBABILITIES = Path("reports/probabilities.npz")
 
 
 def binary_summary(labels: np.ndarray, probs: np.ndarray, dev_threshold: float) -> dict:
-    """One run's metrics of one label on one split."""
+    """One run's metrics of one label on one split (precision, recall and F1 0 where
+    undefined, as scikit-learn's zero_division=0)."""
     predicted = (probs >= scoring.THRESHOLD).astype(int)
+    tp, fp, fn = (float(count[0]) for count in scoring.confusion(labels[:, None], predicted[:, None]))
     return {
         "auroc": scoring.auroc(labels, probs),
-        "average_precision": float(metrics.average_precision_score(labels, probs)),
-        "accuracy": float(metrics.accuracy_score(labels, predicted)),
-        "f1": float(metrics.f1_score(labels, predicted, zero_division=0)),
-        "precision": float(metrics.precision_score(labels, predicted, zero_division=0)),
-        "recall": float(metrics.recall_score(labels, predicted, zero_division=0)),
+        "average_precision": scoring.average_precision(labels, probs),
+        "accuracy": float(np.mean(predicted == labels)),
+        "f1": float(scoring.f1_of(tp, fp, fn)),
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
         "dev_threshold": dev_threshold,
         "accuracy_at_dev_threshold": float(np.mean((probs >= dev_threshold) == labels)),
     }
@@ -124,13 +125,19 @@ def per_label(task: Task, labels: np.ndarray, probs: np.ndarray) -> pd.DataFrame
 
 
 def roc_points(labels: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
-    fpr, tpr, thresholds = metrics.roc_curve(labels, probs)
+    fpr, tpr, thresholds = scoring.roc_curve(labels, probs)
     return {"fpr": fpr, "tpr": tpr, "threshold": np.minimum(thresholds, 1.0)}
 
 
 def pr_points(labels: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
-    precision, recall, _ = metrics.precision_recall_curve(labels, probs)
+    precision, recall = scoring.precision_recall_curve(labels, probs)
     return {"recall": recall, "precision": precision}
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """[[true negatives, false positives], [false negatives, true positives]]."""
+    tp, fp, fn = (int(count[0]) for count in scoring.confusion(labels[:, None], predicted[:, None]))
+    return np.array([[len(labels) - tp - fp - fn, fp], [fn, tp]])
 
 
 def write_plots(plots: Path, labels: dict[str, np.ndarray], probs: dict[str, np.ndarray]) -> None:
@@ -151,7 +158,7 @@ def write_plots(plots: Path, labels: dict[str, np.ndarray], probs: dict[str, np.
                     {n: (c["recall"], c["precision"]) for n, c in pr.items()},
                     "recall", "precision", "Precision-recall (runs' ensemble)")
     plotting.confusion(images / "confusion.png",
-                       {n: metrics.confusion_matrix(labels[n], predicted[n], labels=[0, 1]) for n in probs},
+                       {n: confusion_matrix(labels[n], predicted[n]) for n in probs},
                        f"Confusion (prob_hate >= {scoring.THRESHOLD})")
 
 

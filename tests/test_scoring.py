@@ -1,9 +1,54 @@
-"""AUROC against sklearn, and the bootstrap interval against a direct computation."""
+"""AUROC, the ranking curves and evaluate's binary metrics against sklearn, and the bootstrap
+interval against a direct computation."""
+import warnings
+
 import numpy as np
 import pytest
+from sklearn import metrics
 from sklearn.metrics import roc_auc_score
 
+from stages import evaluate
 from stages.report import scoring
+
+
+def curve_cases():
+    """Labels and float32 probabilities: random, tied, and one-class splits, 1 to 200 memes."""
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 10, 200):
+        for kind in ("mixed", "ties", "positives", "negatives"):
+            labels = {"positives": np.ones(n, int), "negatives": np.zeros(n, int)}.get(
+                kind, rng.integers(0, 2, n))
+            probs = rng.integers(0, 4, n) / 4 if kind == "ties" else rng.random(n)
+            yield labels, probs.astype(np.float32)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
+def test_curves_and_average_precision_are_sklearns():
+    """Exactly equal arrays, NaN where sklearn gives NaN (a split of one class)."""
+    for labels, probs in curve_cases():
+        for ours, theirs in [(scoring.roc_curve(labels, probs), metrics.roc_curve(labels, probs)),
+                             (scoring.precision_recall_curve(labels, probs),
+                              metrics.precision_recall_curve(labels, probs)[:2])]:
+            assert len(ours) == len(theirs)
+            for a, b in zip(ours, theirs):
+                np.testing.assert_array_equal(a, b)
+        np.testing.assert_equal(scoring.average_precision(labels, probs),
+                                metrics.average_precision_score(labels, probs))
+
+
+def test_evaluates_binary_metrics_are_sklearns():
+    for labels, probs in curve_cases():
+        predicted = (probs >= 0.5).astype(int)
+        ours = evaluate.binary_summary(labels, probs, 0.5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            np.testing.assert_equal(ours["average_precision"], metrics.average_precision_score(labels, probs))
+        assert ours["accuracy"] == metrics.accuracy_score(labels, predicted)
+        for name, score in [("f1", metrics.f1_score), ("precision", metrics.precision_score),
+                            ("recall", metrics.recall_score)]:
+            assert ours[name] == pytest.approx(score(labels, predicted, zero_division=0), abs=1e-15), name
+        np.testing.assert_array_equal(evaluate.confusion_matrix(labels, predicted),
+                                      metrics.confusion_matrix(labels, predicted, labels=[0, 1]))
 
 
 def test_auroc_matches_sklearn_with_ties():

@@ -89,6 +89,49 @@ def auroc_interval(labels: np.ndarray, run_probs: np.ndarray, level: float = 0.9
     return float(low), float(high)
 
 
+# The ranking curves of one binary label, as scikit-learn computes them (tests/test_scoring.py
+# holds them to it): evaluate needs only these, and importing scikit-learn for them cost each
+# evaluate run more than a second.
+
+def ranked_counts(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """At each distinct probability, highest first: the positives and the negatives scoring at
+    or above it, and the probability."""
+    order = np.argsort(-np.asarray(probs), kind="mergesort")
+    probs, labels = np.asarray(probs)[order], np.asarray(labels, dtype=float)[order]
+    last = np.r_[np.flatnonzero(np.diff(probs)), len(probs) - 1]  # each value's last meme
+    positives = np.cumsum(labels)[last]
+    return positives, 1 + last - positives, probs[last]
+
+
+def roc_curve(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """False and true positive rates and thresholds, from (0, 0) at threshold inf; points on
+    a straight segment dropped (scikit-learn's drop_intermediate); NaN rates where the split
+    has no negative or no positive."""
+    tps, fps, thresholds = ranked_counts(labels, probs)
+    if len(fps) > 2:
+        corners = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
+        tps, fps, thresholds = tps[corners], fps[corners], thresholds[corners]
+    tps, fps, thresholds = np.r_[0, tps], np.r_[0, fps], np.r_[np.inf, thresholds]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return fps / fps[-1], tps / tps[-1], thresholds
+
+
+def precision_recall_curve(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Precision and recall by decreasing threshold, ending at (recall 0, precision 1);
+    recall 1 throughout where the split has no positive (as scikit-learn sets it)."""
+    tps, fps, _ = ranked_counts(labels, probs)
+    called = tps + fps
+    precision = np.divide(tps, called, out=np.zeros_like(tps), where=called != 0)
+    recall = tps / tps[-1] if tps[-1] else np.ones_like(tps)
+    return np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0]
+
+
+def average_precision(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Precision averaged over the recall steps (scikit-learn's average_precision_score)."""
+    precision, recall = precision_recall_curve(labels, probs)
+    return float(0.0 - np.sum(np.diff(recall) * precision[:-1]))  # 0.0, never -0.0
+
+
 def best_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
     """The decision threshold with the highest accuracy (chosen on the dev split)."""
     candidates = np.unique(np.concatenate([probs, [THRESHOLD]]))
