@@ -2,7 +2,8 @@
 
 8,500 train and 500 dev memes of random features (1024 image, 768 text: timing does not depend
 on the values), `cross` fusion, map_dim 32, batch 16, 20 epochs, lr 1e-4 (patience raised so
-all 20 epochs run). Beside this project's loop it times the textbook loop (nn.Dropout, plain
+all 20 epochs run). Beside this project's loop it times the same loop with autograd's backward
+(what stages/head/backprop.py replaces), the textbook loop (nn.Dropout, plain
 AdamW, a gather per step) on the same work, the FLOP-bound time on this machine, and the loop
 with train.runs = 1, 2, 5, 10, 20 (and 100 on a GPU) heads trained side by side.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -20,7 +22,7 @@ from benchmarks.common import matmul_flops, median_time, record, seconds
 from stages import train
 from stages.cache import features
 from stages.common import params
-from stages.head import hateclipper
+from stages.head import backprop, hateclipper
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN, N_DEV, IMAGE_DIM, TEXT_DIM, EPOCHS = 8500, 500, 1024, 768, 20
@@ -125,12 +127,15 @@ def main(device: torch.device) -> None:
     splits = full_size_splits()
     times = {"project": seconds(lambda: train.train(p, splits, device, log=lambda _: None), device),
              "textbook": seconds(lambda: textbook_loop(p, splits["train"], device), device)}
+    with mock.patch.object(backprop, "supports", return_value=False):  # the step on autograd
+        times["autograd"] = seconds(lambda: train.train(p, splits, device, log=lambda _: None), device)
     flops, roof = training_flops(p), matmul_flops(device)
     record("head_training", {
         "device": str(device),
         "training loop, 20 epochs x 8500 memes (s)": times["project"],
         "memes/s": N_TRAIN * EPOCHS / times["project"],
         "ms per step (batch 16)": 1000 * times["project"] / (EPOCHS * -(-N_TRAIN // 16)),
+        "same loop, autograd's backward instead of backprop.py (s)": times["autograd"],
         "textbook loop, same work (s)": times["textbook"],
         "speedup over textbook loop": times["textbook"] / times["project"],
         "matrix-product GFLOP in training": flops / 1e9,
