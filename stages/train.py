@@ -94,9 +94,7 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     parameters = list(head.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=p.train.lr, weight_decay=p.train.weight_decay,
                                   fused=True)
-    by_hand = backprop.supports(head, p.train.loss)
-    with torch.no_grad():  # views of the weights the optimizer updates in place
-        layers = head.layers()
+    step = backprop.Step(head) if backprop.supports(head, p.train.loss) else None
     orders = [torch.Generator().manual_seed(seed + run) for run in range(runs)]
     view_draws = torch.Generator().manual_seed(seed)  # apart, so views change nothing else
     best = [parameter.detach().clone() for parameter in parameters]
@@ -116,8 +114,8 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
             else:  # each meme, each epoch: one of its plain and augmented views
                 view = torch.randint(len(views), batch.shape, generator=view_draws).to(device)
                 batch_image = views[view, batch]
-            if by_hand:
-                loss = backprop.bce_step(head, layers, batch_image, text[batch], labels[batch])
+            if step:
+                loss = step(batch_image, text[batch], labels[batch])
             else:
                 loss = autograd_step(p, head, task, batch_image, text[batch], labels, batch, index)
             clip_grad_norm_per_run(head.weights.grad, p.train.grad_clip)

@@ -63,10 +63,13 @@ def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return x if mask is None else x * mask
 
 
-def linear_backward(x: torch.Tensor, dz: torch.Tensor, weight: torch.Tensor | None):
-    """z = x W + b: the weight's and bias's gradients, and x's (None when not needed)."""
-    return (x.transpose(-1, -2) @ dz, dz.sum(1),
-            None if weight is None else dz @ weight.transpose(-1, -2))
+def linear_backward(x: torch.Tensor, dz: torch.Tensor, weight: torch.Tensor | None,
+                    into: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor | None:
+    """z = x W + b: the weight's and bias's gradients written into `into` (views of the one
+    gradient buffer), and x's returned (None when not needed)."""
+    torch.bmm(x.transpose(-1, -2), dz, out=into[0])
+    torch.sum(dz, 1, keepdim=True, out=into[1])
+    return None if weight is None else dz @ weight.transpose(-1, -2)
 
 
 class Projection:
@@ -85,52 +88,55 @@ class Projection:
         # with real features, so the gradient below is the unclamped one.
         self.out = x / self.norm.clamp_min(1e-12) if normalize else x
 
-    def backward(self, dy: torch.Tensor) -> list[torch.Tensor]:
-        """Each layer's weight and bias gradient, flattened per run, in layer order."""
+    def backward(self, dy: torch.Tensor, into: list) -> None:
+        """Each layer's weight and bias gradient, into its views of the gradient buffer."""
         if self.norm is not None:  # y = x / |x|: dx = (dy - y (y . dy)) / |x|
             dy = (dy - self.out * (self.out * dy).sum(-1, keepdim=True)) / self.norm
-        grads = []
         for k in reversed(range(len(self.layers))):
-            dz = masked(dy, self.masks[k])
             weight = self.layers[k][0] if k else None  # the cached features need no gradient
-            g_weight, g_bias, dx = linear_backward(self.inputs[k], dz, weight)
-            grads[:0] = [g_weight.flatten(1), g_bias]
+            dx = linear_backward(self.inputs[k], masked(dy, self.masks[k]), weight, into[k])
             if k:
                 dy = dx * (self.inputs[k] > 0)
-        return grads
 
 
-def bce_step(head: HateClipper, layers: dict, image: torch.Tensor, text: torch.Tensor,
-             labels: torch.Tensor) -> torch.Tensor:
-    """Each run's mean BCE (runs,) on a batch, with the gradient of their sum left in
-    head.weights.grad, as `losses.bce(head(image, text), labels).sum().backward()` would
-    leave it (the head in training mode, with its dropout)."""
-    config = head.config
-    p_map, p_fusion, p_pre = config.drop_probs
-    with torch.no_grad():
-        projections = [Projection(x, layers[part], p_map, config.normalize)
-                       for x, part in ((image, "image"), (text, "text"))]
-        image_out, text_out = (projection.out for projection in projections)
-        fused = fuse(config.fusion, image_out, text_out, layers)
-        fusion_mask = dropout_mask(fused, p_fusion)
-        x, pre_output = masked(fused, fusion_mask), []
-        for weight, bias in layers["pre_output"]:
-            activated = F.relu(torch.baddbmm(bias, x, weight))
-            pre_output.append((x, weight, activated > 0, dropout_mask(activated, p_pre)))
-            x = masked(activated, pre_output[-1][-1])
-        (weight, bias), = layers["output"]
-        logits = torch.baddbmm(bias, x, weight)
-        loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").flatten(1).mean(-1)
-        # backward, last layer first: d BCE / d logit = (sigmoid - label) / cells averaged
-        d_logits = (torch.sigmoid(logits) - labels) / labels[0].numel()
-        g_weight, g_bias, dx = linear_backward(x, d_logits, weight)
-        grads = [g_weight.flatten(1), g_bias]
-        for x_in, weight, positive, mask in reversed(pre_output):
-            g_weight, g_bias, dx = linear_backward(x_in, masked(dx, mask) * positive, weight)
-            grads[:0] = [g_weight.flatten(1), g_bias]
-        d_image, d_text = FUSION_BACKWARD[config.fusion](masked(dx, fusion_mask), image_out, text_out)
-        grads[:0] = projections[0].backward(d_image) + projections[1].backward(d_text)
-        if head.weights.grad is None:  # one buffer for every step: a fresh one a step is
-            head.weights.grad = torch.empty_like(head.weights)  # page faults, not arithmetic
-        torch.cat(grads, dim=1, out=head.weights.grad)
-    return loss
+class Step:
+    """The training step of one head by hand: its weights' and its gradient's layer views are
+    made once, and every step writes each layer's gradient straight into the head's one
+    gradient buffer, which the optimizer then reads."""
+
+    def __init__(self, head: HateClipper):
+        self.head = head
+        with torch.no_grad():  # views of the weights the optimizer updates in place
+            head.weights.grad = torch.zeros_like(head.weights)
+            self.layers, self.grads = head.layers(), head.layers(head.weights.grad)
+
+    def __call__(self, image: torch.Tensor, text: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Each run's mean BCE (runs,) on a batch, with the gradient of their sum left in
+        head.weights.grad, as `losses.bce(head(image, text), labels).sum().backward()` would
+        leave it (the head in training mode, with its dropout)."""
+        config, layers, grads = self.head.config, self.layers, self.grads
+        p_map, p_fusion, p_pre = config.drop_probs
+        with torch.no_grad():
+            projections = [Projection(x, layers[part], p_map, config.normalize)
+                           for x, part in ((image, "image"), (text, "text"))]
+            image_out, text_out = (projection.out for projection in projections)
+            fused = fuse(config.fusion, image_out, text_out, layers)
+            fusion_mask = dropout_mask(fused, p_fusion)
+            x, pre_output = masked(fused, fusion_mask), []
+            for weight, bias in layers["pre_output"]:
+                activated = F.relu(torch.baddbmm(bias, x, weight))
+                pre_output.append((x, weight, activated > 0, dropout_mask(activated, p_pre)))
+                x = masked(activated, pre_output[-1][-1])
+            (weight, bias), = layers["output"]
+            logits = torch.baddbmm(bias, x, weight)
+            loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").flatten(1).mean(-1)
+            # backward, last layer first: d BCE / d logit = (sigmoid - label) / cells averaged
+            d_logits = (torch.sigmoid(logits) - labels) / labels[0].numel()
+            dx = linear_backward(x, d_logits, weight, grads["output"][0])
+            for (x_in, weight, positive, mask), into in zip(reversed(pre_output),
+                                                            reversed(grads["pre_output"])):
+                dx = linear_backward(x_in, masked(dx, mask) * positive, weight, into)
+            d_image, d_text = FUSION_BACKWARD[config.fusion](masked(dx, fusion_mask), image_out, text_out)
+            projections[0].backward(d_image, grads["image"])
+            projections[1].backward(d_text, grads["text"])
+        return loss

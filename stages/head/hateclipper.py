@@ -203,9 +203,10 @@ class HateClipper(nn.Module):
                     bound = in_dim ** -0.5  # nn.Linear's default init, weight then bias
                     chunk.uniform_(-bound, bound, generator=generator)
 
-    def layers(self) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Each part's (weight (runs, in, out), bias (runs, 1, out)) pairs, as views of `weights`."""
-        views = self.weights.split(self.sizes, dim=1)
+    def layers(self, flat: torch.Tensor | None = None) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Each part's (weight (runs, in, out), bias (runs, 1, out)) pairs, as views of `weights`
+        (or of `flat`, a tensor laid out like it: the gradient)."""
+        views = (self.weights if flat is None else flat).split(self.sizes, dim=1)
         parts: dict[str, list] = {"image": [], "text": [], "query": [], "key": [],
                                   "pre_output": [], "output": [], "aux_output": []}
         for k, (part, in_dim, out_dim) in enumerate(self.shapes):
