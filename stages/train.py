@@ -114,7 +114,7 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
             else:  # each meme, each epoch: one of its plain and augmented views
                 view = torch.randint(len(views), batch.shape, generator=view_draws).to(device)
                 batch_image = views[view, batch]
-            if step:
+            if step is not None:
                 loss = step(batch_image, text[batch], labels[batch])
             else:
                 loss = autograd_step(p, head, task, batch_image, text[batch], labels, batch, index)
