@@ -23,6 +23,7 @@ def curve_cases():
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
+@pytest.mark.filterwarnings("ignore:No positive class found in y_true")
 def test_curves_and_average_precision_are_sklearns():
     """Exactly equal arrays, NaN where sklearn gives NaN (a split of one class)."""
     for labels, probs in curve_cases():
