@@ -161,7 +161,7 @@ def autograd_step(p: params_module.Params, head: hateclipper.HateClipper, task: 
     if index is not None:
         weight = p.train.rgcl_weight
         loss = (1 - weight) * loss + weight * rgcl_loss(p, embedding, batch, labels[:, 0], index)
-    head.zero_grad(set_to_none=True)
+    head.zero_grad(set_to_none=False)  # zeroed in place: a fresh gradient a step is page faults
     loss.sum().backward()  # runs share no weight: each gets its own loss's gradient
     return loss.detach()
 
