@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from stages.head.hateclipper import HateClipper, fuse
+from stages.head.hateclipper import HateClipper, dropout_mask, fuse
 
 # Fusions whose backward is written here: each maps the fused vector's gradient
 # (runs, b, fused_dim) and the projections (runs, b, m) to the projections' gradients.
@@ -50,13 +50,6 @@ def off_diagonal_scatter(g: torch.Tensor, m: int) -> torch.Tensor:
 def align_concat_backward(g: torch.Tensor, image: torch.Tensor, text: torch.Tensor):
     diagonal, g_image, g_text = g.split(image.shape[-1], -1)
     return g_image + diagonal * text, g_text + diagonal * image
-
-
-def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor | None:
-    """The mask Dropout multiplies by, drawn exactly as it draws it (one torch.rand_like)."""
-    if p == 0:
-        return None
-    return torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
 
 
 def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -132,6 +132,15 @@ def fused_dim(fusion: str, map_dim: int) -> int:
     return FUSIONS[fusion][1](map_dim)
 
 
+def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor | None:
+    """Inverted dropout's mask for x, drawn by one torch.rand_like: 0 with probability p, else
+    1 / (1 - p); None for p = 0. Dropout and the hand-written step (backprop.py) both draw it
+    here, so they draw the same masks."""
+    if p == 0:
+        return None
+    return torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
+
+
 class Dropout(nn.Module):
     """Inverted dropout, as nn.Dropout, with the mask drawn by torch.rand.
 
@@ -145,10 +154,8 @@ class Dropout(nn.Module):
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        keep = (torch.rand_like(x) >= self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
-        return x * keep
+        mask = dropout_mask(x, self.p) if self.training else None
+        return x if mask is None else x * mask
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
