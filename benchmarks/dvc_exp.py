@@ -41,9 +41,15 @@ GIT_IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost
 PEAK = "import resource, runpy, sys\nsys.argv = ['stages.train']\ntry:\n    runpy.run_module('stages.train', run_name='__main__')\nfinally:\n    print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 
 
+def environment(**extra: str) -> dict[str, str]:
+    """This interpreter's tools (dvc) first on PATH, and a git identity."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            **GIT_IDENTITY, **extra}
+
+
 def sh(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", **GIT_IDENTITY}
-    return subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(cmd, cwd=cwd, env=environment(), check=True, capture_output=True,
+                          text=True).stdout
 
 
 def full_size_cache(ws: Path) -> None:
@@ -63,10 +69,8 @@ STAGE = re.compile(r"Running stage '(\w+)'")
 
 def streamed(cmd: list[str], cwd: Path) -> tuple[float, list[tuple[float, str]]]:
     """Run cmd; its wall time, and each output line with the seconds at which it arrived."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "PYTHONUNBUFFERED": "1", **GIT_IDENTITY}
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=cwd, env=environment(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines = [(time.perf_counter() - start, line.rstrip()) for line in proc.stdout]
     wall = time.perf_counter() - start
