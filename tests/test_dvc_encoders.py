@@ -1,5 +1,7 @@
-"""Encoders through DVC: each open_clip family runs `extract` and `train`, and switching back to
-an encoder already extracted restores its cache from DVC's run-cache without encoding.
+"""Encoders through DVC: switching back to an encoder already extracted restores its cache from
+DVC's run-cache without encoding, and the encoders table runs one head over each encoder.
+(Each open_clip family's extract and train run through the stages' entry points in
+tests/test_encoder_families.py.)
 
 Random-init encoders (`clip.pretrained: none`) on a small synthetic set: the plumbing, not any
 result on the real task."""
@@ -44,24 +46,6 @@ def test_switching_back_to_an_encoder_restores_its_cache_without_encoding(repo):
     assert digest(repo / "features/clip_features.h5") == timm_cache
     # the restored report keeps the figures of the run that encoded
     assert json.loads((repo / "reports/extract.json").read_text()) == timm_report
-
-
-@pytest.mark.parametrize("model", ["RN50", "EVA02-B-16", "MobileCLIP-S1", "coca_ViT-B-32"])
-def test_each_family_extracts_and_trains_on_projected_features(repo, model):
-    out = exp_run(repo, f"clip.model={model}", "head.features=projected")
-    assert ENCODED in out
-    report = json.loads((repo / "reports/extract.json").read_text())
-    assert report["memes_per_second"] > 0 and report["cache_bytes"] > 0
-    trained = json.loads((repo / "reports/train.json").read_text())
-    assert trained["trainable_params"] > 0
-    if model == "RN50":  # no pooled features: refused in one line, from the same cache
-        refused = exp_run(repo, f"clip.model={model}", "head.features=pooled", ok=False)
-        assert "Stage 'extract' didn't change, skipping" in refused and ENCODED not in refused
-        assert ("holds no pooled features (clip.model RN50 yields projected); set "
-                "head.features: projected") in refused
-    elif model == "EVA02-B-16":  # pooled features too: the same cache serves both kinds
-        pooled = exp_run(repo, f"clip.model={model}", "head.features=pooled")
-        assert "Stage 'extract' didn't change, skipping" in pooled and ENCODED not in pooled
 
 
 def test_the_encoders_table_runs_one_head_over_each_encoder(repo):

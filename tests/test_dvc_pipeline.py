@@ -117,6 +117,7 @@ def test_what_reruns_after_a_param_change(repo):
              ("train.lr", "0.001", False, True, False, False),
              ("head.map_dim", "16", False, True, False, False),
              ("train.runs", "5", False, True, False, False),
+             ("head.features", "projected", False, True, True, True),  # read from the same cache
              ("clip.model", "ViT-B-32", True, False, False, False),
              ("clip.pretrained", "openai", True, False, False, False),
              ("clip.resize", "shortest", True, False, False, False),

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from scripts import synthetic
 from stages import extract, train
 from stages.cache import features
 from stages.common import params
@@ -129,6 +130,41 @@ def test_a_local_tokenizer_is_refused_for_clips_own_bpe(tokenizer_folder, tmp_pa
     raw["clip"]["tokenizer"] = str(tmp_path / "nowhere")
     with pytest.raises(InputError, match="'clip.tokenizer' must be `model`.*no folder"):
         params.parse(raw)
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    """The smallest synthetic set (40 memes, 13 pictures): a full-size random encoder on the
+    CPU costs seconds an image."""
+    root = tmp_path_factory.mktemp("families") / "memes"
+    synthetic.generate(root, n=40, seed=3)
+    return root
+
+
+@pytest.mark.parametrize("model", ["RN50", "EVA02-B-16", "MobileCLIP-S1", "coca_ViT-B-32"])
+def test_each_family_extracts_and_trains_on_projected_features(small_set, model, tmp_path,
+                                                               monkeypatch, capsys):
+    """Through the stages' entry points: extract writes the family's cache, a head trains on
+    its projected features, and the pooled kind is refused in one line where the family has
+    none or trained from the same cache where it has."""
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, small_set, clip__model=model, head__features="projected", train__epochs=2)
+    code, err, out = run_entry(extract, monkeypatch, capsys)
+    assert code == 0, err
+    assert "wrote features/clip_features.h5" in out
+    report = json.loads((tmp_path / extract.EXTRACT_REPORT).read_text())
+    assert report["memes_per_second"] > 0 and report["cache_bytes"] > 0
+    code, err, _ = run_entry(train, monkeypatch, capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / train.TRAIN_SUMMARY).read_text())["trainable_params"] > 0
+    write_params(tmp_path, small_set, clip__model=model, head__features="pooled", train__epochs=2)
+    code, err, _ = run_entry(train, monkeypatch, capsys)
+    if FAMILIES[model]:  # pooled features too: the same cache serves both kinds
+        assert code == 0, err
+    else:
+        assert code == 2 and err.count("\n") == 1
+        assert (f"holds no pooled features (clip.model {model} yields projected); set "
+                "head.features: projected") in err
 
 
 @pytest.fixture(scope="module")
