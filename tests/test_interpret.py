@@ -160,3 +160,24 @@ def test_a_fusion_without_a_fim_says_interpret_does_not_apply(kaggle_set, tmp_pa
                        "reason": "fusion concat has no feature interaction matrix; interpret "
                                  "applies to cross, align, cross_nd"}
     assert [p.name for p in (tmp_path / interpret.REPORT).iterdir()] == ["summary.json"]
+
+
+def test_a_contact_sheet_pastes_each_thumbnail_centred_in_its_cell(tmp_path):
+    from PIL import Image
+
+    from stages.report import plotting
+
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (600, 200), (255, 0, 0)).save(wide)  # thumbnail 200 x 67
+    memes = [("m0", wide, "a caption")] + [(f"m{k}", None, "no file " * 80) for k in range(1, 7)]
+    sheet_path = tmp_path / "sheet.png"
+    plotting.contact_sheet(sheet_path, memes, "one line of title")
+    with Image.open(sheet_path) as sheet:
+        sheet = sheet.convert("RGB")
+        cell, thumb, line = plotting.THUMBNAIL + 10, plotting.THUMBNAIL, plotting.LINE
+        top = 2 * line  # a title of one line, then a blank one
+        assert sheet.size == (6 * cell, top + 2 * (thumb + 3 * line))  # 7 memes: two rows of 6
+        red = np.all(np.asarray(sheet) == (255, 0, 0), axis=-1)
+        rows, columns = np.nonzero(red)
+        assert (columns.min(), columns.max()) == (5, 5 + thumb - 1)  # the whole width, centred
+        assert (rows.min(), rows.max()) == (top + (thumb - 67) // 2, top + (thumb - 67) // 2 + 66)

@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # no display: files only
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from stages.common.files import atomic_path  # noqa: E402
 
@@ -69,26 +69,37 @@ def training_curves(path: str | Path, table, dev_split: str) -> None:
     save(figure, path)
 
 
+THUMBNAIL = 200  # a contact sheet's thumbnail box (px)
+LINE = 14  # one line of a sheet's text (px)
+
+
 def contact_sheet(path: str | Path, memes: list[tuple[str, Path | None, str]], title: str,
                   columns: int = 6) -> None:
     """Thumbnails with their id and the caption's first words; a meme without an image file
-    (the data folder is elsewhere) shows its id and caption as text."""
+    (the data folder is elsewhere) shows its id and caption as text. Pasted with Pillow: a
+    grid of matplotlib axes took 0.4 s a sheet, and interpret draws one per cluster."""
+    font = ImageFont.load_default(size=11)
+    cell_width, cell_height = THUMBNAIL + 10, THUMBNAIL + 3 * LINE
+    heading = textwrap.fill(title, columns * cell_width // 6)  # ~6 px a character
+    top = (heading.count("\n") + 2) * LINE
     rows = max(1, -(-len(memes) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (meme_id, image, caption) in zip(axes.flat, memes):
-        words = textwrap.shorten(caption, 40, placeholder="...")
-        if image is not None:
-            with Image.open(image) as picture:
-                picture.thumbnail((200, 200))
-                ax.imshow(picture.convert("RGB"))
-            ax.set_title(f"{meme_id}\n{words}", fontsize=6)
-        else:
-            ax.text(0.5, 0.5, f"{meme_id}\n\n" + textwrap.fill(caption, 28), ha="center",
-                    va="center", fontsize=6, wrap=True)
-    figure.suptitle(title, fontsize=9)
-    save(figure, path)
+    sheet = Image.new("RGB", (columns * cell_width, top + rows * cell_height), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.multiline_text((5, 5), heading, fill="black", font=font)
+    for k, (meme_id, image, caption) in enumerate(memes):
+        x, y = 5 + k % columns * cell_width, top + k // columns * cell_height
+        if image is None:
+            draw.multiline_text((x, y), f"{meme_id}\n\n" + textwrap.fill(textwrap.shorten(caption, 32 * 12, placeholder="..."), 32),
+                                fill="black", font=font)
+            continue
+        with Image.open(image) as picture:
+            picture.thumbnail((THUMBNAIL, THUMBNAIL))
+            sheet.paste(picture.convert("RGB"), (x + (THUMBNAIL - picture.width) // 2,
+                                                  y + (THUMBNAIL - picture.height) // 2))
+        words = textwrap.shorten(caption, 36, placeholder="...")
+        draw.multiline_text((x, y + THUMBNAIL + 2), f"{meme_id}\n{words}", fill="black", font=font)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="png")
 
 
 def heatmaps(path: str | Path, maps: dict[str, np.ndarray], title: str, xlabel: str,
