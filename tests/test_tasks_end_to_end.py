@@ -133,7 +133,7 @@ def test_the_seeds_head_learns_within_three_epochs(tmp_path, monkeypatch):
     from tests.conftest import write_params
 
     root = tmp_path / "memes"
-    synthetic.generate(root, n=300, seed=11)
+    synthetic.generate(root, n=150, seed=11)
     monkeypatch.chdir(tmp_path)
     seed_head = dict(clip__model="ViT-B-32", head__features="projected", head__map_dim=512,
                      head__normalize=False, head__pre_output_dim=128, head__activation="gelu",
@@ -144,7 +144,7 @@ def test_the_seeds_head_learns_within_three_epochs(tmp_path, monkeypatch):
     train.main([])
     summary = json.loads((tmp_path / "reports/train.json").read_text())
     assert summary["trainable_params"] == 34_080_001
-    assert summary["best_dev_auroc"] > 0.75
+    assert summary["best_dev_auroc"] > 0.9  # 15 dev memes whose labels need both modalities
     head, _ = hateclipper.load(tmp_path / hateclipper.CHECKPOINT)
     assert not head.config.normalize and head.config.activation == "gelu"
     assert np.isfinite(summary["best_dev_auroc"])
