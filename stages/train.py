@@ -23,7 +23,7 @@ from stages.common.errors import InputError, run_stage
 from stages.common.files import write_csv, write_json
 from stages.data.memes import TRAIN_SPLIT
 from stages.data.task import HATEFUL, Task
-from stages.head import backprop, hateclipper, inputs, losses, retrieval
+from stages.head import adamw, backprop, hateclipper, inputs, losses, retrieval
 from stages.head.hateclipper import predict_probs
 from stages.report import plotting, scoring
 
@@ -90,14 +90,13 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     dev_known = dev_labels[:, task.primary].cpu().numpy()
     head = hateclipper.HateClipper(config, seed).to(device)
     # A small head's step is a few dozen tiny kernels: per-kernel overhead, not FLOPs, sets
-    # the pace, so the optimizer runs as one fused kernel over all runs' weights.
-    parameters = list(head.parameters())
-    optimizer = torch.optim.AdamW(parameters, lr=p.train.lr, weight_decay=p.train.weight_decay,
-                                  fused=True)
+    # the pace, so the optimizer runs as one fused kernel over all runs' weights (the head
+    # keeps every layer of every run in that one tensor).
+    optimizer = adamw.AdamW(head.weights, lr=p.train.lr, weight_decay=p.train.weight_decay)
     step = backprop.Step(head) if backprop.supports(head, p.train.loss) else None
     orders = [torch.Generator().manual_seed(seed + run) for run in range(runs)]
     view_draws = torch.Generator().manual_seed(seed)  # apart, so views change nothing else
-    best = [parameter.detach().clone() for parameter in parameters]
+    best = head.weights.detach().clone()
     best_score, best_epoch = np.full(runs, -np.inf), np.zeros(runs, dtype=int)
     stale = np.zeros(runs, dtype=int)
     stopped, history = np.zeros(runs, dtype=bool), []
@@ -132,8 +131,7 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
             + (f"  {p.train.select} {spread(dev_score)}" if p.train.select != "auroc" else ""))
         improved = (dev_score > best_score) & ~stopped  # NaN (one-class dev) is never better
         mask = torch.from_numpy(improved).to(device)
-        for kept, parameter in zip(best, parameters):
-            kept[mask] = parameter.detach()[mask]
+        best[mask] = head.weights.detach()[mask]
         best_score[improved], best_epoch[improved] = dev_score[improved], epoch
         stale = np.where(improved, 0, stale + ~stopped)
         stopped |= stale >= p.train.patience
@@ -145,8 +143,7 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
         raise InputError(f"{p.data.dev_split} {p.train.select} was never defined: the dev split "
                          "needs memes of both labels")
     with torch.no_grad():
-        for kept, parameter in zip(best, parameters):
-            parameter.copy_(kept)
+        head.weights.copy_(best)
     return head.eval(), history, best_epoch
 
 

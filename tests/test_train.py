@@ -135,6 +135,30 @@ def test_gradient_clipping_is_per_run():
         torch.testing.assert_close(grad[k], torch.cat([a.grad.flatten() for a in alone]))
 
 
+def test_the_heads_adamw_steps_exactly_as_torch_optims_fused_one():
+    """The train loop's optimizer against torch.optim.AdamW(fused=True) on the same gradients:
+    the same weights bit for bit, at every step (weight decay on, and a step where it alone
+    moves a weight)."""
+    from stages.head import adamw
+
+    head = hateclipper.HateClipper(hateclipper.HeadConfig(
+        image_dim=6, text_dim=4, fusion="cross", map_dim=3, num_mapping_layers=1,
+        num_pre_output_layers=1, drop_probs=(0.1, 0.4, 0.2), runs=2))
+    assert list(head.parameters()) == [head.weights]  # one tensor holds every layer, every run
+    ours = head.weights.detach().clone().requires_grad_()
+    theirs = head.weights.detach().clone().requires_grad_()
+    step = adamw.AdamW(ours, lr=3e-3, weight_decay=0.05)
+    reference = torch.optim.AdamW([theirs], lr=3e-3, weight_decay=0.05, fused=True)
+    generator = torch.Generator().manual_seed(0)
+    for k in range(6):
+        grad = torch.randn(ours.shape, generator=generator) * (0 if k == 3 else 1)
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        step.step()
+        reference.step()
+        assert torch.equal(ours, theirs), k
+    assert not torch.equal(ours, head.weights)
+
+
 def test_a_run_that_stops_keeps_its_epoch_while_others_go_on(splits):
     head, history, best_epochs = run(splits, "align", train__runs=4, train__patience=2,
                                      train__epochs=30, train__lr=1e-2)
