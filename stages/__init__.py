@@ -5,8 +5,8 @@
       data/      release files -> meme records and a task; no torch
       encoder/   the frozen open_clip towers and small model configs: what decides a feature
       cache/     the HDF5 format and its writer, extraction's units of work
-      head/      the Hate-CLIPper head, its hand-written backward, losses, retrieval, trigger
-                 vectors, the checked inputs
+      head/      the Hate-CLIPper head, its hand-written backward and AdamW step, losses,
+                 retrieval, trigger vectors, the checked inputs
       report/    metrics, intervals, baselines, pictures, prediction and submission files
       common/    params, errors, atomic writes, devices and shards; decides no number
 

@@ -20,7 +20,7 @@ from stages.cache import features
 from stages.common import params
 from stages.common.errors import InputError
 from stages.encoder import clip
-from stages.head import inputs
+from stages.head import hateclipper, inputs
 from tests.conftest import params_dict, write_params
 from tests.test_bad_input import run_entry
 
@@ -156,11 +156,16 @@ def test_each_family_extracts_and_trains_on_projected_features(small_set, model,
     assert report["memes_per_second"] > 0 and report["cache_bytes"] > 0
     code, err, _ = run_entry(train, monkeypatch, capsys)
     assert code == 0, err
-    assert json.loads((tmp_path / train.TRAIN_SUMMARY).read_text())["trainable_params"] > 0
+    projected = json.loads((tmp_path / train.TRAIN_SUMMARY).read_text())["trainable_params"]
+    assert projected > 0
     write_params(tmp_path, small_set, clip__model=model, head__features="pooled", train__epochs=2)
     code, err, _ = run_entry(train, monkeypatch, capsys)
     if FAMILIES[model]:  # pooled features too: the same cache serves both kinds
         assert code == 0, err
+        _, meta = hateclipper.load(tmp_path / hateclipper.CHECKPOINT)
+        assert meta["features"] == "pooled"
+        # the pooled widths differ from the embedding's: the head was built on other inputs
+        assert json.loads((tmp_path / train.TRAIN_SUMMARY).read_text())["trainable_params"] != projected
     else:
         assert code == 2 and err.count("\n") == 1
         assert (f"holds no pooled features (clip.model {model} yields projected); set "

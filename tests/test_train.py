@@ -137,21 +137,24 @@ def test_gradient_clipping_is_per_run():
 
 def test_the_heads_adamw_steps_exactly_as_torch_optims_fused_one():
     """The train loop's optimizer against torch.optim.AdamW(fused=True) on the same gradients:
-    the same weights bit for bit, at every step (weight decay on, and a step where it alone
-    moves a weight)."""
+    the same weights bit for bit, at every step (weight decay on; the first step's gradient is
+    zero, so decay alone moves the weights)."""
     from stages.head import adamw
 
-    head = hateclipper.HateClipper(hateclipper.HeadConfig(
-        image_dim=6, text_dim=4, fusion="cross", map_dim=3, num_mapping_layers=1,
-        num_pre_output_layers=1, drop_probs=(0.1, 0.4, 0.2), runs=2))
-    assert list(head.parameters()) == [head.weights]  # one tensor holds every layer, every run
+    for fusion, aux in (("cross", 0), ("attention_m", 0), ("align", 3)):
+        config = hateclipper.HeadConfig(image_dim=6, text_dim=4, fusion=fusion, map_dim=4,
+                                        num_mapping_layers=1, num_pre_output_layers=1,
+                                        drop_probs=(0.1, 0.4, 0.2), runs=2, aux_outputs=aux)
+        head = hateclipper.HateClipper(config)
+        # the loop steps and keeps only `weights`: it must hold every layer of every run
+        assert [name for name, _ in head.named_parameters()] == ["weights"], fusion
     ours = head.weights.detach().clone().requires_grad_()
     theirs = head.weights.detach().clone().requires_grad_()
     step = adamw.AdamW(ours, lr=3e-3, weight_decay=0.05)
     reference = torch.optim.AdamW([theirs], lr=3e-3, weight_decay=0.05, fused=True)
     generator = torch.Generator().manual_seed(0)
     for k in range(6):
-        grad = torch.randn(ours.shape, generator=generator) * (0 if k == 3 else 1)
+        grad = torch.randn(ours.shape, generator=generator) * (k > 0)
         ours.grad, theirs.grad = grad.clone(), grad.clone()
         step.step()
         reference.step()

@@ -6,6 +6,7 @@ Every figure is written atomically (as every output) and closed at once: the sta
 """
 from __future__ import annotations
 
+import functools
 import textwrap
 from pathlib import Path
 
@@ -15,6 +16,7 @@ matplotlib.use("Agg")  # no display: files only
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from stages.common.files import atomic_path  # noqa: E402
@@ -71,35 +73,48 @@ def training_curves(path: str | Path, table, dev_split: str) -> None:
 
 THUMBNAIL = 200  # a contact sheet's thumbnail box (px)
 LINE = 14  # one line of a sheet's text (px)
+CELL = (THUMBNAIL + 10, THUMBNAIL + 3 * LINE)  # one meme: its thumbnail, then id and caption
+
+
+@functools.cache
+def sheet_font() -> ImageFont.FreeTypeFont:
+    """matplotlib's own DejaVu Sans, always installed with it: Latin, Greek, Cyrillic and
+    Arabic captions draw as letters (Pillow's default font has Basic Latin only)."""
+    return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), 11)
 
 
 def contact_sheet(path: str | Path, memes: list[tuple[str, Path | None, str]], title: str,
                   columns: int = 6) -> None:
     """Thumbnails with their id and the caption's first words; a meme without an image file
     (the data folder is elsewhere) shows its id and caption as text. Pasted with Pillow: a
-    grid of matplotlib axes took 0.4 s a sheet, and interpret draws one per cluster."""
-    font = ImageFont.load_default(size=11)
-    cell_width, cell_height = THUMBNAIL + 10, THUMBNAIL + 3 * LINE
-    heading = textwrap.fill(title, columns * cell_width // 6)  # ~6 px a character
+    grid of matplotlib axes took as long as the rest of interpret, which draws one per cluster."""
+    heading = textwrap.fill(title, columns * CELL[0] // 7)  # ~7 px a character
     top = (heading.count("\n") + 2) * LINE
     rows = max(1, -(-len(memes) // columns))
-    sheet = Image.new("RGB", (columns * cell_width, top + rows * cell_height), "white")
-    draw = ImageDraw.Draw(sheet)
-    draw.multiline_text((5, 5), heading, fill="black", font=font)
-    for k, (meme_id, image, caption) in enumerate(memes):
-        x, y = 5 + k % columns * cell_width, top + k // columns * cell_height
-        if image is None:
-            draw.multiline_text((x, y), f"{meme_id}\n\n" + textwrap.fill(textwrap.shorten(caption, 32 * 12, placeholder="..."), 32),
-                                fill="black", font=font)
-            continue
-        with Image.open(image) as picture:
-            picture.thumbnail((THUMBNAIL, THUMBNAIL))
-            sheet.paste(picture.convert("RGB"), (x + (THUMBNAIL - picture.width) // 2,
-                                                  y + (THUMBNAIL - picture.height) // 2))
-        words = textwrap.shorten(caption, 36, placeholder="...")
-        draw.multiline_text((x, y + THUMBNAIL + 2), f"{meme_id}\n{words}", fill="black", font=font)
+    sheet = Image.new("RGB", (columns * CELL[0], top + rows * CELL[1]), "white")
+    ImageDraw.Draw(sheet).multiline_text((5, 5), heading, fill="black", font=sheet_font())
+    for k, meme in enumerate(memes):
+        sheet.paste(meme_cell(*meme), (k % columns * CELL[0], top + k // columns * CELL[1]))
     with atomic_path(path) as tmp:
         sheet.save(tmp, format="png")
+
+
+def meme_cell(meme_id: str, image: Path | None, caption: str) -> Image.Image:
+    """One meme's cell: its thumbnail centred above its id and the caption's first words, or
+    its id and caption as text; text that would run past the cell is cut at its edge."""
+    cell = Image.new("RGB", CELL, "white")
+    draw = ImageDraw.Draw(cell)
+    if image is None:
+        text = textwrap.fill(textwrap.shorten(caption, 450, placeholder="..."), 30)
+        draw.multiline_text((5, 0), f"{meme_id}\n\n{text}", fill="black", font=sheet_font())
+        return cell
+    with Image.open(image) as picture:
+        picture.thumbnail((THUMBNAIL, THUMBNAIL))
+        cell.paste(picture.convert("RGB"), (5 + (THUMBNAIL - picture.width) // 2,
+                                            (THUMBNAIL - picture.height) // 2))
+    words = textwrap.shorten(caption, 36, placeholder="...")
+    draw.multiline_text((5, THUMBNAIL + 2), f"{meme_id}\n{words}", fill="black", font=sheet_font())
+    return cell
 
 
 def heatmaps(path: str | Path, maps: dict[str, np.ndarray], title: str, xlabel: str,
