@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import record, working_directory
-from benchmarks.head_training import full_size_splits, paper_params, textbook_seconds
+from benchmarks.common import record, seconds, working_directory
+from benchmarks.head_training import full_size_splits, paper_params, textbook_loop
 from scripts.workspace import make
 from stages.cache import features
 from stages.common import params
@@ -138,7 +138,7 @@ def main(device: torch.device) -> None:
         sh(["dvc", "repro"], ws)  # the head stages once on the full-size cache, as a user would
         sh(["git", "add", "-A"], ws)
         sh(["git", "commit", "-qm", "full"], ws)
-        textbook = textbook_seconds(paper_params(), training_split(ws), device)
+        textbook = seconds(lambda: textbook_loop(paper_params(), training_split(ws), device), device)
         figures["textbook training loop alone, same cache, the paper's head (s)"] = textbook
         for tag, cmd in EXPERIMENTS.items():
             wall, lines = streamed(cmd, ws)

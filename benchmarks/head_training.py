@@ -76,19 +76,6 @@ def textbook_loop(p: params.Params, split: features.SplitFeatures, device: torch
             textbook_step(head, optimizer, image[batch], text[batch], labels[batch], p.train.grad_clip)
 
 
-def first_torch_optim() -> None:
-    """Builds a throwaway torch.optim optimizer: the first in a process imports torch._dynamo
-    (seconds), which the textbook loop's figure should not carry; the project's loop never
-    pays it (stages/head/adamw.py)."""
-    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
-
-
-def textbook_seconds(p: params.Params, split: features.SplitFeatures, device: torch.device) -> float:
-    """The textbook loop's time, the loop alone: torch.optim's first import paid before the clock."""
-    first_torch_optim()
-    return seconds(lambda: textbook_loop(p, split, device), device)
-
-
 def textbook_step(head, optimizer, image, text, labels, grad_clip: float) -> None:
     """One head step as the seed writes it: the baseline both comparisons time against."""
     loss = F.binary_cross_entropy_with_logits(head(image, text), labels)
@@ -139,8 +126,7 @@ def main(device: torch.device) -> None:
     p = paper_params()
     splits = full_size_splits()
     times = {"project": seconds(lambda: train.train(p, splits, device, log=lambda _: None), device),
-             "torch.optim": seconds(first_torch_optim, device),
-             "textbook": textbook_seconds(p, splits["train"], device)}
+             "textbook": seconds(lambda: textbook_loop(p, splits["train"], device), device)}
     with mock.patch.object(backprop, "supports", return_value=False):  # the step on autograd
         times["autograd"] = seconds(lambda: train.train(p, splits, device, log=lambda _: None), device)
     flops, roof = training_flops(p), matmul_flops(device)
@@ -151,7 +137,6 @@ def main(device: torch.device) -> None:
         "ms per step (batch 16)": 1000 * times["project"] / (EPOCHS * -(-N_TRAIN // 16)),
         "same loop, autograd's backward instead of backprop.py (s)": times["autograd"],
         "textbook loop, same work (s)": times["textbook"],
-        "first torch.optim optimizer of the process, importing torch._dynamo (s)": times["torch.optim"],
         "speedup over textbook loop": times["textbook"] / times["project"],
         "matrix-product GFLOP in training": flops / 1e9,
         "measured matmul GFLOP/s (2048^3 fp32)": roof / 1e9,
