@@ -21,6 +21,7 @@ that learned little, duplicate memes), and no triggered position or no hateful m
 from __future__ import annotations
 
 import argparse
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +53,32 @@ def distinct_rows(vectors: scipy.sparse.csr_matrix) -> int:
                 for a, b in zip(vectors.indptr[:-1], vectors.indptr[1:])})
 
 
-def cluster(points: scipy.sparse.csr_matrix, clusters: int, seed: int) -> KMeans:
-    """K-means of the trigger vectors (float32: the cast made once, 629 MB at map_dim 1024)
-    into `clusters`, at most the number of distinct vectors."""
+def count_sketch(vectors: scipy.sparse.csr_matrix, width: int, seed: int) -> np.ndarray:
+    """The vectors (N, fused_dim) as (N, width) float32: each fused-vector entry added, with a
+    seeded random sign, into one of `width` seeded buckets (a count sketch). It keeps each
+    squared distance, and so each point's distance to a mean, in expectation, and means stay
+    means: the sketch of a cluster's mean is the mean of its members' sketches. One pass over
+    the non-zeros: entries that share a bucket are summed when scipy densifies the matrix."""
+    rng = np.random.default_rng(seed)
+    bucket = rng.integers(0, width, vectors.shape[1], dtype=np.int32)
+    sign = rng.choice(np.array([-1, 1], dtype=np.float32), vectors.shape[1])
+    hashed = scipy.sparse.csr_matrix((vectors.data * sign[vectors.indices], bucket[vectors.indices],
+                                      vectors.indptr), shape=(vectors.shape[0], width))
+    return hashed.toarray()
+
+
+def cluster_points(vectors: scipy.sparse.csr_matrix, sketch_dim: int, seed: int):
+    """What K-means clusters: the trigger vectors themselves (float32: the cast made once), or,
+    where the fused vector is wider than interpret.sketch_dim (0: never), their count sketch.
+    At map_dim 1024 K-means++ on the million-wide vectors takes minutes per start
+    (BENCHMARKS.md section 7), on the sketch a fraction of a second."""
+    if sketch_dim and vectors.shape[1] > sketch_dim:
+        return count_sketch(vectors, sketch_dim, seed)
+    return vectors.astype(np.float32)
+
+
+def cluster(points, clusters: int, seed: int) -> KMeans:
+    """K-means of the points into `clusters`, at most the number of distinct vectors."""
     return KMeans(n_clusters=clusters, random_state=seed, n_init=10).fit(points)
 
 
@@ -113,7 +137,20 @@ def write_clusters(folder: Path, ids: list[str], labels: np.ndarray,
         "id": ids, "cluster": labels, "triggered": np.diff(vectors.indptr),
         "positive": np.asarray((vectors > 0).sum(axis=1)).ravel(),
         "negative": np.asarray((vectors < 0).sum(axis=1)).ravel()}))
-    scipy.sparse.save_npz(folder / "triggers.npz", vectors)
+    write_npz(folder / "triggers.npz", vectors)
+
+
+def write_npz(path: Path, matrix: scipy.sparse.csr_matrix) -> None:
+    """The file scipy.sparse.save_npz writes (load_npz and np.load read it), deflated at level 1
+    instead of numpy's 6: for the 126 million entries of 3,000 memes at map_dim 1024, 8 s and
+    213 MB where save_npz took 36 s (and save_npz uncompressed wrote 629 MB)."""
+    arrays = {"indices": matrix.indices, "indptr": matrix.indptr,
+              "format": np.array(matrix.format.encode("ascii")), "shape": np.array(matrix.shape),
+              "data": matrix.data}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as file:
+                np.lib.format.write_array(file, array, allow_pickle=False)
 
 
 def interpret(p: params_module.Params, head: hateclipper.HateClipper, split: SplitFeatures,
@@ -144,7 +181,7 @@ def interpret(p: params_module.Params, head: hateclipper.HateClipper, split: Spl
                                    "(a head that learned little?): nothing to cluster"}
     distinct = distinct_rows(vectors)
     clusters = min(p.interpret.clusters, distinct)
-    points = vectors.astype(np.float32)
+    points = cluster_points(vectors, p.interpret.sketch_dim, p.train.seed)
     model = cluster(points, clusters, p.train.seed)
     write_clusters(folder, ids, model.labels_, vectors)
     members = members_of(model)
@@ -159,7 +196,10 @@ def interpret(p: params_module.Params, head: hateclipper.HateClipper, split: Spl
         note = write_pictures(folder, p, split, rows, model, model.transform(points))
         pictures = note or "sheets/cluster_NN.png"
     positions = triggers.fim_positions(fusion, map_dim)
+    sketched = points.shape[1] < vectors.shape[1]
     return {**summary, "clusters": clusters, "pictures": pictures,
+            "clustered": f"a count sketch of the trigger vectors, {points.shape[1]} wide, seeded by "
+                         "train.seed (interpret.sketch_dim)" if sketched else "the trigger vectors",
             "note": "" if clusters == p.interpret.clusters else
                     f"{clusters} clusters, not the {p.interpret.clusters} asked: the "
                     f"{len(rows)} hateful training memes have only {distinct} distinct trigger vectors",

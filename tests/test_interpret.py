@@ -93,6 +93,93 @@ def test_trigger_vectors_equal_a_direct_numpy_computation(fusion):
         if {"cross": True, "align": i == j, "cross_nd": i != j}[fusion]]
 
 
+def quantile_rows():
+    """Rows long enough for row_quantiles' band (2^17), each a case of its own."""
+    rng = np.random.default_rng(5)
+    normal = rng.normal(size=(6, 2 ** 17)).astype(np.float32) * rng.random((6, 1), np.float32)
+    ties = np.round(normal * 4) / 4
+    half_zero = normal.copy()
+    half_zero[:, ::2] = 0
+    misleading = normal.copy()  # every sampled entry far above the rest: the band misses
+    misleading[:, ::triggers.SAMPLE_STRIDE] += 100
+    return {"normal": normal, "ties": ties, "half zero": half_zero, "misleading": misleading,
+            "one row": normal[:1]}
+
+
+@pytest.mark.parametrize("case", ["normal", "ties", "half zero", "misleading", "one row"])
+@pytest.mark.parametrize("q", [(0.1, 0.9), (0.0, 0.5, 1.0), (0.33,), (0.13, 0.87)])
+def test_row_quantiles_are_torch_quantile_bit_for_bit(case, q):
+    r, q = torch.from_numpy(quantile_rows()[case]), torch.tensor(q)
+    assert r.shape[1] >= triggers.SELECT_FROM  # the band's path, not torch.quantile's
+    assert torch.equal(triggers.row_quantiles(r, q), torch.quantile(r, q, dim=1, keepdim=True))
+
+
+def test_a_row_with_a_nan_gets_torch_quantiles_nan():
+    r = torch.from_numpy(quantile_rows()["normal"])
+    r[2, 7] = float("nan")
+    q = torch.tensor((0.1, 0.9))
+    torch.testing.assert_close(triggers.row_quantiles(r, q), torch.quantile(r, q, dim=1, keepdim=True),
+                               rtol=0, atol=0, equal_nan=True)
+
+
+def test_trigger_vectors_of_a_million_wide_fim_equal_torch_quantiles_cut_offs():
+    """map_dim 1024 (the paper's), where each meme's cut-offs come from row_quantiles' band and
+    only D's positive and negative columns are compared: the same vectors as the cut-offs of
+    torch.quantile applied to every position."""
+    config = hateclipper.HeadConfig(image_dim=7, text_dim=5, fusion="cross", map_dim=1024,
+                                    num_mapping_layers=1, num_pre_output_layers=1,
+                                    drop_probs=(0.2, 0.4, 0.1), pre_output_dim=4)
+    head = hateclipper.HateClipper(config, seed=1)
+    rng = np.random.default_rng(1)
+    image, text = rng.normal(size=(20, 7)).astype(np.float32), rng.normal(size=(20, 5)).astype(np.float32)
+    d = triggers.direction(head)
+    quantiles = triggers.Quantiles((0.2, 0.8), (0.1, 0.9))
+    vectors = triggers.trigger_vectors(d, triggers.fused_vectors(head, image, text), quantiles)
+    r = torch.cat(list(triggers.fused_vectors(head, image, text)))
+    d_pos, d_neg = d >= torch.quantile(d, 0.8), d <= torch.quantile(d, 0.2)
+    r_pos = r >= torch.quantile(r, 0.9, dim=1, keepdim=True)
+    r_neg = r <= torch.quantile(r, 0.1, dim=1, keepdim=True)
+    expected = (d_pos & r_pos).to(torch.int8) - (d_neg & r_neg).to(torch.int8)
+    assert vectors.has_sorted_indices and vectors.shape == (20, 1024 * 1024)
+    np.testing.assert_array_equal(vectors.toarray(), expected.numpy())
+    assert (expected == 1).any() and (expected == -1).any()
+
+
+def test_the_count_sketch_is_the_product_with_its_seeded_hash_matrix():
+    """Each column j of the vectors lands in bucket h(j) with sign s(j), as drawn from the seed:
+    the sketch equals vectors @ S for S[j, h(j)] = s(j), written out."""
+    rng = np.random.default_rng(0)
+    vectors = scipy.sparse.random(30, 5000, density=0.05, format="csr", random_state=1,
+                                  data_rvs=lambda n: rng.choice([-1, 1], n)).astype(np.int8)
+    draws = np.random.default_rng(42)
+    bucket = draws.integers(0, 64, 5000, dtype=np.int32)
+    sign = draws.choice(np.array([-1, 1], dtype=np.float32), 5000)
+    hash_matrix = scipy.sparse.csr_matrix((sign, (np.arange(5000), bucket)), shape=(5000, 64))
+    sketch = interpret.count_sketch(vectors, 64, seed=42)
+    assert sketch.dtype == np.float32 and sketch.shape == (30, 64)
+    np.testing.assert_array_equal(sketch, (vectors.astype(np.float32) @ hash_matrix).toarray())
+    assert not np.array_equal(sketch, interpret.count_sketch(vectors, 64, seed=43))
+
+
+def test_triggers_npz_holds_what_scipys_save_npz_writes(tmp_path):
+    vectors = scipy.sparse.random(40, 3000, density=0.05, format="csr", random_state=2).astype(np.int8)
+    interpret.write_npz(tmp_path / "ours.npz", vectors)
+    scipy.sparse.save_npz(tmp_path / "scipy.npz", vectors)
+    with np.load(tmp_path / "ours.npz") as ours, np.load(tmp_path / "scipy.npz") as theirs:
+        assert sorted(ours.files) == sorted(theirs.files)
+        for name in theirs.files:
+            np.testing.assert_array_equal(ours[name], theirs[name])
+            assert ours[name].dtype == theirs[name].dtype
+    assert (scipy.sparse.load_npz(tmp_path / "ours.npz") != vectors).nnz == 0
+
+
+def test_k_means_runs_on_the_sketch_only_where_the_fused_vector_is_wider():
+    vectors = scipy.sparse.random(10, 1024, density=0.1, format="csr", random_state=0)
+    assert scipy.sparse.issparse(interpret.cluster_points(vectors, 4096, seed=0))
+    assert scipy.sparse.issparse(interpret.cluster_points(vectors, 0, seed=0))
+    assert interpret.cluster_points(vectors, 256, seed=0).shape == (10, 256)
+
+
 @pytest.fixture(scope="module")
 def concept_workspace(tmp_path_factory):
     """Memes whose hateful ones come from 4 known (scene, caption family) concepts, extracted
@@ -119,10 +206,14 @@ def run_interpret(work, monkeypatch, **overrides):
             json.loads((report / "summary.json").read_text()))
 
 
-def test_clusters_recover_the_known_concepts_reproducibly(concept_workspace, monkeypatch):
+@pytest.mark.parametrize("sketch_dim", [4096, 256])  # the FIM's 1024 entries themselves; a sketch
+def test_clusters_recover_the_known_concepts_reproducibly(concept_workspace, monkeypatch, sketch_dim):
     work, scene = concept_workspace  # of each hateful training meme
-    clusters, summary = run_interpret(work, monkeypatch)
+    clusters, summary = run_interpret(work, monkeypatch, interpret__sketch_dim=sketch_dim)
     assert summary["applies"] and summary["clusters"] == 4 and summary["hateful_memes"] == len(clusters)
+    assert summary["clustered"] == ("the trigger vectors" if sketch_dim == 4096 else
+                                    "a count sketch of the trigger vectors, 256 wide, seeded by "
+                                    "train.seed (interpret.sketch_dim)")
     assert sorted(clusters["id"]) == sorted(scene)
     assert adjusted_rand_score([scene[i] for i in clusters["id"]], clusters["cluster"]) >= 0.8
     vectors = scipy.sparse.load_npz(work / interpret.REPORT / "triggers.npz")
@@ -131,7 +222,7 @@ def test_clusters_recover_the_known_concepts_reproducibly(concept_workspace, mon
     assert sorted(p.name for p in (work / interpret.REPORT / "sheets").iterdir()) == [
         f"cluster_{c:02d}.png" for c in range(4)]
     assert (work / interpret.REPORT / "positions.png").stat().st_size > 0
-    again, _ = run_interpret(work, monkeypatch)
+    again, _ = run_interpret(work, monkeypatch, interpret__sketch_dim=sketch_dim)
     pd.testing.assert_frame_equal(clusters, again)
 
 

@@ -37,6 +37,7 @@ def test_values_are_typed():
     ({"interpret__clusters": 0}, "'interpret.clusters' must be a positive integer"),
     ({"interpret__meme_quantiles": [0.9, 0.1]}, "'interpret.meme_quantiles' must be two quantiles"),
     ({"interpret__pictures": 1}, "'interpret.pictures' must be true or false"),
+    ({"interpret__sketch_dim": -1}, "'interpret.sketch_dim' must be a non-negative integer"),
     ({"head__map_dim": 0}, "'head.map_dim' must be a positive integer, got 0"),
     ({"train__batch_size": -4}, "'train.batch_size' must be a positive integer"),
     ({"train__epochs": 2.5}, "'train.epochs' must be a positive integer"),

@@ -106,6 +106,7 @@ class InterpretParams:
     direction_quantiles: tuple[float, float]  # D's negative / positive cut-offs (0.2, 0.8)
     meme_quantiles: tuple[float, float]  # each meme's FIM's negative / positive cut-offs (0.1, 0.9)
     pictures: bool  # contact sheets of each cluster's memes
+    sketch_dim: int  # K-means on a count sketch this wide when the fused vector is wider; 0: never
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ def parse(raw, source: str = "params.yaml") -> Params:
         direction_quantiles=reader.quantile_pair("interpret.direction_quantiles"),
         meme_quantiles=reader.quantile_pair("interpret.meme_quantiles"),
         pictures=reader.boolean("interpret.pictures"),
+        sketch_dim=reader.count("interpret.sketch_dim"),
     )
     params = Params(data, clip, reader.choice("fusion", FUSIONS),
                     reader.choice("classifier", CLASSIFIERS),
