@@ -26,10 +26,11 @@ $(REFERENCE)/.installed: $(VENV)/.installed
 	touch $@
 
 # Two workers, a file each at a time (module fixtures stay shared), one thread each: on CI's
-# two cores that is about 1.35x faster than one process with two threads.
+# two cores that is about 1.35x faster than one process with two threads. The files go in
+# tests/conftest.py's order, heaviest first, not xdist's (by number of tests).
 test: venv $(REFERENCE)/.installed
 	$(BIN)/ruff check .
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 demo: venv
 	bash scripts/demo.sh
