@@ -463,8 +463,8 @@ def dvc(*args: str, capture: bool = True) -> str:
 
 
 # The stage whose outputs a table reads (metrics.json; train.json comes with it): a cell runs
-# extract (skipped), train and evaluate, never interpret, whose clustering alone
-# would cost minutes a cell at map_dim 1024.
+# extract (skipped), train and evaluate, never interpret, which would add about a minute a
+# cell at map_dim 1024 (BENCHMARKS.md section 7) for figures no table reads.
 TABLE_STAGE = "evaluate"
 
 
