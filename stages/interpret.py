@@ -165,6 +165,7 @@ def interpret(p: params_module.Params, head: hateclipper.HateClipper, split: Spl
         "applies": True, "fusion": fusion, "map_dim": map_dim, "run": RUN,
         "runs": head.config.runs, "hateful_memes": int(len(rows)), "clusters": 0,
         "clusters_asked": p.interpret.clusters, "note": "", "per_cluster": [], "pictures": "off",
+        "clustered": "nothing",
         "quantiles": {"direction": list(quantiles.direction), "meme": list(quantiles.meme)},
         "columns": "fused-vector entries: cross i * map_dim + j (image i, text j); align (i, i); "
                    "cross_nd the off-diagonal (i, j) in row-major order",

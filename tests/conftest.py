@@ -31,6 +31,7 @@ HEAVIEST_FIRST = (
 )
 
 
+@pytest.hookimpl(trylast=True)  # after any other reordering: this order is the one xdist gets
 def pytest_collection_modifyitems(items):
     rank = {name: k for k, name in enumerate(HEAVIEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order

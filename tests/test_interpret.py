@@ -108,10 +108,23 @@ def quantile_rows():
 
 @pytest.mark.parametrize("case", ["normal", "ties", "half zero", "misleading", "one row"])
 @pytest.mark.parametrize("q", [(0.1, 0.9), (0.0, 0.5, 1.0), (0.33,), (0.13, 0.87)])
-def test_row_quantiles_are_torch_quantile_bit_for_bit(case, q):
+def test_row_quantiles_equal_torch_quantile(case, q):
     r, q = torch.from_numpy(quantile_rows()[case]), torch.tensor(q)
     assert r.shape[1] >= triggers.SELECT_FROM  # the band's path, not torch.quantile's
     assert torch.equal(triggers.row_quantiles(r, q), torch.quantile(r, q, dim=1, keepdim=True))
+
+
+def test_row_quantiles_partition_the_band_and_only_a_missed_one_the_whole_row(monkeypatch):
+    partitioned = []
+    partition = np.partition
+    monkeypatch.setattr(np, "partition", lambda a, kth: partitioned.append(len(a)) or partition(a, kth))
+    rows = quantile_rows()
+    width = rows["normal"].shape[1]
+    triggers.row_quantiles(torch.from_numpy(rows["normal"]), torch.tensor((0.1, 0.9)))
+    assert len(partitioned) == 2 * 6 and max(partitioned) < width // 3  # 6 rows, 2 cut-offs
+    partitioned.clear()
+    triggers.row_quantiles(torch.from_numpy(rows["misleading"]), torch.tensor((0.1, 0.9)))
+    assert width in partitioned
 
 
 def test_a_row_with_a_nan_gets_torch_quantiles_nan():
@@ -177,7 +190,8 @@ def test_k_means_runs_on_the_sketch_only_where_the_fused_vector_is_wider():
     vectors = scipy.sparse.random(10, 1024, density=0.1, format="csr", random_state=0)
     assert scipy.sparse.issparse(interpret.cluster_points(vectors, 4096, seed=0))
     assert scipy.sparse.issparse(interpret.cluster_points(vectors, 0, seed=0))
-    assert interpret.cluster_points(vectors, 256, seed=0).shape == (10, 256)
+    assert scipy.sparse.issparse(interpret.cluster_points(vectors, 1024, seed=0))  # as wide: no gain
+    assert interpret.cluster_points(vectors, 1023, seed=0).shape == (10, 1023)
 
 
 @pytest.fixture(scope="module")

@@ -87,7 +87,8 @@ def trigger_vectors(d: torch.Tensor, fused_batches, quantiles: Quantiles) -> sci
 
 
 def row_quantiles(r: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """torch.quantile(r, q, dim=1, keepdim=True) for a 2-D float tensor, bit for bit, without
+    """torch.quantile(r, q, dim=1, keepdim=True) for a 2-D float tensor, the same values (bit
+    for bit, but for the sign of a zero where -0.0 and 0.0 tie), without
     sorting whole rows where they are long (a FIM at map_dim 1024 has a million entries): a
     sorted sample of every SAMPLE_STRIDE-th entry brackets each order statistic the quantile
     interpolates in a band of about 2 x BAND x SAMPLE_STRIDE values, and np.partition finds
