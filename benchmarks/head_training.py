@@ -10,6 +10,7 @@ with train.runs = 1, 2, 5, 10, 20 (and 100 on a GPU) heads trained side by side.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from pathlib import Path
 from unittest import mock
 
@@ -119,7 +120,22 @@ def runs_table(p: params.Params, splits, device: torch.device) -> dict[str, floa
     for runs, elapsed in times.items():
         figures[f"runs {runs}: loop (s)"] = elapsed
         figures[f"runs {runs}: x one run"] = elapsed / times[1]
-    return figures
+    return {**figures, **interleaved_ratio(p, splits, device)}
+
+
+def interleaved_ratio(p: params.Params, splits, device: torch.device, pairs: int = 3) -> dict:
+    """runs 5 against runs 1, each pair run back to back (5 epochs each): this VM's slow phases
+    (BENCHMARKS.md section 1) last minutes, so the two loops of a pair share one, where the
+    table's rows, minutes apart, need not."""
+    short = dataclasses.replace(p, train=dataclasses.replace(p.train, epochs=5, patience=5))
+    ratios = []
+    for _ in range(pairs):
+        one, five = (seconds(lambda runs=runs: train.train(with_runs(short, runs), splits, device,
+                                                           log=lambda _: None), device)
+                     for runs in (1, 5))
+        ratios.append(five / one)
+    return {f"runs 5 / runs 1, {pairs} pairs back to back (5 epochs)": ", ".join(f"{r:.2f}" for r in ratios),
+            "runs 5 / runs 1, median of the pairs": statistics.median(ratios)}
 
 
 def main(device: torch.device) -> None:
