@@ -11,6 +11,9 @@
 3. `cross` at map_dim 1024 (32 on the CPU), one run: peak device memory against docs/paper-tables.md's
    figure (16 bytes per trainable parameter: weight, gradient, AdamW's two moments).
 4. The paper-table smoke test (docs/paper-tables.md) on a synthetic workspace, with the device.
+5. The train loop's AdamW (stages/head/adamw.py) against torch.optim.AdamW(fused=True) on the
+   device, six steps on the same gradients: the same weights bit for bit, as tests/test_train.py
+   checks it on the CPU (both call the same fused kernel; on CUDA it is another kernel).
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from scripts import paper_table, synthetic
 from stages import extract, train
 from stages.common import distributed
 from stages.common import params as params_module
+from stages.head import adamw
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {  # what each step runs on: full sizes on a GPU, a quick pass on the CPU
@@ -111,6 +115,24 @@ def cross_memory_figures(size: dict, device: torch.device) -> dict:
     return figures
 
 
+def adamw_figures(device: torch.device, steps: int = 6) -> dict:
+    """The head's AdamW against torch.optim's fused one on the device, step by step."""
+    generator = torch.Generator(device).manual_seed(0)
+    start = torch.randn(3, 257, 33, generator=generator, device=device)
+    ours, theirs = start.clone().requires_grad_(), start.clone().requires_grad_()
+    step = adamw.AdamW(ours, lr=3e-3, weight_decay=0.05)
+    reference = torch.optim.AdamW([theirs], lr=3e-3, weight_decay=0.05, fused=True)
+    gap = 0.0
+    for k in range(steps):  # the first gradient zero: weight decay alone moves the weights
+        grad = torch.randn(start.shape, generator=generator, device=device) * (k > 0)
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        step.step()
+        reference.step()
+        gap = max(gap, (ours - theirs).abs().max().item())
+    return {f"adamw: largest weight gap to torch.optim's fused AdamW, {steps} steps": gap,
+            "adamw: equals torch.optim's bit for bit": "yes" if gap == 0 else "NO"}
+
+
 def table_smoke_figures(size: dict, device: torch.device, work: Path) -> dict:
     """The paper-table smoke test of docs/paper-tables.md, on a fresh synthetic workspace."""
     ws = work / "grid"
@@ -153,6 +175,9 @@ def main(device: torch.device) -> None:
         figures.update(runs_figures(size, device))
         figures.update(cross_memory_figures(size, device))
         figures.update(table_smoke_figures(size, device, work))
+    figures.update(adamw_figures(device))
     record("gpu_check", figures)
     if figures[f"runs {RUNS}: run k equals seed+k alone"] != "yes":
         raise SystemExit("gpu_check: batched runs differ from their one-run trainings")
+    if figures["adamw: equals torch.optim's bit for bit"] != "yes":
+        raise SystemExit("gpu_check: the head's AdamW differs from torch.optim's fused AdamW")

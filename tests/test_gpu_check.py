@@ -17,6 +17,8 @@ def test_gpu_check_runs_every_step_on_the_cpu(tmp_path, monkeypatch):
         assert entry[f"extract {precision}: paced by"] in ("decoding", "the encoder")
     assert entry["runs 5: largest weight gap to seed+k alone"] <= gpu_check.SAME
     assert entry["runs 5: run k equals seed+k alone"] == "yes"
+    assert entry["adamw: equals torch.optim's bit for bit"] == "yes"
+    assert entry["adamw: largest weight gap to torch.optim's fused AdamW, 6 steps"] == 0
     assert entry["cross map_dim 32: trainable parameters"] == (1024 + 768 + 2) * 32 + (32 * 32 + 1) * 32 + 33
     assert entry["paper table smoke: cells with a dev AUROC"] == 2  # cross, 1 and 3 pre-output layers
     # the cells run the stages the table reads (dvc exp run --queue evaluate), not interpret
