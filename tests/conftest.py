@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 
-# `make test` runs the files on two workers in this order, heaviest first (seconds per file, from
-# `pytest --durations=0` on CI's two cores), so that neither worker is left running a file
-# of a minute while the other has nothing to do. xdist's own order, by number of tests,
-# had put the one-test files of a minute (test_gpu_check) last. Files not named keep their order,
-# after these.
+# `make test` runs the files on two workers in this order, heaviest first (by each file's
+# seconds in `pytest --durations=0` on a two-core machine like CI's), so that neither worker
+# is left running a file of a minute while the other has nothing to do. xdist's own order, by
+# number of tests, had put the one-test files of a minute (test_gpu_check) last. Files not
+# named keep their order, after these.
 HEAVIEST_FIRST = (
     "test_dvc_pipeline.py", "test_tasks_end_to_end.py", "test_benchmarks_dvc.py",
     "test_distributed.py", "test_dvc_encoders.py", "test_benchmarks_learning.py",
