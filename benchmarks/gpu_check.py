@@ -104,7 +104,7 @@ def cross_memory_figures(size: dict, device: torch.device) -> dict:
     splits = {"train": head_training.random_split(2000, 0), "dev": head_training.random_split(200, 1)}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    _, seconds = timed(lambda: train.train(p, splits, device, log=lambda _: None), device)
+    seconds = head_training.loop_seconds(p, splits, device)
     parameters = paper_table.head_parameters({"head.map_dim": m, "fusion": "cross",
                                               "head.num_pre_output_layers": 1})
     figures = {f"cross map_dim {m}: trainable parameters": parameters,
@@ -115,20 +115,28 @@ def cross_memory_figures(size: dict, device: torch.device) -> dict:
     return figures
 
 
-def adamw_figures(device: torch.device, steps: int = 6) -> dict:
-    """The head's AdamW against torch.optim's fused one on the device, step by step."""
-    generator = torch.Generator(device).manual_seed(0)
-    start = torch.randn(3, 257, 33, generator=generator, device=device)
+def adamw_against_torch_optim(start: torch.Tensor, steps: int = 6) -> tuple[float, torch.Tensor]:
+    """The head's AdamW and torch.optim.AdamW(fused=True) stepped side by side from `start` on
+    the same seeded gradients (the first zero: weight decay alone moves the weights): the
+    largest gap between their weights after any step, and the head's AdamW's last weights."""
+    generator = torch.Generator(start.device).manual_seed(0)
     ours, theirs = start.clone().requires_grad_(), start.clone().requires_grad_()
     step = adamw.AdamW(ours, lr=3e-3, weight_decay=0.05)
     reference = torch.optim.AdamW([theirs], lr=3e-3, weight_decay=0.05, fused=True)
     gap = 0.0
-    for k in range(steps):  # the first gradient zero: weight decay alone moves the weights
-        grad = torch.randn(start.shape, generator=generator, device=device) * (k > 0)
+    for k in range(steps):
+        grad = torch.randn(start.shape, generator=generator, device=start.device) * (k > 0)
         ours.grad, theirs.grad = grad.clone(), grad.clone()
         step.step()
         reference.step()
         gap = max(gap, (ours - theirs).abs().max().item())
+    return gap, ours.detach()
+
+
+def adamw_figures(device: torch.device, steps: int = 6) -> dict:
+    """The head's AdamW against torch.optim's fused one on the device."""
+    start = torch.randn(3, 257, 33, generator=torch.Generator().manual_seed(0)).to(device)
+    gap, _ = adamw_against_torch_optim(start, steps)
     return {f"adamw: largest weight gap to torch.optim's fused AdamW, {steps} steps": gap,
             "adamw: equals torch.optim's bit for bit": "yes" if gap == 0 else "NO"}
 

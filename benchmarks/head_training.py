@@ -110,12 +110,15 @@ def with_runs(p: params.Params, runs: int) -> params.Params:
     return dataclasses.replace(p, train=dataclasses.replace(p.train, runs=runs))
 
 
+def loop_seconds(p: params.Params, splits, device: torch.device) -> float:
+    """The train loop alone (train.train), quiet."""
+    return seconds(lambda: train.train(p, splits, device, log=lambda _: None), device)
+
+
 def runs_table(p: params.Params, splits, device: torch.device) -> dict[str, float]:
     """Train-loop time for K runs in one batched loop, against one run (target: 5 runs <= 2x)."""
     counts = RUNS + ((100,) if device.type == "cuda" else ())
-    times = {runs: seconds(lambda runs=runs: train.train(with_runs(p, runs), splits, device,
-                                                         log=lambda _: None), device)
-             for runs in counts}
+    times = {runs: loop_seconds(with_runs(p, runs), splits, device) for runs in counts}
     figures = {}
     for runs, elapsed in times.items():
         figures[f"runs {runs}: loop (s)"] = elapsed
@@ -130,10 +133,8 @@ def interleaved_ratio(p: params.Params, splits, device: torch.device, pairs: int
     short = dataclasses.replace(p, train=dataclasses.replace(p.train, epochs=5, patience=5))
     ratios = []
     for _ in range(pairs):
-        one, five = (seconds(lambda runs=runs: train.train(with_runs(short, runs), splits, device,
-                                                           log=lambda _: None), device)
-                     for runs in (1, 5))
-        ratios.append(five / one)
+        one = loop_seconds(with_runs(short, 1), splits, device)
+        ratios.append(loop_seconds(with_runs(short, 5), splits, device) / one)
     return {f"runs 5 / runs 1, {pairs} pairs back to back (5 epochs)": ", ".join(f"{r:.2f}" for r in ratios),
             "runs 5 / runs 1, median of the pairs": statistics.median(ratios)}
 
@@ -141,10 +142,10 @@ def interleaved_ratio(p: params.Params, splits, device: torch.device, pairs: int
 def main(device: torch.device) -> None:
     p = paper_params()
     splits = full_size_splits()
-    times = {"project": seconds(lambda: train.train(p, splits, device, log=lambda _: None), device),
+    times = {"project": loop_seconds(p, splits, device),
              "textbook": seconds(lambda: textbook_loop(p, splits["train"], device), device)}
     with mock.patch.object(backprop, "supports", return_value=False):  # the step on autograd
-        times["autograd"] = seconds(lambda: train.train(p, splits, device, log=lambda _: None), device)
+        times["autograd"] = loop_seconds(p, splits, device)
     flops, roof = training_flops(p), matmul_flops(device)
     record("head_training", {
         "device": str(device),

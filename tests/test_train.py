@@ -138,8 +138,8 @@ def test_gradient_clipping_is_per_run():
 def test_the_heads_adamw_steps_exactly_as_torch_optims_fused_one():
     """The train loop's optimizer against torch.optim.AdamW(fused=True) on the same gradients:
     the same weights bit for bit, at every step (weight decay on; the first step's gradient is
-    zero, so decay alone moves the weights)."""
-    from stages.head import adamw
+    zero, so decay alone moves the weights). The GPU check steps the same on its device."""
+    from benchmarks import gpu_check
 
     for fusion, aux in (("cross", 0), ("attention_m", 0), ("align", 3)):
         config = hateclipper.HeadConfig(image_dim=6, text_dim=4, fusion=fusion, map_dim=4,
@@ -148,18 +148,9 @@ def test_the_heads_adamw_steps_exactly_as_torch_optims_fused_one():
         head = hateclipper.HateClipper(config)
         # the loop steps and keeps only `weights`: it must hold every layer of every run
         assert [name for name, _ in head.named_parameters()] == ["weights"], fusion
-    ours = head.weights.detach().clone().requires_grad_()
-    theirs = head.weights.detach().clone().requires_grad_()
-    step = adamw.AdamW(ours, lr=3e-3, weight_decay=0.05)
-    reference = torch.optim.AdamW([theirs], lr=3e-3, weight_decay=0.05, fused=True)
-    generator = torch.Generator().manual_seed(0)
-    for k in range(6):
-        grad = torch.randn(ours.shape, generator=generator) * (k > 0)
-        ours.grad, theirs.grad = grad.clone(), grad.clone()
-        step.step()
-        reference.step()
-        assert torch.equal(ours, theirs), k
-    assert not torch.equal(ours, head.weights)
+    gap, stepped = gpu_check.adamw_against_torch_optim(head.weights.detach(), steps=6)
+    assert gap == 0  # after every one of the six steps
+    assert not torch.equal(stepped, head.weights)
 
 
 def test_a_run_that_stops_keeps_its_epoch_while_others_go_on(splits):
