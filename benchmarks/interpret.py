@@ -16,6 +16,7 @@ import multiprocessing
 import resource
 import tempfile
 import time
+import timeit
 from contextlib import ExitStack
 from pathlib import Path
 from unittest import mock
@@ -77,11 +78,24 @@ def measure(map_dim: int, sketch_dim: int, queue) -> None:
         summary = interpret.interpret(p, head, split, Path(folder))
         total = time.perf_counter() - started
         labels = pd.read_csv(Path(folder) / "clusters.csv", dtype={"id": str})["cluster"].to_numpy()
+        npz_megabytes = (Path(folder) / "triggers.npz").stat().st_size / 1e6
     queue.put({"labels": labels, "figures": {
         "interpret() (s)": total, **{f"- {name} (s)": seconds[name] for _, name in PARTS},
         "- the rest: summary, top positions (s)": total - sum(seconds.values()),
-        "clustered": summary["clustered"], "peak RSS (MB)":
+        "clustered": summary["clustered"], "triggers.npz (MB)": npz_megabytes,
+        **cut_off_seconds(head, split), "peak RSS (MB)":
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}})
+
+
+def cut_off_seconds(head: hateclipper.HateClipper, split: features.SplitFeatures) -> dict:
+    """One block of fused vectors' two cut-offs each: row_quantiles against torch.quantile
+    (the same values; row_quantiles hands rows shorter than 2^16 to torch.quantile)."""
+    r = next(triggers.fused_vectors(head, split.image, split.text))
+    q = torch.tensor((0.1, 0.9))
+    return {f"cut-offs of {len(r)} memes: {name} (s)": min(
+                timeit.repeat(lambda f=f: f(r, q), number=1, repeat=3))
+            for name, f in (("row_quantiles", triggers.row_quantiles),
+                            ("torch.quantile", lambda r, q: torch.quantile(r, q, dim=1, keepdim=True)))}
 
 
 def main(device: torch.device) -> None:

@@ -142,8 +142,8 @@ def write_clusters(folder: Path, ids: list[str], labels: np.ndarray,
 
 def write_npz(path: Path, matrix: scipy.sparse.csr_matrix) -> None:
     """The file scipy.sparse.save_npz writes (load_npz and np.load read it), deflated at level 1
-    instead of numpy's 6: for the 126 million entries of 3,000 memes at map_dim 1024, 8 s and
-    213 MB where save_npz took 36 s (and save_npz uncompressed wrote 629 MB)."""
+    instead of numpy's 6: for the 126 million entries of 3,000 memes at map_dim 1024, 213 MB
+    in about 10 s where save_npz took 34-36 s (BENCHMARKS.md section 7)."""
     arrays = {"indices": matrix.indices, "indptr": matrix.indptr,
               "format": np.array(matrix.format.encode("ascii")), "shape": np.array(matrix.shape),
               "data": matrix.data}
