@@ -24,6 +24,7 @@ import json
 import math
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -455,11 +456,22 @@ def write_reports(name: str, spec: dict, table: list[dict], overrides: dict) -> 
 
 # -- running the grid -----------------------------------------------------------------------
 
-def dvc(*args: str, capture: bool = True) -> str:
-    result = subprocess.run(["dvc", *args], capture_output=capture, text=True)
+def dvc(*args: str) -> str:
+    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"dvc {' '.join(args)} failed:\n{result.stderr or result.stdout}")
-    return result.stdout if capture else ""
+    return result.stdout
+
+
+def start_queue(jobs: int) -> None:
+    """`dvc queue start`, returning at once. The worker it spawns inherits its output: through
+    a pipe, the call would return only when the worker exits, up to 10 s after the last cell
+    (dvc's idle check), so the output goes through a file instead."""
+    with tempfile.TemporaryFile("w+") as out:
+        if subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], stdout=out,
+                          stderr=subprocess.STDOUT).returncode != 0:
+            out.seek(0)
+            raise SystemExit(f"dvc queue start failed:\n{out.read()}")
 
 
 # The stage whose outputs a table reads (metrics.json; train.json comes with it): a cell runs
@@ -545,7 +557,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{len(cells) - len(todo)} already run or skipped")
     if todo:
         queue(todo)
-        dvc("queue", "start", "-j", str(args.jobs))
+        start_queue(args.jobs)
         wait_for_queue(len(todo))
         found = experiments(json.loads(dvc("exp", "show", "--json")))
     table = (encoder_rows if spec.get("kind") == "encoders" else rows)(spec, cells, found)

@@ -215,7 +215,7 @@ def test_each_stage_depends_on_the_code_it_runs(stage):
         assert not covered("stages/common/params.py", deps)
 
 
-def test_temp_and_queued_experiments_run_head_only(repo):
+def test_temp_and_queued_experiments_run_head_only(repo, tmp_path):
     """The README's recipe: with the data tracked by `dvc add`, a --temp run and a sweep queued
     in DVC's own syntax, naming its last stage as the README's metric sweeps do, run in fresh
     copies of the repo, find the data in DVC's cache and skip extraction (and the sweep,
@@ -224,7 +224,9 @@ def test_temp_and_queued_experiments_run_head_only(repo):
     assert "Stage 'extract' didn't change, skipping" in run.stdout, run.stdout
     assert "Running stage 'interpret'" in run.stdout
     sh("dvc exp run --queue evaluate -S 'fusion=cross_nd,cross' -S head.map_dim=8", repo)  # DVC's sweep syntax
-    sh("dvc queue start -j 1", repo)
+    # (through a file: dvc's worker holds its parent's output until it exits, 10 s idle after the
+    # last experiment, and through sh's pipe `queue start` would wait for that)
+    sh(f"dvc queue start -j 1 > {tmp_path / 'start.log'} 2>&1", repo)
     deadline = time.monotonic() + 300
     while any(word in sh("dvc queue status", repo).stdout for word in ("Queued", "Running")):
         assert time.monotonic() < deadline, "the queue did not finish"
