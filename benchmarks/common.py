@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -59,6 +60,19 @@ def seconds(fn, device: torch.device | None = None) -> float:
 
 def median_time(fn, repeats: int, device=None) -> float:
     return statistics.median(seconds(fn, device) for _ in range(repeats))
+
+
+def timing_part(owner, name: str, seconds: dict, key: str | None = None):
+    """A patch of owner.name (a module's function or a class's method) that adds each call's
+    wall time to seconds[key or name]: the parts of a run, timed where they are called."""
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        result = original(*args, **kwargs)
+        seconds[key or name] = seconds.get(key or name, 0.0) + time.perf_counter() - started
+        return result
+    return mock.patch.object(owner, name, wrapper)
 
 
 @contextmanager

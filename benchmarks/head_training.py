@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+from contextlib import ExitStack
 from pathlib import Path
 from unittest import mock
 
@@ -19,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import matmul_flops, median_time, record, seconds
+from benchmarks.common import matmul_flops, median_time, record, seconds, timing_part
 from stages import train
 from stages.cache import features
 from stages.common import params
-from stages.head import backprop, hateclipper
+from stages.head import adamw, backprop, hateclipper
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN, N_DEV, IMAGE_DIM, TEXT_DIM, EPOCHS = 8500, 500, 1024, 768, 20
@@ -139,6 +140,42 @@ def interleaved_ratio(p: params.Params, splits, device: torch.device, pairs: int
             "runs 5 / runs 1, median of the pairs": statistics.median(ratios)}
 
 
+# Where a step's time goes: each part a function the loop calls, timed by wrapping it (about a
+# microsecond a call on top). The three inside the step are disjoint; what the loop does
+# outside these (the batch gathers, shuffles, dev AUROC, bookkeeping) is the loop's rest.
+STEP_PARTS = ((backprop, "dropout_mask", "dropout masks, every layer (torch.rand)"),
+              (backprop, "linear_backward", "every layer's gradient products"),
+              (backprop, "fuse", "the fusion (FIM)"),
+              (train, "clip_grad_norm_per_run", "gradient clipping, per run"),
+              (adamw.AdamW, "step", "AdamW (one fused kernel)"),
+              (train, "predict_probs", "dev-set probabilities, once an epoch"))
+STEP = (backprop.Step, "__call__", "hand-written step, in all")
+
+
+def step_parts(p: params.Params, splits, device: torch.device, runs: int, epochs: int = 3) -> dict:
+    """Microseconds a step for each of STEP_PARTS, train.runs = runs, over a few epochs."""
+    p = dataclasses.replace(p, train=dataclasses.replace(p.train, runs=runs, epochs=epochs,
+                                                         patience=epochs))
+    spent: dict[str, float] = {}
+    with ExitStack() as patches:
+        for owner, name, key in (STEP, *STEP_PARTS):
+            patches.enter_context(timing_part(owner, name, spent, key))
+        loop = loop_seconds(p, splits, device)
+    per_step = 1e6 / (epochs * -(-len(splits["train"].ids) // p.train.batch_size))
+    step = spent[STEP[2]]
+    inside = [key for owner, _, key in STEP_PARTS if owner is backprop]
+    figures = {f"runs {runs}: loop, timed by part (us a step)": loop * per_step,
+               f"runs {runs}: {STEP[2]}": step * per_step}
+    figures.update({f"runs {runs}:   - {key}": spent[key] * per_step for key in inside})
+    figures[f"runs {runs}:   - the step's rest (forward products, norms, loss)"] = (
+        step - sum(spent[key] for key in inside)) * per_step
+    outside = [key for _, _, key in STEP_PARTS if key not in inside]
+    figures.update({f"runs {runs}: {key}": spent[key] * per_step for key in outside})
+    figures[f"runs {runs}: the loop's rest (batch gathers, shuffles, dev AUROC)"] = (
+        loop - step - sum(spent[key] for key in outside)) * per_step
+    return figures
+
+
 def main(device: torch.device) -> None:
     p = paper_params()
     splits = full_size_splits()
@@ -162,3 +199,5 @@ def main(device: torch.device) -> None:
         **dropout_microseconds(device),
     })
     record("head_training_runs", {"device": str(device), **runs_table(p, splits, device)})
+    record("head_training_step", {"device": str(device), **step_parts(p, splits, device, 1),
+                                  **step_parts(p, splits, device, 5)})

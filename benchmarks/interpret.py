@@ -19,14 +19,13 @@ import time
 import timeit
 from contextlib import ExitStack
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from benchmarks.common import record
+from benchmarks.common import record, timing_part
 from stages import interpret
 from stages.cache import features
 from stages.common import params
@@ -50,17 +49,6 @@ def planted_split(seed: int = 0) -> tuple[features.SplitFeatures, np.ndarray]:
                                   image=image.astype(np.float32), text=text.astype(np.float32)), concept
 
 
-def timed(module, name: str, seconds: dict):
-    original = getattr(module, name)
-
-    def wrapper(*args, **kwargs):
-        started = time.perf_counter()
-        result = original(*args, **kwargs)
-        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
-        return result
-    return mock.patch.object(module, name, wrapper)
-
-
 def measure(map_dim: int, sketch_dim: int, queue) -> None:
     p = params.load(ROOT / "params.yaml")
     p = dataclasses.replace(p, interpret=dataclasses.replace(p.interpret, pictures=False,
@@ -73,7 +61,7 @@ def measure(map_dim: int, sketch_dim: int, queue) -> None:
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder, ExitStack() as patches:
         for module, name in PARTS:
-            patches.enter_context(timed(module, name, seconds))
+            patches.enter_context(timing_part(module, name, seconds))
         started = time.perf_counter()
         summary = interpret.interpret(p, head, split, Path(folder))
         total = time.perf_counter() - started

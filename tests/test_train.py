@@ -153,6 +153,24 @@ def test_the_heads_adamw_steps_exactly_as_torch_optims_fused_one():
     assert not torch.equal(stepped, head.weights)
 
 
+def test_the_benchmarks_step_breakdown_times_every_part_it_names():
+    """`benchmarks head_training` splits a step by wrapping the functions the loop calls: each
+    named part must be called (a renamed function would leave its part at nothing), and a
+    wrapped function returns what it returned before."""
+    from benchmarks import common, head_training
+
+    seconds = {}
+    with common.timing_part(hateclipper, "fused_dim", seconds, "fused width"):
+        assert hateclipper.fused_dim("cross", 8) == 64
+    assert set(seconds) == {"fused width"} and seconds["fused width"] > 0
+    splits = {"train": head_training.random_split(40, 0), "dev": head_training.random_split(20, 1)}
+    figures = head_training.step_parts(head_training.paper_params(), splits, torch.device("cpu"),
+                                       runs=2, epochs=1)
+    named = [key for _, _, key in (head_training.STEP, *head_training.STEP_PARTS)]
+    assert all(any(key in figure for figure in figures) for key in named)
+    assert all(value > 0 for value in figures.values())
+
+
 def test_a_run_that_stops_keeps_its_epoch_while_others_go_on(splits):
     head, history, best_epochs = run(splits, "align", train__runs=4, train__patience=2,
                                      train__epochs=30, train__lr=1e-2)
