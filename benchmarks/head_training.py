@@ -141,38 +141,38 @@ def interleaved_ratio(p: params.Params, splits, device: torch.device, pairs: int
 
 
 # Where a step's time goes: each part a function the loop calls, timed by wrapping it (about a
-# microsecond a call on top). The three inside the step are disjoint; what the loop does
-# outside these (the batch gathers, shuffles, dev AUROC, bookkeeping) is the loop's rest.
-STEP_PARTS = ((backprop, "dropout_mask", "dropout masks, every layer (torch.rand)"),
-              (backprop, "linear_backward", "every layer's gradient products"),
-              (backprop, "fuse", "the fusion (FIM)"),
-              (train, "clip_grad_norm_per_run", "gradient clipping, per run"),
-              (adamw.AdamW, "step", "AdamW (one fused kernel)"),
-              (train, "predict_probs", "dev-set probabilities, once an epoch"))
+# microsecond a call on top). The parts inside the step are disjoint, and so are those beside
+# it; what the loop does besides all these (the batch gathers, shuffles, dev AUROC,
+# bookkeeping) is the loop's rest.
 STEP = (backprop.Step, "__call__", "hand-written step, in all")
+IN_STEP = ((backprop, "dropout_mask", "dropout masks, every layer (torch.rand)"),
+           (backprop, "linear_backward", "every layer's gradient products"),
+           (backprop, "fuse", "the fusion (FIM)"))
+BESIDE_STEP = ((train, "clip_grad_norm_per_run", "gradient clipping, per run"),
+               (adamw.AdamW, "step", "AdamW (one fused kernel)"),
+               (train, "predict_probs", "dev-set probabilities, once an epoch"))
 
 
 def step_parts(p: params.Params, splits, device: torch.device, runs: int, epochs: int = 3) -> dict:
-    """Microseconds a step for each of STEP_PARTS, train.runs = runs, over a few epochs."""
+    """Microseconds a step for the step and each part, train.runs = runs, over a few epochs."""
     p = dataclasses.replace(p, train=dataclasses.replace(p.train, runs=runs, epochs=epochs,
                                                          patience=epochs))
     spent: dict[str, float] = {}
     with ExitStack() as patches:
-        for owner, name, key in (STEP, *STEP_PARTS):
+        for owner, name, key in (STEP, *IN_STEP, *BESIDE_STEP):
             patches.enter_context(timing_part(owner, name, spent, key))
         loop = loop_seconds(p, splits, device)
     per_step = 1e6 / (epochs * -(-len(splits["train"].ids) // p.train.batch_size))
     step = spent[STEP[2]]
-    inside = [key for owner, _, key in STEP_PARTS if owner is backprop]
+    inside, beside = [part[2] for part in IN_STEP], [part[2] for part in BESIDE_STEP]
     figures = {f"runs {runs}: loop, timed by part (us a step)": loop * per_step,
                f"runs {runs}: {STEP[2]}": step * per_step}
     figures.update({f"runs {runs}:   - {key}": spent[key] * per_step for key in inside})
     figures[f"runs {runs}:   - the step's rest (forward products, norms, loss)"] = (
         step - sum(spent[key] for key in inside)) * per_step
-    outside = [key for _, _, key in STEP_PARTS if key not in inside]
-    figures.update({f"runs {runs}: {key}": spent[key] * per_step for key in outside})
+    figures.update({f"runs {runs}: {key}": spent[key] * per_step for key in beside})
     figures[f"runs {runs}: the loop's rest (batch gathers, shuffles, dev AUROC)"] = (
-        loop - step - sum(spent[key] for key in outside)) * per_step
+        loop - step - sum(spent[key] for key in beside)) * per_step
     return figures
 
 

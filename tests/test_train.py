@@ -155,8 +155,8 @@ def test_the_heads_adamw_steps_exactly_as_torch_optims_fused_one():
 
 def test_the_benchmarks_step_breakdown_times_every_part_it_names():
     """`benchmarks head_training` splits a step by wrapping the functions the loop calls: each
-    named part must be called (a renamed function would leave its part at nothing), and a
-    wrapped function returns what it returned before."""
+    named part must be called (a function no longer called would leave its part without a
+    figure), and a wrapped function returns what it returned before."""
     from benchmarks import common, head_training
 
     seconds = {}
@@ -166,7 +166,7 @@ def test_the_benchmarks_step_breakdown_times_every_part_it_names():
     splits = {"train": head_training.random_split(40, 0), "dev": head_training.random_split(20, 1)}
     figures = head_training.step_parts(head_training.paper_params(), splits, torch.device("cpu"),
                                        runs=2, epochs=1)
-    named = [key for _, _, key in (head_training.STEP, *head_training.STEP_PARTS)]
+    named = [key for _, _, key in (head_training.STEP, *head_training.IN_STEP, *head_training.BESIDE_STEP)]
     assert all(any(key in figure for figure in figures) for key in named)
     assert all(value > 0 for value in figures.values())
 
