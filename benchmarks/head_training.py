@@ -24,7 +24,7 @@ from benchmarks.common import matmul_flops, median_time, record, seconds, timing
 from stages import train
 from stages.cache import features
 from stages.common import params
-from stages.head import adamw, backprop, hateclipper
+from stages.head import adamw, backprop, hateclipper, masks
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN, N_DEV, IMAGE_DIM, TEXT_DIM, EPOCHS = 8500, 500, 1024, 768, 20
@@ -143,9 +143,11 @@ def interleaved_ratio(p: params.Params, splits, device: torch.device, pairs: int
 # Where a step's time goes: each part a function the loop calls, timed by wrapping it (about a
 # microsecond a call on top). The parts inside the step are disjoint, and so are those beside
 # it; what the loop does besides all these (the batch gathers, shuffles, dev AUROC,
-# bookkeeping) is the loop's rest.
+# bookkeeping) is the loop's rest. The masks are drawn on a thread of their own, at the same
+# time as the loop (DRAWING): its seconds are not a part of the loop's.
 STEP = (backprop.Step, "__call__", "hand-written step, in all")
-IN_STEP = ((backprop, "dropout_mask", "dropout masks, every layer (torch.rand)"),
+DRAWING = (masks.Ahead, "draw_block", "masks drawn ahead, on their own thread")
+IN_STEP = ((masks.Ahead, "__call__", "dropout masks, handed over (drawn ahead)"),
            (backprop, "linear_backward", "every layer's gradient products"),
            (backprop, "fuse", "the fusion (FIM)"))
 BESIDE_STEP = ((train, "clip_grad_norm_per_run", "gradient clipping, per run"),
@@ -159,7 +161,7 @@ def step_parts(p: params.Params, splits, device: torch.device, runs: int, epochs
                                                          patience=epochs))
     spent: dict[str, float] = {}
     with ExitStack() as patches:
-        for owner, name, key in (STEP, *IN_STEP, *BESIDE_STEP):
+        for owner, name, key in (STEP, DRAWING, *IN_STEP, *BESIDE_STEP):
             patches.enter_context(timing_part(owner, name, spent, key))
         loop = loop_seconds(p, splits, device)
     per_step = 1e6 / (epochs * -(-len(splits["train"].ids) // p.train.batch_size))
@@ -173,6 +175,7 @@ def step_parts(p: params.Params, splits, device: torch.device, runs: int, epochs
     figures.update({f"runs {runs}: {key}": spent[key] * per_step for key in beside})
     figures[f"runs {runs}: the loop's rest (batch gathers, shuffles, dev AUROC)"] = (
         loop - step - sum(spent[key] for key in beside)) * per_step
+    figures[f"runs {runs}: beside the loop: {DRAWING[2]}"] = spent[DRAWING[2]] * per_step
     return figures
 
 

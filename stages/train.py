@@ -93,52 +93,52 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     # the pace, so the optimizer runs as one fused kernel over all runs' weights (the head
     # keeps every layer of every run in that one tensor).
     optimizer = adamw.AdamW(head.weights, lr=p.train.lr, weight_decay=p.train.weight_decay)
-    step = backprop.Step(head) if backprop.supports(head, p.train.loss) else None
     orders = [torch.Generator().manual_seed(seed + run) for run in range(runs)]
     view_draws = torch.Generator().manual_seed(seed)  # apart, so views change nothing else
     best = head.weights.detach().clone()
     best_score, best_epoch = np.full(runs, -np.inf), np.zeros(runs, dtype=int)
     stale = np.zeros(runs, dtype=int)
     stopped, history = np.zeros(runs, dtype=bool), []
-    for epoch in range(1, p.train.epochs + 1):
-        # RGCL mines among the whole training split's embeddings, refreshed once per epoch
-        index = hateclipper.outputs(head, image, text)[0] if p.train.loss == "rgcl" else None
-        head.train()
-        order = torch.stack([torch.randperm(len(labels), generator=g) for g in orders]).to(device)
-        total_loss = torch.zeros(runs, device=device)
-        for start in range(0, len(labels), p.train.batch_size):
-            batch = order[:, start:start + p.train.batch_size]  # (runs, b): each run's own memes
-            if views is None:
-                batch_image = image[batch]
-            else:  # each meme, each epoch: one of its plain and augmented views
-                view = torch.randint(len(views), batch.shape, generator=view_draws).to(device)
-                batch_image = views[view, batch]
-            if step is not None:
-                loss = step(batch_image, text[batch], labels[batch])
-            else:
-                loss = autograd_step(p, head, task, batch_image, text[batch], labels, batch, index)
-            clip_grad_norm_per_run(head.weights.grad, p.train.grad_clip)
-            optimizer.step()
-            total_loss += loss.detach() * batch.shape[1]
-        dev_probs = predict_probs(head, dev_image, dev_text)[..., task.primary]
-        dev_auroc = np.array([scoring.mean_auroc(dev_known, probs) for probs in dev_probs])
-        dev_score = np.array([scoring.dev_score(p.train.select, dev_known, probs, task)
-                              for probs in dev_probs])
-        history.append({"epoch": epoch, "train_loss": (total_loss / len(labels)).cpu().numpy(),
-                        "dev_auroc": dev_auroc, "dev_score": dev_score})
-        log(f"epoch {epoch:3d}  train loss {history[-1]['train_loss'].mean():.4f}  "
-            f"{p.data.dev_split} AUROC {spread(dev_auroc)}"
-            + (f"  {p.train.select} {spread(dev_score)}" if p.train.select != "auroc" else ""))
-        improved = (dev_score > best_score) & ~stopped  # NaN (one-class dev) is never better
-        mask = torch.from_numpy(improved).to(device)
-        best[mask] = head.weights.detach()[mask]
-        best_score[improved], best_epoch[improved] = dev_score[improved], epoch
-        stale = np.where(improved, 0, stale + ~stopped)
-        stopped |= stale >= p.train.patience
-        if stopped.all():
-            log(f"early stop: no {p.data.dev_split} {p.train.select} gain for {p.train.patience} epochs"
-                + (" in any run" if runs > 1 else ""))
-            break
+    with backprop.training_step(head, p.train.loss, len(labels), p.train.batch_size) as step:
+        for epoch in range(1, p.train.epochs + 1):
+            # RGCL mines among the whole training split's embeddings, refreshed once per epoch
+            index = hateclipper.outputs(head, image, text)[0] if p.train.loss == "rgcl" else None
+            head.train()
+            order = torch.stack([torch.randperm(len(labels), generator=g) for g in orders]).to(device)
+            total_loss = torch.zeros(runs, device=device)
+            for start in range(0, len(labels), p.train.batch_size):
+                batch = order[:, start:start + p.train.batch_size]  # (runs, b): each run's own memes
+                if views is None:
+                    batch_image = image[batch]
+                else:  # each meme, each epoch: one of its plain and augmented views
+                    view = torch.randint(len(views), batch.shape, generator=view_draws).to(device)
+                    batch_image = views[view, batch]
+                if step is not None:
+                    loss = step(batch_image, text[batch], labels[batch])
+                else:
+                    loss = autograd_step(p, head, task, batch_image, text[batch], labels, batch, index)
+                clip_grad_norm_per_run(head.weights.grad, p.train.grad_clip)
+                optimizer.step()
+                total_loss += loss.detach() * batch.shape[1]
+            dev_probs = predict_probs(head, dev_image, dev_text)[..., task.primary]
+            dev_auroc = np.array([scoring.mean_auroc(dev_known, probs) for probs in dev_probs])
+            dev_score = np.array([scoring.dev_score(p.train.select, dev_known, probs, task)
+                                  for probs in dev_probs])
+            history.append({"epoch": epoch, "train_loss": (total_loss / len(labels)).cpu().numpy(),
+                            "dev_auroc": dev_auroc, "dev_score": dev_score})
+            log(f"epoch {epoch:3d}  train loss {history[-1]['train_loss'].mean():.4f}  "
+                f"{p.data.dev_split} AUROC {spread(dev_auroc)}"
+                + (f"  {p.train.select} {spread(dev_score)}" if p.train.select != "auroc" else ""))
+            improved = (dev_score > best_score) & ~stopped  # NaN (one-class dev) is never better
+            mask = torch.from_numpy(improved).to(device)
+            best[mask] = head.weights.detach()[mask]
+            best_score[improved], best_epoch[improved] = dev_score[improved], epoch
+            stale = np.where(improved, 0, stale + ~stopped)
+            stopped |= stale >= p.train.patience
+            if stopped.all():
+                log(f"early stop: no {p.data.dev_split} {p.train.select} gain for {p.train.patience} epochs"
+                    + (" in any run" if runs > 1 else ""))
+                break
     if np.isinf(best_score).any():
         raise InputError(f"{p.data.dev_split} {p.train.select} was never defined: the dev split "
                          "needs memes of both labels")

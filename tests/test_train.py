@@ -166,7 +166,8 @@ def test_the_benchmarks_step_breakdown_times_every_part_it_names():
     splits = {"train": head_training.random_split(40, 0), "dev": head_training.random_split(20, 1)}
     figures = head_training.step_parts(head_training.paper_params(), splits, torch.device("cpu"),
                                        runs=2, epochs=1)
-    named = [key for _, _, key in (head_training.STEP, *head_training.IN_STEP, *head_training.BESIDE_STEP)]
+    named = [key for _, _, key in (head_training.STEP, head_training.DRAWING, *head_training.IN_STEP,
+                                   *head_training.BESIDE_STEP)]
     assert all(any(key in figure for figure in figures) for key in named)
     assert all(value > 0 for value in figures.values())
 

@@ -10,10 +10,16 @@ checks the two against each other.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
 import torch
 import torch.nn.functional as F
 
+from stages.head import masks
 from stages.head.hateclipper import HateClipper, dropout_mask, fuse
+
+Draw = Callable[[torch.Tensor, float], "torch.Tensor | None"]  # dropout_mask's signature
 
 # Fusions whose backward is written here: each maps the fused vector's gradient
 # (runs, b, fused_dim) and the projections (runs, b, m) to the projections' gradients.
@@ -68,13 +74,13 @@ def linear_backward(x: torch.Tensor, dz: torch.Tensor, weight: torch.Tensor | No
 class Projection:
     """One modality's mapping layers, forward then backward, keeping what backward needs."""
 
-    def __init__(self, x: torch.Tensor, layers: list, p: float, normalize: bool):
+    def __init__(self, x: torch.Tensor, layers: list, p: float, normalize: bool, draw: Draw):
         self.inputs, self.masks, self.layers = [], [], layers
         for k, (weight, bias) in enumerate(layers):
             x = F.relu(x) if k else x
             self.inputs.append(x)
             z = torch.baddbmm(bias, x, weight)
-            self.masks.append(dropout_mask(z, p))
+            self.masks.append(draw(z, p))
             x = masked(z, self.masks[-1])
         self.norm = x.norm(dim=-1, keepdim=True) if normalize else None
         # F.normalize divides by max(norm, 1e-12); a projection that small never occurs
@@ -92,13 +98,29 @@ class Projection:
                 dy = dx * (self.inputs[k] > 0)
 
 
+@contextmanager
+def training_step(head: HateClipper, loss: str, memes: int, batch_size: int
+                  ) -> Iterator["Step | None"]:
+    """The hand-written step where it serves the head and loss (else None: autograd's), for
+    epochs of `memes` in batches of `batch_size`; on the CPU its dropout masks are drawn
+    ahead on a thread of their own (masks.py), stopped on leaving."""
+    if not supports(head, loss):
+        yield None
+    elif head.weights.device.type != "cpu":
+        yield Step(head)
+    else:
+        with masks.Ahead(head.config, memes, batch_size, head.weights.dtype) as ahead:
+            yield Step(head, ahead)
+
+
 class Step:
     """The training step of one head by hand: its weights' and its gradient's layer views are
     made once, and every step writes each layer's gradient straight into the head's one
-    gradient buffer, which the optimizer then reads."""
+    gradient buffer, which the optimizer then reads. Each dropout mask comes from `draw`, a
+    function of the activations and p: dropout_mask itself, or masks.Ahead."""
 
-    def __init__(self, head: HateClipper):
-        self.head = head
+    def __init__(self, head: HateClipper, draw: Draw = dropout_mask):
+        self.head, self.draw = head, draw
         with torch.no_grad():  # views of the weights the optimizer updates in place
             head.weights.grad = torch.zeros_like(head.weights)
             self.layers, self.grads = head.layers(), head.layers(head.weights.grad)
@@ -107,18 +129,18 @@ class Step:
         """Each run's mean BCE (runs,) on a batch, with the gradient of their sum left in
         head.weights.grad, as `losses.bce(head(image, text), labels).sum().backward()` would
         leave it (the head in training mode, with its dropout)."""
-        config, layers, grads = self.head.config, self.layers, self.grads
+        config, layers, grads, draw = self.head.config, self.layers, self.grads, self.draw
         p_map, p_fusion, p_pre = config.drop_probs
         with torch.no_grad():
-            projections = [Projection(x, layers[part], p_map, config.normalize)
+            projections = [Projection(x, layers[part], p_map, config.normalize, draw)
                            for x, part in ((image, "image"), (text, "text"))]
             image_out, text_out = (projection.out for projection in projections)
             fused = fuse(config.fusion, image_out, text_out, layers)
-            fusion_mask = dropout_mask(fused, p_fusion)
+            fusion_mask = draw(fused, p_fusion)
             x, pre_output = masked(fused, fusion_mask), []
             for weight, bias in layers["pre_output"]:
                 activated = F.relu(torch.baddbmm(bias, x, weight))
-                pre_output.append((x, weight, activated > 0, dropout_mask(activated, p_pre)))
+                pre_output.append((x, weight, activated > 0, draw(activated, p_pre)))
                 x = masked(activated, pre_output[-1][-1])
             (weight, bias), = layers["output"]
             logits = torch.baddbmm(bias, x, weight)

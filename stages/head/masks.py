@@ -1,0 +1,127 @@
+"""The hand-written step's dropout masks (backprop.py), drawn ahead on a thread of their own.
+
+On the CPU, torch.rand is one serial stream of about 4 ns an element. The paper's head draws
+18,000 elements a step (most of them the 16 x 1024 fusion mask), and with the threshold and
+scale of each mask that was a sixth of the step. The stream gives the same numbers whatever
+the sizes of the calls that read it, so one call can draw a block of steps' masks in the order
+the step draws them, on a thread of its own while the loop runs on the other cores (torch's
+ops release the GIL). The loop then runs on one intra-op thread fewer: the drawing thread
+needs a core of its own, or torch's spinning workers and it slow each other down. The
+trained heads are the same, bit for bit (tests/test_masks.py).
+
+Nothing else may draw from torch's default generator while masks are drawn ahead: the
+autograd step (whose Dropout modules draw) never runs beside it, and on a GPU, whose
+generator gives other numbers to other call sizes, each mask is drawn when the step needs it.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterator
+
+import torch
+
+from stages.head.hateclipper import HeadConfig, fused_dim
+
+BLOCK_ELEMENTS = 1 << 22  # 16 MB of float32 a block; two blocks wait in the queue at most
+
+
+def layout(config: HeadConfig) -> list[tuple[int, float]]:
+    """(width, p) of each mask a step draws, in the order it draws them: the image's mapping
+    layers, the text's, the fusion, the pre-output layers; a layer of p 0 draws none."""
+    p_map, p_fusion, p_pre = config.drop_probs
+    widths = ([(config.map_dim, p_map)] * (2 * config.num_mapping_layers)
+              + [(fused_dim(config.fusion, config.map_dim), p_fusion)]
+              + [(config.pre_output_width, p_pre)] * config.num_pre_output_layers)
+    return [(width, p) for width, p in widths if p]
+
+
+class Ahead:
+    """A stand-in for hateclipper.dropout_mask in the step: each call returns the next mask
+    of the stream, drawn ahead a block of steps at a time by a thread.
+
+    Use as a context manager: leaving it stops the thread, so the default generator is free
+    again for whatever comes next.
+    """
+
+    def __init__(self, config: HeadConfig, memes: int, batch_size: int, dtype: torch.dtype):
+        self.layout, self.runs, self.dtype = layout(config), config.runs, dtype
+        self.memes, self.batch_size = memes, batch_size
+        self.blocks: queue.Queue = queue.Queue(maxsize=2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.draw_blocks, name="masks ahead", daemon=True)
+        self.threads = torch.get_num_threads()
+        self.steps: Iterator[list[torch.Tensor]] = iter(())
+        self.masks: Iterator[torch.Tensor] = iter(())
+
+    def __enter__(self) -> "Ahead":
+        if self.layout:  # else no dropout: no mask is ever asked for
+            torch.set_num_threads(max(1, self.threads - 1))
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        while self.thread.is_alive():  # unblock its put, whatever it holds
+            try:
+                self.blocks.get(timeout=0.01)
+            except queue.Empty:
+                pass
+        torch.set_num_threads(self.threads)
+
+    def __call__(self, x: torch.Tensor, p: float) -> torch.Tensor | None:
+        if p == 0:
+            return None
+        mask = next(self.masks, None)
+        if mask is None:  # the step's first mask
+            self.masks = iter(self.next_step())
+            mask = next(self.masks)
+        if mask.shape != x.shape:
+            raise RuntimeError(f"dropout mask {tuple(mask.shape)} drawn for {tuple(x.shape)}: "
+                               "the step draws its masks in another order than masks.layout")
+        return mask
+
+    def next_step(self) -> list[torch.Tensor]:
+        step = next(self.steps, None)
+        if step is None:
+            block = self.blocks.get()
+            if isinstance(block, BaseException):
+                raise block
+            self.steps = iter(block)
+            step = next(self.steps)
+        return step
+
+    def draw_blocks(self) -> None:
+        try:
+            for batch, steps in self.plan():
+                if self.stop.is_set():
+                    return
+                self.blocks.put(self.draw_block(batch, steps))
+        except BaseException as err:  # noqa: BLE001 - handed to the loop, which raises it
+            self.blocks.put(err)
+
+    def plan(self) -> Iterator[tuple[int, int]]:
+        """(batch size, steps) of each block, epoch after epoch, without end: blocks of full
+        batches, then the batch of what is left."""
+        full, rest = divmod(self.memes, self.batch_size)
+        per_block = max(1, BLOCK_ELEMENTS // self.step_elements(self.batch_size))
+        while True:
+            for start in range(0, full, per_block):
+                yield self.batch_size, min(per_block, full - start)
+            if rest:
+                yield rest, 1
+
+    def step_elements(self, batch: int) -> int:
+        return sum(self.runs * batch * width for width, _ in self.layout)
+
+    def draw_block(self, batch: int, steps: int) -> list[list[torch.Tensor]]:
+        """Steps of one batch size, each step's masks as dropout_mask draws them (rand, then
+        >= p, then x 1 / (1 - p)), from one torch.rand for all."""
+        drawn = torch.rand(steps, self.step_elements(batch), dtype=self.dtype)
+        segments, start = [], 0
+        for width, p in self.layout:
+            segment = drawn[:, start:start + self.runs * batch * width]
+            segment.ge_(p).mul_(1.0 / (1.0 - p))
+            segments.append(segment.unflatten(1, (self.runs, batch, width)))
+            start += self.runs * batch * width
+        return [[segment[k] for segment in segments] for k in range(steps)]

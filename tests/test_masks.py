@@ -1,0 +1,88 @@
+"""Dropout masks drawn ahead on a thread (stages/head/masks.py): the very masks the step would
+draw itself, so the very same trained heads."""
+import contextlib
+import threading
+
+import pytest
+import torch
+
+from stages import train
+from stages.common import params
+from stages.head import backprop, hateclipper, masks
+from tests.conftest import params_dict
+from tests.test_train import interaction_features
+
+
+def config_of(drop_probs, mapping=1, pre_output=1, runs=1, fusion="cross"):
+    return hateclipper.HeadConfig(image_dim=12, text_dim=10, fusion=fusion, map_dim=6,
+                                  num_mapping_layers=mapping, num_pre_output_layers=pre_output,
+                                  drop_probs=drop_probs, runs=runs)
+
+
+@pytest.mark.parametrize("drop_probs,mapping,pre_output,runs", [
+    ((0.2, 0.4, 0.1), 1, 1, 1), ((0.2, 0.4, 0.1), 2, 2, 3), ((0.0, 0.5, 0.3), 2, 1, 2),
+])
+def test_the_stream_is_dropout_masks_own(monkeypatch, drop_probs, mapping, pre_output, runs):
+    """Two epochs of 11 memes in batches of 4 (a last batch of 3), blocks of a few steps: each
+    mask equals what dropout_mask draws in its place from the same seed, and a layer of p 0
+    draws nothing."""
+    monkeypatch.setattr(masks, "BLOCK_ELEMENTS", 500)
+    config = config_of(drop_probs, mapping, pre_output, runs)
+    widths = [6] * (2 * mapping) + [36] + [6] * pre_output
+    probs = [drop_probs[0]] * (2 * mapping) + [drop_probs[1]] + [drop_probs[2]] * pre_output
+    shapes = [(runs, batch, width) for batch in [4, 4, 3] * 2 for width in widths]
+    torch.manual_seed(5)
+    expected = [hateclipper.dropout_mask(torch.empty(shape), p)
+                for shape, p in zip(shapes, probs * 6)]
+    torch.manual_seed(5)
+    with masks.Ahead(config, memes=11, batch_size=4, dtype=torch.float32) as ahead:
+        drawn = [ahead(torch.empty(shape), p) for shape, p in zip(shapes, probs * 6)]
+    for want, got in zip(expected, drawn, strict=True):
+        assert (want is None) == (got is None)
+        if want is not None:
+            assert torch.equal(want, got)
+    assert sum(mask is not None for mask in drawn) == len(masks.layout(config)) * 6
+
+
+def by_step(head, loss, memes, batch_size):
+    """The hand-written step drawing each mask itself, as before masks were drawn ahead."""
+    return contextlib.nullcontext(backprop.Step(head))
+
+
+@pytest.mark.parametrize("overrides", [
+    {"train__runs": 3, "head__num_pre_output_layers": 2, "train__batch_size": 24},
+    {"fusion": "align", "head__drop_probs": [0.0, 0.0, 0.0]},
+])
+def test_training_gives_the_heads_of_masks_drawn_by_the_step(monkeypatch, overrides):
+    """train() with the masks drawn ahead (blocks of a few steps; 300 memes in batches that
+    leave a last short one) and with the step drawing each itself: the same weights, bit for
+    bit, and the same curves; the drawing thread is gone after, the thread count back."""
+    monkeypatch.setattr(masks, "BLOCK_ELEMENTS", 20_000)
+    splits = {"train": interaction_features(300, 0), "dev": interaction_features(120, 1)}
+    p = params.parse(params_dict("d", **{"train__epochs": 3, "train__patience": 3,
+                                         "train__lr": 3e-3, **overrides}))
+    threads = torch.get_num_threads()
+    ahead, ahead_history, _ = train.train(p, splits, torch.device("cpu"), log=lambda _: None)
+    assert torch.get_num_threads() == threads
+    assert not [t for t in threading.enumerate() if t.name.startswith("masks")]
+    monkeypatch.setattr(backprop, "training_step", by_step)
+    alone, alone_history, _ = train.train(p, splits, torch.device("cpu"), log=lambda _: None)
+    assert torch.equal(ahead.weights, alone.weights)
+    assert [h["train_loss"].tolist() for h in ahead_history] == [h["train_loss"].tolist()
+                                                                 for h in alone_history]
+
+
+def test_a_step_drawing_in_another_order_is_refused():
+    with masks.Ahead(config_of((0.2, 0.4, 0.1)), memes=8, batch_size=4, dtype=torch.float32) as ahead:
+        with pytest.raises(RuntimeError, match="another order"):
+            ahead(torch.empty(1, 4, 36), 0.4)  # the fusion's mask asked for first
+
+
+def test_a_failure_on_the_drawing_thread_reaches_the_loop(monkeypatch):
+    def fail(self, batch, steps):
+        raise MemoryError("no room for a block")
+
+    monkeypatch.setattr(masks.Ahead, "draw_block", fail)
+    with masks.Ahead(config_of((0.2, 0.4, 0.1)), memes=8, batch_size=4, dtype=torch.float32) as ahead:
+        with pytest.raises(MemoryError, match="no room"):
+            ahead(torch.empty(1, 4, 6), 0.2)
