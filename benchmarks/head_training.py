@@ -4,11 +4,13 @@
 on the values), `cross` fusion, map_dim 32, batch 16, 20 epochs, lr 1e-4 (patience raised so
 all 20 epochs run). Beside this project's loop it times the same loop with autograd's backward
 (what stages/head/backprop.py replaces), the textbook loop (nn.Dropout, plain
-AdamW, a gather per step) on the same work, the FLOP-bound time on this machine, and the loop
+AdamW, a gather per step) on the same work, the FLOP-bound time on this machine, the loop with
+each dropout mask drawn by the step itself (what stages/head/masks.py replaces), and the loop
 with train.runs = 1, 2, 5, 10, 20 (and 100 on a GPU) heads trained side by side.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import statistics
 from contextlib import ExitStack
@@ -107,6 +109,12 @@ def dropout_microseconds(device: torch.device) -> dict[str, float]:
     return figures
 
 
+def masks_by_the_step(head, loss: str, memes: int, batch_size: int):
+    """backprop.training_step as it was before masks.py: the step draws each mask itself when
+    it needs it, and the loop has every intra-op thread."""
+    return contextlib.nullcontext(backprop.Step(head) if backprop.supports(head, loss) else None)
+
+
 def with_runs(p: params.Params, runs: int) -> params.Params:
     return dataclasses.replace(p, train=dataclasses.replace(p.train, runs=runs))
 
@@ -124,6 +132,8 @@ def runs_table(p: params.Params, splits, device: torch.device) -> dict[str, floa
     for runs, elapsed in times.items():
         figures[f"runs {runs}: loop (s)"] = elapsed
         figures[f"runs {runs}: x one run"] = elapsed / times[1]
+    with mock.patch.object(backprop, "training_step", masks_by_the_step):
+        figures["runs 5: loop, each mask drawn by the step (s)"] = loop_seconds(with_runs(p, 5), splits, device)
     return {**figures, **interleaved_ratio(p, splits, device)}
 
 
@@ -182,8 +192,10 @@ def step_parts(p: params.Params, splits, device: torch.device, runs: int, epochs
 def main(device: torch.device) -> None:
     p = paper_params()
     splits = full_size_splits()
-    times = {"project": loop_seconds(p, splits, device),
-             "textbook": seconds(lambda: textbook_loop(p, splits["train"], device), device)}
+    times = {"project": loop_seconds(p, splits, device)}
+    with mock.patch.object(backprop, "training_step", masks_by_the_step):
+        times["masks by the step"] = loop_seconds(p, splits, device)
+    times["textbook"] = seconds(lambda: textbook_loop(p, splits["train"], device), device)
     with mock.patch.object(backprop, "supports", return_value=False):  # the step on autograd
         times["autograd"] = loop_seconds(p, splits, device)
     flops, roof = training_flops(p), matmul_flops(device)
@@ -192,6 +204,7 @@ def main(device: torch.device) -> None:
         "training loop, 20 epochs x 8500 memes (s)": times["project"],
         "memes/s": N_TRAIN * EPOCHS / times["project"],
         "ms per step (batch 16)": 1000 * times["project"] / (EPOCHS * -(-N_TRAIN // 16)),
+        "same loop, each mask drawn by the step instead of masks.py (s)": times["masks by the step"],
         "same loop, autograd's backward instead of backprop.py (s)": times["autograd"],
         "textbook loop, same work (s)": times["textbook"],
         "speedup over textbook loop": times["textbook"] / times["project"],

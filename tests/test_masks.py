@@ -1,11 +1,11 @@
 """Dropout masks drawn ahead on a thread (stages/head/masks.py): the very masks the step would
 draw itself, so the very same trained heads."""
-import contextlib
 import threading
 
 import pytest
 import torch
 
+from benchmarks import head_training
 from stages import train
 from stages.common import params
 from stages.head import backprop, hateclipper, masks
@@ -44,11 +44,6 @@ def test_the_stream_is_dropout_masks_own(monkeypatch, drop_probs, mapping, pre_o
     assert sum(mask is not None for mask in drawn) == len(masks.layout(config)) * 6
 
 
-def by_step(head, loss, memes, batch_size):
-    """The hand-written step drawing each mask itself, as before masks were drawn ahead."""
-    return contextlib.nullcontext(backprop.Step(head))
-
-
 @pytest.mark.parametrize("overrides", [
     {"train__runs": 3, "head__num_pre_output_layers": 2, "train__batch_size": 24},
     {"fusion": "align", "head__drop_probs": [0.0, 0.0, 0.0]},
@@ -65,7 +60,7 @@ def test_training_gives_the_heads_of_masks_drawn_by_the_step(monkeypatch, overri
     ahead, ahead_history, _ = train.train(p, splits, torch.device("cpu"), log=lambda _: None)
     assert torch.get_num_threads() == threads
     assert not [t for t in threading.enumerate() if t.name.startswith("masks")]
-    monkeypatch.setattr(backprop, "training_step", by_step)
+    monkeypatch.setattr(backprop, "training_step", head_training.masks_by_the_step)
     alone, alone_history, _ = train.train(p, splits, torch.device("cpu"), log=lambda _: None)
     assert torch.equal(ahead.weights, alone.weights)
     assert [h["train_loss"].tolist() for h in ahead_history] == [h["train_loss"].tolist()

@@ -2,10 +2,10 @@
 
 On the CPU, torch.rand is one serial stream of about 4 ns an element. The paper's head draws
 18,000 elements a step (most of them the 16 x 1024 fusion mask), and with the threshold and
-scale of each mask that was a sixth of the step. The stream gives the same numbers whatever
-the sizes of the calls that read it, so one call can draw a block of steps' masks in the order
-the step draws them, on a thread of its own while the loop runs on the other cores (torch's
-ops release the GIL). The loop then runs on one intra-op thread fewer: the drawing thread
+scale of each mask that was a seventh of the step (BENCHMARKS.md section 1). The stream gives
+the same numbers whatever the sizes of the calls that read it, so one call can draw a block of
+steps' masks in the order the step draws them, on a thread of its own while the loop runs on
+the other cores (torch's ops release the GIL). The loop then runs on one intra-op thread fewer: the drawing thread
 needs a core of its own, or torch's spinning workers and it slow each other down. The
 trained heads are the same, bit for bit (tests/test_masks.py).
 
