@@ -4,14 +4,14 @@
 on the values), `cross` fusion, map_dim 32, batch 16, 20 epochs, lr 1e-4 (patience raised so
 all 20 epochs run). Beside this project's loop it times the same loop with autograd's backward
 (what stages/head/backprop.py replaces), the textbook loop (nn.Dropout, plain
-AdamW, a gather per step) on the same work, the FLOP-bound time on this machine, the loop with
-each dropout mask drawn by the step itself (what stages/head/masks.py replaces), and the loop
-with train.runs = 1, 2, 5, 10, 20 (and 100 on a GPU) heads trained side by side.
+AdamW, a gather per step) on the same work, the FLOP-bound time on this machine, the loop
+with train.runs = 1, 2, 5, 10, 20 (and 100 on a GPU) heads trained side by side, and the loop
+with each dropout mask drawn by the step itself (what stages/head/masks.py replaces).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import functools
 import statistics
 from contextlib import ExitStack
 from pathlib import Path
@@ -109,12 +109,6 @@ def dropout_microseconds(device: torch.device) -> dict[str, float]:
     return figures
 
 
-def masks_by_the_step(head, loss: str, memes: int, batch_size: int):
-    """backprop.training_step as it was before masks.py: the step draws each mask itself when
-    it needs it, and the loop has every intra-op thread."""
-    return contextlib.nullcontext(backprop.Step(head) if backprop.supports(head, loss) else None)
-
-
 def with_runs(p: params.Params, runs: int) -> params.Params:
     return dataclasses.replace(p, train=dataclasses.replace(p.train, runs=runs))
 
@@ -132,8 +126,6 @@ def runs_table(p: params.Params, splits, device: torch.device) -> dict[str, floa
     for runs, elapsed in times.items():
         figures[f"runs {runs}: loop (s)"] = elapsed
         figures[f"runs {runs}: x one run"] = elapsed / times[1]
-    with mock.patch.object(backprop, "training_step", masks_by_the_step):
-        figures["runs 5: loop, each mask drawn by the step (s)"] = loop_seconds(with_runs(p, 5), splits, device)
     return {**figures, **interleaved_ratio(p, splits, device)}
 
 
@@ -150,14 +142,49 @@ def interleaved_ratio(p: params.Params, splits, device: torch.device, pairs: int
             "runs 5 / runs 1, median of the pairs": statistics.median(ratios)}
 
 
+# Heads for the masks comparison: (runs, map_dim, epochs), the paper's at three run counts
+# around masks.MAX_WEIGHTS and one wider, whose step keeps two cores busy.
+MASK_CASES = ((1, 32, 5), (3, 32, 5), (5, 32, 5), (1, 128, 1))
+
+
+def masks_ahead_against_by_the_step(p: params.Params, splits, device: torch.device) -> dict:
+    """The loop with the masks drawn ahead (masks.py, whatever the head's size) against the
+    step drawing each mask when it needs it with every intra-op thread (as before masks.py),
+    for each of MASK_CASES: two pairs back to back, one in each order, since the first loop of
+    a process and the VM's phases favour whichever runs first."""
+    ways = {"ahead": (backprop.training_step, float("inf")),
+            "by the step": (functools.partial(backprop.training_step, ahead=False), masks.MAX_WEIGHTS)}
+    figures = {}
+    for runs, map_dim, epochs in MASK_CASES:
+        case = dataclasses.replace(p, head=dataclasses.replace(p.head, map_dim=map_dim),
+                                   train=dataclasses.replace(p.train, runs=runs, epochs=epochs,
+                                                             patience=epochs))
+        weights = runs * hateclipper.trainable_params(
+            hateclipper.HeadConfig.from_params(case, IMAGE_DIM, TEXT_DIM))
+        times: dict[str, list[float]] = {way: [] for way in ways}
+        for order in (("ahead", "by the step"), ("by the step", "ahead")):
+            for way in order:
+                step, largest = ways[way]
+                with mock.patch.object(backprop, "training_step", step), \
+                        mock.patch.object(masks, "MAX_WEIGHTS", largest):
+                    times[way].append(loop_seconds(case, splits, device))
+        name = f"runs {runs}, map_dim {map_dim} ({weights:,} weights), {epochs} epochs"
+        for way, each in times.items():
+            figures[f"{name}: masks {way} (s)"] = ", ".join(f"{t:.2f}" for t in each)
+        figures[f"{name}: ahead / by the step"] = sum(times["ahead"]) / sum(times["by the step"])
+    return figures
+
+
 # Where a step's time goes: each part a function the loop calls, timed by wrapping it (about a
 # microsecond a call on top). The parts inside the step are disjoint, and so are those beside
 # it; what the loop does besides all these (the batch gathers, shuffles, dev AUROC,
 # bookkeeping) is the loop's rest. The masks are drawn on a thread of their own, at the same
-# time as the loop (DRAWING): its seconds are not a part of the loop's.
+# time as the loop (DRAWING, small heads only): its seconds are not a part of the loop's. A
+# step takes its masks from the thread or draws them itself: both are the one part MASKS.
 STEP = (backprop.Step, "__call__", "hand-written step, in all")
 DRAWING = (masks.Ahead, "draw_block", "masks drawn ahead, on their own thread")
-IN_STEP = ((masks.Ahead, "__call__", "dropout masks, handed over (drawn ahead)"),
+MASKS = "dropout masks, handed over by the thread or drawn by the step"
+IN_STEP = ((masks.Ahead, "__call__", MASKS), (backprop, "dropout_mask", MASKS),
            (backprop, "linear_backward", "every layer's gradient products"),
            (backprop, "fuse", "the fusion (FIM)"))
 BESIDE_STEP = ((train, "clip_grad_norm_per_run", "gradient clipping, per run"),
@@ -176,7 +203,7 @@ def step_parts(p: params.Params, splits, device: torch.device, runs: int, epochs
         loop = loop_seconds(p, splits, device)
     per_step = 1e6 / (epochs * -(-len(splits["train"].ids) // p.train.batch_size))
     step = spent[STEP[2]]
-    inside, beside = [part[2] for part in IN_STEP], [part[2] for part in BESIDE_STEP]
+    inside, beside = list(dict.fromkeys(part[2] for part in IN_STEP)), [part[2] for part in BESIDE_STEP]
     figures = {f"runs {runs}: loop, timed by part (us a step)": loop * per_step,
                f"runs {runs}: {STEP[2]}": step * per_step}
     figures.update({f"runs {runs}:   - {key}": spent[key] * per_step for key in inside})
@@ -185,7 +212,8 @@ def step_parts(p: params.Params, splits, device: torch.device, runs: int, epochs
     figures.update({f"runs {runs}: {key}": spent[key] * per_step for key in beside})
     figures[f"runs {runs}: the loop's rest (batch gathers, shuffles, dev AUROC)"] = (
         loop - step - sum(spent[key] for key in beside)) * per_step
-    figures[f"runs {runs}: beside the loop: {DRAWING[2]}"] = spent[DRAWING[2]] * per_step
+    if DRAWING[2] in spent:
+        figures[f"runs {runs}: beside the loop: {DRAWING[2]}"] = spent[DRAWING[2]] * per_step
     return figures
 
 
@@ -193,8 +221,6 @@ def main(device: torch.device) -> None:
     p = paper_params()
     splits = full_size_splits()
     times = {"project": loop_seconds(p, splits, device)}
-    with mock.patch.object(backprop, "training_step", masks_by_the_step):
-        times["masks by the step"] = loop_seconds(p, splits, device)
     times["textbook"] = seconds(lambda: textbook_loop(p, splits["train"], device), device)
     with mock.patch.object(backprop, "supports", return_value=False):  # the step on autograd
         times["autograd"] = loop_seconds(p, splits, device)
@@ -204,7 +230,6 @@ def main(device: torch.device) -> None:
         "training loop, 20 epochs x 8500 memes (s)": times["project"],
         "memes/s": N_TRAIN * EPOCHS / times["project"],
         "ms per step (batch 16)": 1000 * times["project"] / (EPOCHS * -(-N_TRAIN // 16)),
-        "same loop, each mask drawn by the step instead of masks.py (s)": times["masks by the step"],
         "same loop, autograd's backward instead of backprop.py (s)": times["autograd"],
         "textbook loop, same work (s)": times["textbook"],
         "speedup over textbook loop": times["textbook"] / times["project"],
@@ -215,5 +240,7 @@ def main(device: torch.device) -> None:
         **dropout_microseconds(device),
     })
     record("head_training_runs", {"device": str(device), **runs_table(p, splits, device)})
+    record("head_training_masks", {"device": str(device),
+                                   **masks_ahead_against_by_the_step(p, splits, device)})
     record("head_training_step", {"device": str(device), **step_parts(p, splits, device, 1),
                                   **step_parts(p, splits, device, 5)})

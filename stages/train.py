@@ -99,7 +99,8 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     best_score, best_epoch = np.full(runs, -np.inf), np.zeros(runs, dtype=int)
     stale = np.zeros(runs, dtype=int)
     stopped, history = np.zeros(runs, dtype=bool), []
-    with backprop.training_step(head, p.train.loss, len(labels), p.train.batch_size) as step:
+    with backprop.training_step(head, p.train.loss, len(labels), p.train.batch_size,
+                                p.train.epochs) as step:
         for epoch in range(1, p.train.epochs + 1):
             # RGCL mines among the whole training split's embeddings, refreshed once per epoch
             index = hateclipper.outputs(head, image, text)[0] if p.train.loss == "rgcl" else None

@@ -1,11 +1,11 @@
 """Dropout masks drawn ahead on a thread (stages/head/masks.py): the very masks the step would
 draw itself, so the very same trained heads."""
+import functools
 import threading
 
 import pytest
 import torch
 
-from benchmarks import head_training
 from stages import train
 from stages.common import params
 from stages.head import backprop, hateclipper, masks
@@ -35,7 +35,7 @@ def test_the_stream_is_dropout_masks_own(monkeypatch, drop_probs, mapping, pre_o
     expected = [hateclipper.dropout_mask(torch.empty(shape), p)
                 for shape, p in zip(shapes, probs * 6)]
     torch.manual_seed(5)
-    with masks.Ahead(config, memes=11, batch_size=4, dtype=torch.float32) as ahead:
+    with masks.Ahead(config, memes=11, batch_size=4, epochs=2, dtype=torch.float32) as ahead:
         drawn = [ahead(torch.empty(shape), p) for shape, p in zip(shapes, probs * 6)]
     for want, got in zip(expected, drawn, strict=True):
         assert (want is None) == (got is None)
@@ -46,31 +46,74 @@ def test_the_stream_is_dropout_masks_own(monkeypatch, drop_probs, mapping, pre_o
 
 @pytest.mark.parametrize("overrides", [
     {"train__runs": 3, "head__num_pre_output_layers": 2, "train__batch_size": 24},
-    {"fusion": "align", "head__drop_probs": [0.0, 0.0, 0.0]},
+    {"fusion": "align", "head__num_mapping_layers": 2},
+    {"fusion": "concat", "head__drop_probs": [0.0, 0.3, 0.0]},
+    {"fusion": "cross_nd", "head__num_pre_output_layers": 0},
+    {"fusion": "align_concat", "head__drop_probs": [0.0, 0.0, 0.0]},
 ])
 def test_training_gives_the_heads_of_masks_drawn_by_the_step(monkeypatch, overrides):
-    """train() with the masks drawn ahead (blocks of a few steps; 300 memes in batches that
-    leave a last short one) and with the step drawing each itself: the same weights, bit for
-    bit, and the same curves; the drawing thread is gone after, the thread count back."""
-    monkeypatch.setattr(masks, "BLOCK_ELEMENTS", 20_000)
+    """train() with the masks drawn ahead (blocks of two or more steps; 300 memes in batches
+    that leave a last short one) and with the step drawing each itself: the same weights, bit
+    for bit, and the same curves. After it the drawing thread is gone, the thread count is
+    back, and the default generator is where the seed put it, however far ahead the thread
+    drew."""
+    monkeypatch.setattr(masks, "BLOCK_ELEMENTS", 200_000)
     splits = {"train": interaction_features(300, 0), "dev": interaction_features(120, 1)}
     p = params.parse(params_dict("d", **{"train__epochs": 3, "train__patience": 3,
                                          "train__lr": 3e-3, **overrides}))
     threads = torch.get_num_threads()
-    ahead, ahead_history, _ = train.train(p, splits, torch.device("cpu"), log=lambda _: None)
-    assert torch.get_num_threads() == threads
-    assert not [t for t in threading.enumerate() if t.name.startswith("masks")]
-    monkeypatch.setattr(backprop, "training_step", head_training.masks_by_the_step)
+    torch.set_num_threads(2)  # so that a thread count left lowered shows, under OMP_NUM_THREADS=1 too
+    try:
+        ahead, ahead_history, _ = train.train(p, splits, torch.device("cpu"), log=lambda _: None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert not [t for t in threading.enumerate() if t.name == "masks ahead"]
+    assert torch.equal(torch.get_rng_state(), torch.manual_seed(p.train.seed).get_state())
+    by_the_step = functools.partial(backprop.training_step, ahead=False)
+    monkeypatch.setattr(backprop, "training_step", by_the_step)
     alone, alone_history, _ = train.train(p, splits, torch.device("cpu"), log=lambda _: None)
     assert torch.equal(ahead.weights, alone.weights)
     assert [h["train_loss"].tolist() for h in ahead_history] == [h["train_loss"].tolist()
                                                                  for h in alone_history]
 
 
+def test_no_memes_no_thread():
+    """An empty epoch asks for no mask: nothing is drawn, and leaving does not wait on a thread
+    that would look forever for a step."""
+    config = config_of((0.2, 0.4, 0.1))
+    with masks.Ahead(config, memes=0, batch_size=4, epochs=3, dtype=torch.float32) as ahead:
+        assert not ahead.thread.is_alive()
+
+
+@pytest.mark.parametrize("runs,ahead", [(1, True), (3, True), (3, False)])
+def test_masks_are_drawn_ahead_for_small_heads_only(monkeypatch, runs, ahead):
+    """Up to masks.MAX_WEIGHTS over all runs the masks come from the thread; past it, or
+    asked not to, the step draws each itself."""
+    head = hateclipper.HateClipper(config_of((0.2, 0.4, 0.1), runs=runs))
+    monkeypatch.setattr(masks, "MAX_WEIGHTS", 2 * head.weights.shape[1])
+    with backprop.training_step(head, "bce", memes=8, batch_size=4, epochs=1, ahead=ahead) as step:
+        drawn_ahead = isinstance(step.draw, masks.Ahead)
+    assert drawn_ahead == (ahead and runs <= 2)
+
+
 def test_a_step_drawing_in_another_order_is_refused():
-    with masks.Ahead(config_of((0.2, 0.4, 0.1)), memes=8, batch_size=4, dtype=torch.float32) as ahead:
+    config = config_of((0.2, 0.4, 0.1))
+    with masks.Ahead(config, memes=8, batch_size=4, epochs=1, dtype=torch.float32) as ahead:
         with pytest.raises(RuntimeError, match="another order"):
             ahead(torch.empty(1, 4, 36), 0.4)  # the fusion's mask asked for first
+
+
+def test_a_step_past_the_epochs_drawn_for_is_refused():
+    """Masks are drawn for the epochs asked for, no more (nothing is drawn in vain at the
+    end); a loop that runs longer is told so instead of waiting forever."""
+    config = config_of((0.2, 0.4, 0.1))
+    with masks.Ahead(config, memes=8, batch_size=4, epochs=1, dtype=torch.float32) as ahead:
+        for _ in range(2):  # the epoch's two steps
+            for width, p in masks.layout(config):
+                ahead(torch.empty(1, 4, width), p)
+        with pytest.raises(RuntimeError, match="drawn for 1 epochs of 8 memes; the step asked for more"):
+            ahead(torch.empty(1, 4, 6), 0.2)
 
 
 def test_a_failure_on_the_drawing_thread_reaches_the_loop(monkeypatch):
@@ -78,6 +121,7 @@ def test_a_failure_on_the_drawing_thread_reaches_the_loop(monkeypatch):
         raise MemoryError("no room for a block")
 
     monkeypatch.setattr(masks.Ahead, "draw_block", fail)
-    with masks.Ahead(config_of((0.2, 0.4, 0.1)), memes=8, batch_size=4, dtype=torch.float32) as ahead:
+    config = config_of((0.2, 0.4, 0.1))
+    with masks.Ahead(config, memes=8, batch_size=4, epochs=1, dtype=torch.float32) as ahead:
         with pytest.raises(MemoryError, match="no room"):
             ahead(torch.empty(1, 4, 6), 0.2)

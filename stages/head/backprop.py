@@ -99,18 +99,19 @@ class Projection:
 
 
 @contextmanager
-def training_step(head: HateClipper, loss: str, memes: int, batch_size: int
-                  ) -> Iterator["Step | None"]:
+def training_step(head: HateClipper, loss: str, memes: int, batch_size: int, epochs: int,
+                  ahead: bool = True) -> Iterator["Step | None"]:
     """The hand-written step where it serves the head and loss (else None: autograd's), for
-    epochs of `memes` in batches of `batch_size`; on the CPU its dropout masks are drawn
-    ahead on a thread of their own (masks.py), stopped on leaving."""
+    `epochs` of `memes` in batches of `batch_size`. On the CPU a small head's dropout masks
+    are drawn ahead on a thread of their own (masks.py), stopped on leaving, unless `ahead` is
+    false (the benchmark's comparison)."""
     if not supports(head, loss):
         yield None
-    elif head.weights.device.type != "cpu":
+    elif head.weights.device.type != "cpu" or not (ahead and masks.pays(head.weights)):
         yield Step(head)
     else:
-        with masks.Ahead(head.config, memes, batch_size, head.weights.dtype) as ahead:
-            yield Step(head, ahead)
+        with masks.Ahead(head.config, memes, batch_size, epochs, head.weights.dtype) as draw:
+            yield Step(head, draw)
 
 
 class Step:
@@ -119,8 +120,8 @@ class Step:
     gradient buffer, which the optimizer then reads. Each dropout mask comes from `draw`, a
     function of the activations and p: dropout_mask itself, or masks.Ahead."""
 
-    def __init__(self, head: HateClipper, draw: Draw = dropout_mask):
-        self.head, self.draw = head, draw
+    def __init__(self, head: HateClipper, draw: Draw | None = None):
+        self.head, self.draw = head, draw or dropout_mask
         with torch.no_grad():  # views of the weights the optimizer updates in place
             head.weights.grad = torch.zeros_like(head.weights)
             self.layers, self.grads = head.layers(), head.layers(head.weights.grad)

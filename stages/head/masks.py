@@ -1,17 +1,18 @@
 """The hand-written step's dropout masks (backprop.py), drawn ahead on a thread of their own.
 
-On the CPU, torch.rand is one serial stream of about 4 ns an element. The paper's head draws
-18,000 elements a step (most of them the 16 x 1024 fusion mask), and with the threshold and
-scale of each mask that was a seventh of the step (BENCHMARKS.md section 1). The stream gives
-the same numbers whatever the sizes of the calls that read it, so one call can draw a block of
-steps' masks in the order the step draws them, on a thread of its own while the loop runs on
-the other cores (torch's ops release the GIL). The loop then runs on one intra-op thread fewer: the drawing thread
-needs a core of its own, or torch's spinning workers and it slow each other down. The
-trained heads are the same, bit for bit (tests/test_masks.py).
+On the CPU, torch.rand is one serial stream of 3-4 ns an element. The paper's head draws 18,000
+elements a step (most of them the 16 x 1024 fusion mask); with the threshold and scale of each
+mask that was a seventh of the loop's time (BENCHMARKS.md section 1). The stream gives the same
+numbers whatever the sizes of the calls that read it, so one call can draw a block of steps'
+masks in the order the step draws them, on a thread of its own while the loop runs on the
+other cores (torch's ops release the GIL). The thread draws from a copy of the default
+generator's state, so the masks are the ones the step would have drawn, bit for bit, and how
+far ahead it ran leaves no trace (tests/test_masks.py). The loop runs on one intra-op thread
+fewer, so that the drawing thread has a core of its own: beside torch's spinning workers it
+made the loop slower, not faster.
 
-Nothing else may draw from torch's default generator while masks are drawn ahead: the
-autograd step (whose Dropout modules draw) never runs beside it, and on a GPU, whose
-generator gives other numbers to other call sizes, each mask is drawn when the step needs it.
+On a GPU, whose generator gives other numbers to other call sizes, the step draws each mask
+when it needs it.
 """
 from __future__ import annotations
 
@@ -24,6 +25,17 @@ import torch
 from stages.head.hateclipper import HeadConfig, fused_dim
 
 BLOCK_ELEMENTS = 1 << 22  # 16 MB of float32 a block; two blocks wait in the queue at most
+# Heads of more weights than this, over all runs, draw their masks in the step: their products
+# keep two cores busy, and the loop that lends the thread a core is the slower. On two cores
+# (BENCHMARKS.md section 1, two runs of the command) the paper's head at runs 1 (90k weights)
+# was 14% and 25% faster drawn ahead, map_dim 128 (2.3M) 16% and 12% slower; in between, runs 3
+# and 5 (271k, 451k) came out either way within the VM's noise.
+MAX_WEIGHTS = 300_000
+
+
+def pays(weights: torch.Tensor) -> bool:
+    """Whether a head of these weights (runs, P) trains faster with its masks drawn ahead."""
+    return weights.numel() <= MAX_WEIGHTS
 
 
 def layout(config: HeadConfig) -> list[tuple[int, float]]:
@@ -40,34 +52,39 @@ class Ahead:
     """A stand-in for hateclipper.dropout_mask in the step: each call returns the next mask
     of the stream, drawn ahead a block of steps at a time by a thread.
 
-    Use as a context manager: leaving it stops the thread, so the default generator is free
-    again for whatever comes next.
+    Use as a context manager: leaving it stops the thread and gives the loop back the
+    intra-op thread it lent.
     """
 
-    def __init__(self, config: HeadConfig, memes: int, batch_size: int, dtype: torch.dtype):
+    def __init__(self, config: HeadConfig, memes: int, batch_size: int, epochs: int,
+                 dtype: torch.dtype):
         self.layout, self.runs, self.dtype = layout(config), config.runs, dtype
-        self.memes, self.batch_size = memes, batch_size
+        self.memes, self.batch_size, self.epochs = memes, batch_size, epochs
         self.blocks: queue.Queue = queue.Queue(maxsize=2)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.draw_blocks, name="masks ahead", daemon=True)
-        self.threads = torch.get_num_threads()
+        self.generator = torch.Generator()
+        self.saved_threads = torch.get_num_threads()
         self.steps: Iterator[list[torch.Tensor]] = iter(())
         self.masks: Iterator[torch.Tensor] = iter(())
 
     def __enter__(self) -> "Ahead":
-        if self.layout:  # else no dropout: no mask is ever asked for
-            torch.set_num_threads(max(1, self.threads - 1))
+        if self.layout and self.memes:  # else no mask is ever asked for
+            self.generator.set_state(torch.get_rng_state())
+            torch.set_num_threads(max(1, self.saved_threads - 1))
             self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop.set()
-        while self.thread.is_alive():  # unblock its put, whatever it holds
-            try:
-                self.blocks.get(timeout=0.01)
-            except queue.Empty:
-                pass
-        torch.set_num_threads(self.threads)
+        try:
+            while self.thread.is_alive():  # unblock its put, whatever it holds
+                try:
+                    self.blocks.get(timeout=0.01)
+                except queue.Empty:
+                    pass
+        finally:
+            torch.set_num_threads(self.saved_threads)
 
     def __call__(self, x: torch.Tensor, p: float) -> torch.Tensor | None:
         if p == 0:
@@ -82,6 +99,7 @@ class Ahead:
         return mask
 
     def next_step(self) -> list[torch.Tensor]:
+        """The next step's masks, from the block in hand or the next one the thread drew."""
         step = next(self.steps, None)
         if step is None:
             block = self.blocks.get()
@@ -97,17 +115,25 @@ class Ahead:
                 if self.stop.is_set():
                     return
                 self.blocks.put(self.draw_block(batch, steps))
+            self.blocks.put(RuntimeError(f"dropout masks were drawn for {self.epochs} epochs of "
+                                         f"{self.memes} memes; the step asked for more"))
         except BaseException as err:  # noqa: BLE001 - handed to the loop, which raises it
             self.blocks.put(err)
 
     def plan(self) -> Iterator[tuple[int, int]]:
-        """(batch size, steps) of each block, epoch after epoch, without end: blocks of full
-        batches, then the batch of what is left."""
+        """(batch size, steps) of each block, epoch after epoch: blocks of full batches, then
+        the batch of what is left. The first blocks are small, one step then doubling up to
+        BLOCK_ELEMENTS, so that the loop's first step does not wait for a large one. An early
+        stop leaves the rest undrawn but for the blocks already in the queue."""
         full, rest = divmod(self.memes, self.batch_size)
-        per_block = max(1, BLOCK_ELEMENTS // self.step_elements(self.batch_size))
-        while True:
-            for start in range(0, full, per_block):
-                yield self.batch_size, min(per_block, full - start)
+        largest = max(1, BLOCK_ELEMENTS // self.step_elements(self.batch_size))
+        size = 1
+        for _ in range(self.epochs):
+            start = 0
+            while start < full:
+                steps = min(size, full - start)
+                yield self.batch_size, steps
+                start, size = start + steps, min(2 * size, largest)
             if rest:
                 yield rest, 1
 
@@ -117,7 +143,8 @@ class Ahead:
     def draw_block(self, batch: int, steps: int) -> list[list[torch.Tensor]]:
         """Steps of one batch size, each step's masks as dropout_mask draws them (rand, then
         >= p, then x 1 / (1 - p)), from one torch.rand for all."""
-        drawn = torch.rand(steps, self.step_elements(batch), dtype=self.dtype)
+        drawn = torch.rand(steps, self.step_elements(batch), dtype=self.dtype,
+                           generator=self.generator)
         segments, start = [], 0
         for width, p in self.layout:
             segment = drawn[:, start:start + self.runs * batch * width]
