@@ -1,6 +1,5 @@
 """Dropout masks drawn ahead on a thread (stages/head/masks.py): the very masks the step would
 draw itself, so the very same trained heads."""
-import functools
 import threading
 
 import pytest
@@ -58,6 +57,7 @@ def test_training_gives_the_heads_of_masks_drawn_by_the_step(monkeypatch, overri
     back, and the default generator is where the seed put it, however far ahead the thread
     drew."""
     monkeypatch.setattr(masks, "BLOCK_ELEMENTS", 200_000)
+    monkeypatch.setattr(masks, "cores", lambda: 2)  # a core to spare, whatever runs the test
     splits = {"train": interaction_features(300, 0), "dev": interaction_features(120, 1)}
     p = params.parse(params_dict("d", **{"train__epochs": 3, "train__patience": 3,
                                          "train__lr": 3e-3, **overrides}))
@@ -70,38 +70,48 @@ def test_training_gives_the_heads_of_masks_drawn_by_the_step(monkeypatch, overri
         torch.set_num_threads(threads)
     assert not [t for t in threading.enumerate() if t.name == "masks ahead"]
     assert torch.equal(torch.get_rng_state(), torch.manual_seed(p.train.seed).get_state())
-    by_the_step = functools.partial(backprop.training_step, ahead=False)
-    monkeypatch.setattr(backprop, "training_step", by_the_step)
+    monkeypatch.setattr(masks, "MAX_WEIGHTS", 0)  # every head's step draws its own masks
     alone, alone_history, _ = train.train(p, splits, torch.device("cpu"), log=lambda _: None)
     assert torch.equal(ahead.weights, alone.weights)
     assert [h["train_loss"].tolist() for h in ahead_history] == [h["train_loss"].tolist()
                                                                  for h in alone_history]
 
 
-def test_no_memes_no_thread():
-    """An empty epoch asks for no mask: nothing is drawn, and leaving does not wait on a thread
-    that would look forever for a step."""
-    config = config_of((0.2, 0.4, 0.1))
-    with masks.Ahead(config, memes=0, batch_size=4, epochs=3, dtype=torch.float32) as ahead:
-        assert not ahead.thread.is_alive()
+@pytest.mark.parametrize("memes,drop_probs", [(0, (0.2, 0.4, 0.1)), (8, (0.0, 0.0, 0.0))])
+def test_no_memes_or_no_dropout_no_thread(memes, drop_probs):
+    """No mask is ever asked for: no thread is started, nor a thread count lent."""
+    threads = torch.get_num_threads()
+    with masks.Ahead(config_of(drop_probs), memes=memes, batch_size=4, epochs=3,
+                     dtype=torch.float32) as ahead:
+        assert ahead.thread.ident is None and torch.get_num_threads() == threads
 
 
-@pytest.mark.parametrize("runs,ahead", [(1, True), (3, True), (3, False)])
-def test_masks_are_drawn_ahead_for_small_heads_only(monkeypatch, runs, ahead):
-    """Up to masks.MAX_WEIGHTS over all runs the masks come from the thread; past it, or
-    asked not to, the step draws each itself."""
+@pytest.mark.parametrize("runs,cores,ahead", [(1, 2, True), (2, 2, True), (3, 2, False),
+                                               (1, 1, False)])
+def test_masks_are_drawn_ahead_for_small_heads_with_a_core_to_spare(monkeypatch, runs, cores,
+                                                                    ahead):
+    """Up to masks.MAX_WEIGHTS over all runs, with a second core, the masks come from the
+    thread; a larger head, or a process on one core, has the step draw each itself."""
     head = hateclipper.HateClipper(config_of((0.2, 0.4, 0.1), runs=runs))
     monkeypatch.setattr(masks, "MAX_WEIGHTS", 2 * head.weights.shape[1])
-    with backprop.training_step(head, "bce", memes=8, batch_size=4, epochs=1, ahead=ahead) as step:
-        drawn_ahead = isinstance(step.draw, masks.Ahead)
-    assert drawn_ahead == (ahead and runs <= 2)
+    monkeypatch.setattr(masks, "cores", lambda: cores)
+    with backprop.training_step(head, "bce", memes=8, batch_size=4, epochs=1) as step:
+        assert isinstance(step.draw, masks.Ahead) == ahead
 
 
 def test_a_step_drawing_in_another_order_is_refused():
-    config = config_of((0.2, 0.4, 0.1))
-    with masks.Ahead(config, memes=8, batch_size=4, epochs=1, dtype=torch.float32) as ahead:
+    """A mask asked for out of turn, by its shape or only by its p, is an error, not a wrong
+    mask."""
+    with masks.Ahead(config_of((0.2, 0.4, 0.1)), memes=8, batch_size=4, epochs=1,
+                     dtype=torch.float32) as ahead:
         with pytest.raises(RuntimeError, match="another order"):
             ahead(torch.empty(1, 4, 36), 0.4)  # the fusion's mask asked for first
+    with masks.Ahead(config_of((0.2, 0.4, 0.3)), memes=8, batch_size=4, epochs=1,
+                     dtype=torch.float32) as ahead:
+        for width, p in [(6, 0.2), (6, 0.2), (36, 0.4)]:  # image, text, fusion: in turn
+            ahead(torch.empty(1, 4, width), p)
+        with pytest.raises(RuntimeError, match="of p 0.3 drawn for .* of p 0.2"):
+            ahead(torch.empty(1, 4, 6), 0.2)  # the pre-output's shape, the mapping's p
 
 
 def test_a_step_past_the_epochs_drawn_for_is_refused():

@@ -99,15 +99,14 @@ class Projection:
 
 
 @contextmanager
-def training_step(head: HateClipper, loss: str, memes: int, batch_size: int, epochs: int,
-                  ahead: bool = True) -> Iterator["Step | None"]:
+def training_step(head: HateClipper, loss: str, memes: int, batch_size: int, epochs: int
+                  ) -> Iterator["Step | None"]:
     """The hand-written step where it serves the head and loss (else None: autograd's), for
     `epochs` of `memes` in batches of `batch_size`. On the CPU a small head's dropout masks
-    are drawn ahead on a thread of their own (masks.py), stopped on leaving, unless `ahead` is
-    false (the benchmark's comparison)."""
+    are drawn ahead on a thread of their own (masks.py), stopped on leaving."""
     if not supports(head, loss):
         yield None
-    elif head.weights.device.type != "cpu" or not (ahead and masks.pays(head.weights)):
+    elif head.weights.device.type != "cpu" or not masks.pays(head.weights):
         yield Step(head)
     else:
         with masks.Ahead(head.config, memes, batch_size, epochs, head.weights.dtype) as draw:

@@ -134,8 +134,8 @@ def fused_dim(fusion: str, map_dim: int) -> int:
 
 def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor | None:
     """Inverted dropout's mask for x, drawn by one torch.rand_like: 0 with probability p, else
-    1 / (1 - p); None for p = 0. Dropout and the hand-written step (backprop.py) both draw it
-    here, so they draw the same masks."""
+    1 / (1 - p); None for p = 0. Dropout and the hand-written step (backprop.py) draw it here,
+    so they draw the same masks; masks.py draws these very masks ahead for small heads."""
     if p == 0:
         return None
     return torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))

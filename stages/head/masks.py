@@ -4,18 +4,21 @@ On the CPU, torch.rand is one serial stream of 3-4 ns an element. The paper's he
 elements a step (most of them the 16 x 1024 fusion mask); with the threshold and scale of each
 mask that was a seventh of the loop's time (BENCHMARKS.md section 1). The stream gives the same
 numbers whatever the sizes of the calls that read it, so one call can draw a block of steps'
-masks in the order the step draws them, on a thread of its own while the loop runs on the
-other cores (torch's ops release the GIL). The thread draws from a copy of the default
-generator's state, so the masks are the ones the step would have drawn, bit for bit, and how
-far ahead it ran leaves no trace (tests/test_masks.py). The loop runs on one intra-op thread
-fewer, so that the drawing thread has a core of its own: beside torch's spinning workers it
-made the loop slower, not faster.
+masks in the order the step draws them, on a thread of its own while the loop runs on another
+core (torch's ops release the GIL). The thread draws from a copy of the default generator's
+state, so the masks are the ones the step would have drawn, bit for bit, as long as nothing
+else draws from the default generator during the loop (train() does not: its shuffles and
+views have generators of their own), and how far ahead it ran leaves no trace
+(tests/test_masks.py). The loop runs on one intra-op thread fewer, so that the drawing thread
+has a core of its own: beside torch's spinning workers the thread made the loop slower.
 
-On a GPU, whose generator gives other numbers to other call sizes, the step draws each mask
-when it needs it.
+That pays for small heads only (`pays`): one with more than MAX_WEIGHTS weights over all runs
+keeps two cores busy with its products, and its step draws each mask when it needs it, as it
+does on a GPU, whose generator gives other numbers to other call sizes.
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from typing import Iterator
@@ -29,13 +32,20 @@ BLOCK_ELEMENTS = 1 << 22  # 16 MB of float32 a block; two blocks wait in the que
 # keep two cores busy, and the loop that lends the thread a core is the slower. On two cores
 # (BENCHMARKS.md section 1, two runs of the command) the paper's head at runs 1 (90k weights)
 # was 14% and 25% faster drawn ahead, map_dim 128 (2.3M) 16% and 12% slower; in between, runs 3
-# and 5 (271k, 451k) came out either way within the VM's noise.
+# and 5 (271k, 451k) came out either way. Where between 90k and 2.3M the two cross is not
+# measured more closely: 300k is a choice, which keeps the paper's head up to three runs.
 MAX_WEIGHTS = 300_000
 
 
 def pays(weights: torch.Tensor) -> bool:
-    """Whether a head of these weights (runs, P) trains faster with its masks drawn ahead."""
-    return weights.numel() <= MAX_WEIGHTS
+    """Whether a head of these weights (runs, P) trains faster with its masks drawn ahead: a
+    small one, with a second core to draw on."""
+    return weights.numel() <= MAX_WEIGHTS and cores() > 1
+
+
+def cores() -> int:
+    """The cores this process may run on (a cluster's allotment, not the machine's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def layout(config: HeadConfig) -> list[tuple[int, float]]:
@@ -65,14 +75,14 @@ class Ahead:
         self.thread = threading.Thread(target=self.draw_blocks, name="masks ahead", daemon=True)
         self.generator = torch.Generator()
         self.saved_threads = torch.get_num_threads()
-        self.steps: Iterator[list[torch.Tensor]] = iter(())
-        self.masks: Iterator[torch.Tensor] = iter(())
+        self.steps: Iterator[list[tuple[torch.Tensor, float]]] = iter(())
+        self.masks: Iterator[tuple[torch.Tensor, float]] = iter(())
 
     def __enter__(self) -> "Ahead":
         if self.layout and self.memes:  # else no mask is ever asked for
             self.generator.set_state(torch.get_rng_state())
-            torch.set_num_threads(max(1, self.saved_threads - 1))
             self.thread.start()
+            torch.set_num_threads(max(1, self.saved_threads - 1))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -89,16 +99,17 @@ class Ahead:
     def __call__(self, x: torch.Tensor, p: float) -> torch.Tensor | None:
         if p == 0:
             return None
-        mask = next(self.masks, None)
+        mask, drawn_p = next(self.masks, (None, None))
         if mask is None:  # the step's first mask
             self.masks = iter(self.next_step())
-            mask = next(self.masks)
-        if mask.shape != x.shape:
-            raise RuntimeError(f"dropout mask {tuple(mask.shape)} drawn for {tuple(x.shape)}: "
-                               "the step draws its masks in another order than masks.layout")
+            mask, drawn_p = next(self.masks)
+        if mask.shape != x.shape or drawn_p != p:
+            raise RuntimeError(f"dropout mask {tuple(mask.shape)} of p {drawn_p} drawn for "
+                               f"{tuple(x.shape)} of p {p}: the step draws its masks in another "
+                               "order than masks.layout")
         return mask
 
-    def next_step(self) -> list[torch.Tensor]:
+    def next_step(self) -> list[tuple[torch.Tensor, float]]:
         """The next step's masks, from the block in hand or the next one the thread drew."""
         step = next(self.steps, None)
         if step is None:
@@ -140,7 +151,7 @@ class Ahead:
     def step_elements(self, batch: int) -> int:
         return sum(self.runs * batch * width for width, _ in self.layout)
 
-    def draw_block(self, batch: int, steps: int) -> list[list[torch.Tensor]]:
+    def draw_block(self, batch: int, steps: int) -> list[list[tuple[torch.Tensor, float]]]:
         """Steps of one batch size, each step's masks as dropout_mask draws them (rand, then
         >= p, then x 1 / (1 - p)), from one torch.rand for all."""
         drawn = torch.rand(steps, self.step_elements(batch), dtype=self.dtype,
@@ -149,6 +160,6 @@ class Ahead:
         for width, p in self.layout:
             segment = drawn[:, start:start + self.runs * batch * width]
             segment.ge_(p).mul_(1.0 / (1.0 - p))
-            segments.append(segment.unflatten(1, (self.runs, batch, width)))
+            segments.append((segment.unflatten(1, (self.runs, batch, width)), p))
             start += self.runs * batch * width
-        return [[segment[k] for segment in segments] for k in range(steps)]
+        return [[(segment[k], p) for segment, p in segments] for k in range(steps)]
