@@ -216,8 +216,8 @@ def step_parts(p: params.Params, splits, device: torch.device, runs: int, epochs
 def main(device: torch.device) -> None:
     p = paper_params()
     splits = full_size_splits()
-    times = {"project": loop_seconds(p, splits, device)}
-    times["textbook"] = seconds(lambda: textbook_loop(p, splits["train"], device), device)
+    times = {"project": loop_seconds(p, splits, device),
+             "textbook": seconds(lambda: textbook_loop(p, splits["train"], device), device)}
     with mock.patch.object(backprop, "supports", return_value=False):  # the step on autograd
         times["autograd"] = loop_seconds(p, splits, device)
     flops, roof = training_flops(p), matmul_flops(device)
