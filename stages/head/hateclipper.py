@@ -138,7 +138,13 @@ def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor | None:
     so they draw the same masks; masks.py draws these very masks ahead for small heads."""
     if p == 0:
         return None
-    return torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
+    return as_dropout_mask(torch.rand_like(x), p)
+
+
+def as_dropout_mask(uniform: torch.Tensor, p: float) -> torch.Tensor:
+    """Uniform draws in [0, 1), in place, as inverted dropout's mask of p: the one rule by which
+    dropout_mask and masks.py turn the same draws into the same masks."""
+    return uniform.ge_(p).mul_(1.0 / (1.0 - p))
 
 
 class Dropout(nn.Module):

@@ -25,7 +25,7 @@ from typing import Iterator
 
 import torch
 
-from stages.head.hateclipper import HeadConfig, fused_dim
+from stages.head.hateclipper import HeadConfig, as_dropout_mask, fused_dim
 
 BLOCK_ELEMENTS = 1 << 22  # 16 MB of float32 a block; two blocks wait in the queue at most
 # Heads of more weights than this, over all runs, draw their masks in the step: their products
@@ -152,14 +152,14 @@ class Ahead:
         return sum(self.runs * batch * width for width, _ in self.layout)
 
     def draw_block(self, batch: int, steps: int) -> list[list[tuple[torch.Tensor, float]]]:
-        """Steps of one batch size, each step's masks as dropout_mask draws them (rand, then
-        >= p, then x 1 / (1 - p)), from one torch.rand for all."""
+        """Steps of one batch size, each step's masks as dropout_mask draws them, from one
+        torch.rand for all."""
         drawn = torch.rand(steps, self.step_elements(batch), dtype=self.dtype,
                            generator=self.generator)
         segments, start = [], 0
         for width, p in self.layout:
             segment = drawn[:, start:start + self.runs * batch * width]
-            segment.ge_(p).mul_(1.0 / (1.0 - p))
+            as_dropout_mask(segment, p)
             segments.append((segment.unflatten(1, (self.runs, batch, width)), p))
             start += self.runs * batch * width
         return [[(segment[k], p) for segment, p in segments] for k in range(steps)]
