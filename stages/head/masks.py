@@ -1,8 +1,8 @@
 """The hand-written step's dropout masks (backprop.py), drawn ahead on a thread of their own.
 
-On the CPU, torch.rand is one serial stream of 3-4 ns an element. The paper's head draws 18,000
-elements a step (most of them the 16 x 1024 fusion mask); with the threshold and scale of each
-mask that was a seventh of the loop's time (BENCHMARKS.md section 1). The stream gives the same
+On the CPU, torch.rand is one serial stream of about 3.3 ns an element. The paper's head draws
+18,000 elements a step (most of them the 16 x 1024 fusion mask); with the threshold and scale
+of each mask that was a seventh of the loop's time (BENCHMARKS.md section 1). The stream gives the same
 numbers whatever the sizes of the calls that read it, so one call can draw a block of steps'
 masks in the order the step draws them, on a thread of its own while the loop runs on another
 core (torch's ops release the GIL). The thread draws from a copy of the default generator's
