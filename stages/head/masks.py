@@ -2,10 +2,10 @@
 
 On the CPU, torch.rand is one serial stream of about 3.3 ns an element. The paper's head draws
 18,000 elements a step (most of them the 16 x 1024 fusion mask); with the threshold and scale
-of each mask that was a seventh of the loop's time (BENCHMARKS.md section 1). The stream gives the same
-numbers whatever the sizes of the calls that read it, so one call can draw a block of steps'
-masks in the order the step draws them, on a thread of its own while the loop runs on another
-core (torch's ops release the GIL). The thread draws from a copy of the default generator's
+of each mask that was a seventh of the loop's time (BENCHMARKS.md section 1). The stream gives
+the same numbers whatever the sizes of the calls that read it, so one call can draw a block of
+steps' masks in the order the step draws them, on a thread of its own while the loop runs on
+another core (torch's ops release the GIL). The thread draws from a copy of the default generator's
 state, so the masks are the ones the step would have drawn, bit for bit, as long as nothing
 else draws from the default generator during the loop (train() does not: its shuffles and
 views have generators of their own), and how far ahead it ran leaves no trace
