@@ -389,8 +389,10 @@ def write_mami(out: Path, splits: dict[str, list[SyntheticMeme]], inline: bool =
 
 
 def write_pridemm(out: Path, splits: dict[str, list[SyntheticMeme]]) -> None:
+    """PrideMM.csv, with a blank (unknown) target for the memes that are not hateful: the
+    reader's unknown-label path runs, and `data.task: target` leaves those memes out."""
     rows = [{"name": Path(m.img).name, "text": m.text, "split": name, "hate": m.label,
-             "target": classes(m, 4), "stance": classes(m, 3),
+             "target": classes(m, 4) if m.label else "", "stance": classes(m, 3),
              "humour": ((m.scene + m.family) // 2) % 2}
             for name, memes in splits.items() for m in memes]
     pd.DataFrame(rows).to_csv(out / "PrideMM.csv", index=False)

@@ -30,7 +30,7 @@ from stages.common import distributed
 from stages.common import params as params_module
 from stages.common.errors import InputError, run_stage
 from stages.common.files import write_csv, write_json
-from stages.data import dataset
+from stages.data import dataset, fine_grained
 from stages.data.memes import TRAIN_SPLIT
 from stages.encoder import clip
 
@@ -256,6 +256,10 @@ def extract_shard(p: params_module.Params, cache: Path, max_unit: int,
         print(f"{data.root}: {n_memes} memes in {len(data.splits)} splits "
               f"({', '.join(data.splits)}); {len(images)} unique images, {len(texts)} unique "
               f"captions" + (f"; {shard.world} processes" if shard.world > 1 else ""))
+        if p.data.fine_grained:
+            covered = fine_grained.annotated(data)
+            print(f"{p.data.fine_grained}: fine-grained labels for {sum(covered.values())} of {n_memes} "
+                  f"memes ({', '.join(f'{name} {count}' for name, count in covered.items())})")
     enc = clip.load(**p.clip.feature_settings(), device=device)
     attrs = {**enc.info, "data_fingerprint": dataset.fingerprint(data), "task": data.task.to_json(),
              "on_bad_image": p.data.on_bad_image, "augment_views": p.clip.augment_views}

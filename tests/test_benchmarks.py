@@ -103,17 +103,84 @@ def test_mami_with_only_sub_task_a_gold_leaves_the_types_unknown(sets, tmp_path)
 
 
 def test_pridemm_reads_four_tasks_from_one_csv(sets):
+    """A blank cell is an unknown label: `target` leaves its memes out, `hate` keeps them with
+    the target's columns unknown."""
     root, memes = sets["pridemm"]
     table = pd.read_csv(root / "PrideMM.csv")
+    train = table[table["split"] == "train"]
+    assert train["target"].isna().any() and train["target"].notna().any()
     for task, classes in (("hate", 0), ("target", 4), ("stance", 3), ("humour", 0)):
         data = read(root, "pridemm", task)
-        train = table[table["split"] == "train"]
         if classes:
             assert data.task.is_categorical and len(data.task.labels) == classes
             got = [m.labels[:classes].index(1) for m in data.splits["train"]]
         else:
             got = [m.labels[0] for m in data.splits["train"]]
-        assert got == train[task].tolist()
+        assert got == train[task].dropna().astype(int).tolist()
+    hate = read(root, "pridemm", "hate")
+    target = [k for k, name in enumerate(hate.task.names) if name.startswith("target=")]
+    blank = train["target"].isna().tolist()
+    assert [all(m.labels[k] == -1 for k in target) for m in hate.splits["train"]] == blank
+
+
+def test_a_mami_copy_without_test_labels_reads_its_test_split_as_unlabeled(sets, tmp_path):
+    bare = tmp_path / "copy"
+    shutil.copytree(sets["mami"][0], bare)
+    (bare / "test_labels.txt").unlink()
+    for task in ("misogynous", "types"):
+        data = read(bare, "mami", task)
+        assert data.is_labeled("train") and not data.is_labeled("test")
+        assert {label for m in data.splits["test"] for label in m.labels} == {-1}
+        assert len(data.splits["test"]) == len(sets["mami"][1]["test"])
+
+
+# Each CSV release's annotation file and its image-name column: two memes whose file names
+# differ only in extension would both get the stem as their id.
+IMAGE_COLUMNS = {"multioff": ("Split Dataset/Training_meme_dataset.csv", "image_name", ","),
+                 "mami": ("TRAINING/training.csv", "file_name", "\t"),
+                 "pridemm": ("PrideMM.csv", "name", ",")}
+
+
+@pytest.mark.parametrize("layout", list(IMAGE_COLUMNS))
+def test_two_memes_whose_image_names_share_a_stem_are_refused_naming_both_rows(sets, tmp_path, layout):
+    root = tmp_path / layout
+    shutil.copytree(sets[layout][0], root)
+    name, column, sep = IMAGE_COLUMNS[layout]
+    table = pd.read_csv(root / name, sep=sep, dtype=str, keep_default_na=False)
+    twin = table.iloc[[0]].copy()
+    twin[column] = str(Path(table[column].iloc[0]).with_suffix(".png"))
+    pd.concat([table, twin]).to_csv(root / name, sep=sep, index=False)
+    with pytest.raises(InputError) as err:
+        read(root, layout)
+    stem = Path(table[column].iloc[0]).stem
+    assert str(err.value).startswith(f"{root / name}:{len(table) + 2}: duplicate id {stem} (first seen on line 2)")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("conflicting", [False, True])
+def test_a_mami_test_label_given_twice_must_agree(sets, tmp_path, conflicting):
+    root = tmp_path / "copy"
+    shutil.copytree(sets["mami"][0], root)
+    lines = (root / "test_labels.txt").read_text().splitlines()
+    name, label, *types = lines[0].split("\t")
+    again = "\t".join([name, str(1 - int(label)) if conflicting else label, *types])
+    (root / "test_labels.txt").write_text("\n".join([*lines, again]) + "\n")
+    if not conflicting:
+        assert read(root, "mami").splits == read(sets["mami"][0], "mami").splits
+        return
+    with pytest.raises(InputError, match=rf"test_labels.txt:{len(lines) + 1}: '{name}' is labeled .* on .*test_labels.txt:1$"):
+        read(root, "mami")
+
+
+@pytest.mark.parametrize("cell", ["nan", "inf", "1.5"])
+def test_a_pridemm_class_cell_that_is_no_class_index_is_one_line(sets, tmp_path, cell):
+    root = tmp_path / "copy"
+    shutil.copytree(sets["pridemm"][0], root)
+    table = pd.read_csv(root / "PrideMM.csv", dtype=str, keep_default_na=False)
+    table.loc[3, "stance"] = cell
+    table.to_csv(root / "PrideMM.csv", index=False)
+    with pytest.raises(InputError, match=rf"PrideMM.csv:5: 'stance' must be a class index 0 to 2, got '{cell}'"):
+        read(root, "pridemm")
 
 
 @pytest.mark.parametrize("layout, damage, message", [

@@ -99,12 +99,34 @@ def test_tamil_labels_come_from_file_names_and_the_gold_file(tamil_set):
      "test_captions.csv:1: missing column 'captions'"),
     (lambda root: (root / "gold_labels_for_test.csv").unlink(),
      "gold_labels_for_test.csv: not found"),
+    (lambda root: (root / "train_captions.csv").write_text(
+        ",imagename,captions\n0,troll_1.jpg,a\n1,troll_2.jpg,b\n2,troll_1.png,c\n"),
+     r"train_captions.csv:4: duplicate id troll_1 \(first seen on line 2\): two memes "
+     r"\(uploaded_tamil_memes/troll_1.jpg, uploaded_tamil_memes/troll_1.png\) cannot share one id"),
+    (lambda root: append(root / "gold_labels_for_test.csv", flipped_gold_row(root)),
+     r"gold_labels_for_test.csv:\d+: '.*' is labeled \d, but \d on .*gold_labels_for_test.csv:2$"),
 ])
 def test_tamil_bad_input_names_file_and_line(tamil_set, copy_of, edit, message):
     root = copy_of(tamil_set[0])
     edit(root)
     with pytest.raises(InputError, match=message):
         dataset.read(root, "tamil")
+
+
+def append(path, line):
+    path.write_text(path.read_text().rstrip("\n") + "\n" + line + "\n")
+
+
+def flipped_gold_row(root):
+    """The gold file's first row again, with the other label."""
+    name, label = (root / "gold_labels_for_test.csv").read_text().splitlines()[1].rsplit(",", 1)
+    return f"{name},{'not_troll' if label.strip().lower() == 'troll' else 'troll'}"
+
+
+def test_a_tamil_gold_row_given_twice_alike_is_read_once(tamil_set, copy_of):
+    root = copy_of(tamil_set[0])
+    append(root / "gold_labels_for_test.csv", (root / "gold_labels_for_test.csv").read_text().splitlines()[1])
+    assert dataset.read(root, "tamil").splits == dataset.read(tamil_set[0], "tamil").splits
 
 
 def test_dev_fraction_carves_a_seeded_stratified_dev_split(tamil_set):
@@ -136,6 +158,19 @@ def test_fine_grained_annotations_become_auxiliary_labels(kaggle_set, tmp_path):
         else:
             assert set(aux.values()) == {-1}
     assert 0 < covered < sum(len(m) for m in data.splits.values())
+    assert fine_grained.annotated(data) == {
+        name: sum(m.id in annotated for m in memes) for name, memes in data.splits.items()}
+
+
+def test_fine_grained_annotations_of_no_meme_are_refused(kaggle_set, tmp_path):
+    """Ids written otherwise (zero-padded, say) would leave every auxiliary label unknown."""
+    root, splits = kaggle_set
+    synthetic.write_fine_grained(tmp_path / "fine", splits, coverage=0.8)
+    for path in (tmp_path / "fine" / "annotations").glob("*.json"):
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        write_lines(path, [{**r, "id": f"{r['id']:06d}"} for r in records])
+    with pytest.raises(InputError, match=r"fine/annotations: none of its \d+ ids is the id of a meme"):
+        dataset.read(root, fine_grained_dir=str(tmp_path / "fine"))
 
 
 @pytest.mark.parametrize("record, message", [

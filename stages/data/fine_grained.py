@@ -24,13 +24,25 @@ FILES = ("train", "dev_seen", "dev_unseen")
 
 
 def attach(data: Dataset, folder: Path) -> Dataset:
-    """The dataset with the 14 labels added as auxiliary labels of the memes they cover."""
+    """The dataset with the 14 labels added as auxiliary labels of the memes they cover; an
+    annotation set whose ids match no meme (zero-padded ids, another release) is refused."""
     annotated = read(folder)
+    ids = {m.id for memes in data.splits.values() for m in memes}
+    if not ids & set(annotated):
+        raise InputError(f"{folder}/annotations: none of its {len(annotated)} ids is the id of a meme "
+                         f"in {data.root} (e.g. {next(iter(annotated), '-')!r} against "
+                         f"{next(iter(ids), '-')!r}); data.fine_grained must annotate this release")
     task = dataclasses.replace(data.task, auxiliary=data.task.auxiliary + LABELS)
     unknown = (UNLABELED,) * len(LABELS)
     splits = {name: [dataclasses.replace(m, labels=m.labels + annotated.get(m.id, unknown))
                      for m in memes] for name, memes in data.splits.items()}
     return Dataset(data.root, splits, task)
+
+
+def annotated(data: Dataset) -> dict[str, int]:
+    """Per split, how many memes the annotations cover (their 14 labels known)."""
+    return {name: sum(UNLABELED not in m.labels[-len(LABELS):] for m in memes)
+            for name, memes in data.splits.items()}
 
 
 def read(folder: Path) -> dict[str, tuple[int, ...]]:

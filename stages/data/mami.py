@@ -67,9 +67,10 @@ def find(root: Path, name: str, folders: tuple[str, ...]) -> Path:
 
 
 def test_gold(root: Path, test_csv: Path, test) -> dict[str, dict]:
-    """file_name -> its labels, from Test.csv's own label columns or from test_labels.txt."""
+    """file_name -> its label cells, from Test.csv's own label columns or from
+    test_labels.txt (a name given twice must be labeled alike)."""
     if "misogynous" in test.columns:
-        return {row["file_name"].strip(): row for _, row in tables.rows(test, test_csv)}
+        return tables.gold(tables.rows(test, test_csv), "file_name", label_cells)
     path = next((p for p in (test_csv.parent / GOLD, root / GOLD) if p.is_file()), None)
     if path is None:
         return {}
@@ -79,7 +80,11 @@ def test_gold(root: Path, test_csv: Path, test) -> dict[str, dict]:
         raise InputError(f"{path}:1: expected file_name and misogynous, or those and the four "
                          f"types, tab-separated; got {len(first)} columns")
     table = tables.read_table(path, names, HINT, sep="\t", names=names)
-    return {row["file_name"].strip(): row for _, row in tables.rows(table, path, header=False)}
+    return tables.gold(tables.rows(table, path, header=False), "file_name", label_cells)
+
+
+def label_cells(row: dict) -> dict[str, str]:
+    return {name: row[name].strip() for name in ("misogynous", *TYPES) if name in row}
 
 
 def to_meme(root: Path, csv: Path, where: str, row: dict, gold: dict, labels: tuple[Label, ...]) -> Meme:
@@ -89,4 +94,4 @@ def to_meme(root: Path, csv: Path, where: str, row: dict, gold: dict, labels: tu
               else None for label in labels}
     folder = csv.parent.relative_to(root).as_posix()
     img = name if folder == "." else f"{folder}/{name}"
-    return Meme(id=Path(name).stem, img=img, text=row[TEXT], labels=encode(labels, values))
+    return Meme(id=Path(name).stem, img=img, text=row[TEXT], labels=encode(labels, values), where=where)

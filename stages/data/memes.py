@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -19,6 +19,7 @@ class Meme:
     img: str  # relative to the dataset folder
     text: str
     labels: tuple[int, ...]  # one per task label (primary, then auxiliary): 0, 1 or UNLABELED
+    where: str = field(default="", compare=False)  # "file:line" of its row, for errors
 
     @property
     def label(self) -> int:
@@ -32,11 +33,38 @@ class Dataset:
     splits: dict[str, list[Meme]]  # split name -> memes in the release's order
     task: Task
 
+    def __post_init__(self) -> None:
+        check_ids(self.splits)
+
     def image_path(self, meme: Meme) -> Path:
         return self.root / meme.img
 
     def is_labeled(self, split: str) -> bool:
         return self.task.is_labeled([m.labels for m in self.splits[split]])
+
+
+def check_ids(splits: dict[str, list[Meme]]) -> None:
+    """Every meme has one id, and two memes never share one: an id appears once in a split,
+    and across splits it names one image (Hateful Memes' dev_unseen repeats dev_seen's memes).
+    A release whose file names give two memes one id (`dup.jpg`, `dup.png`) is refused in one
+    line naming both rows."""
+    first: dict[str, Meme] = {}
+    for memes in splits.values():
+        in_split: set[str] = set()
+        for meme in memes:
+            seen = first.setdefault(meme.id, meme)
+            if meme.id in in_split or seen.img != meme.img:
+                what = (f"two memes ({seen.img}, {meme.img}) cannot share one id" if seen.img != meme.img
+                        else "a split lists each meme once")
+                raise InputError(f"{meme.where}: duplicate id {meme.id} (first seen "
+                                 f"{place(seen.where, meme.where)}): {what}")
+            in_split.add(meme.id)
+
+
+def place(where: str, here: str) -> str:
+    """`on line 3` within the same file, else `at file:line`."""
+    file, _, line = where.rpartition(":")
+    return f"on line {line}" if file and here.rpartition(":")[0] == file else f"at {where or 'an earlier row'}"
 
 
 def defined(memes: list[Meme], task: Task) -> list[Meme]:

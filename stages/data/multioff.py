@@ -48,7 +48,7 @@ def read_split(path: Path, images: str) -> list[Meme]:
             raise InputError(f"{where}: 'label' must be offensive or Non-offensiv, got {row['label']!r}")
         check_image_path(name, where, "image_name")
         memes.append(Meme(id=Path(name).stem, img=f"{images}/{name}", text=row["sentence"],
-                          labels=(CLASSES[label],)))
+                          labels=(CLASSES[label],), where=where))
     if not memes:
         raise InputError(f"{path}: no memes in this split")
     return memes

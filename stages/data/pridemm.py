@@ -62,4 +62,5 @@ def to_meme(row: dict, where: str, images: str, labels: tuple[Label, ...]) -> Me
     check_image_path(name, where, "name")
     values = {label.name: tables.class_index(row[label.name], len(label.classes) or 2, where, label.name)
               for label in labels}
-    return Meme(id=Path(name).stem, img=f"{images}/{name}", text=row["text"], labels=encode(labels, values))
+    return Meme(id=Path(name).stem, img=f"{images}/{name}", text=row["text"], labels=encode(labels, values),
+                where=where)

@@ -1,6 +1,7 @@
 """CSV and TSV annotation files, read as text with one-line errors naming file and row."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterator
 
@@ -34,12 +35,30 @@ def rows(table: pd.DataFrame, path: Path, header: bool = True) -> Iterator[tuple
         yield f"{path}:{number}", row
 
 
+def gold(rows: Iterator[tuple[str, dict]], key: str, value) -> dict[str, object]:
+    """key cell -> value(row), from a file of gold labels: a key repeated with the same value
+    is fine, with another value an error naming both lines."""
+    found: dict[str, tuple[str, object]] = {}
+    for where, row in rows:
+        name, label = row[key].strip(), value(row)
+        first_where, first_label = found.setdefault(name, (where, label))
+        if first_label != label:
+            raise InputError(f"{where}: {name!r} is labeled {label}, but {first_label} on {first_where}")
+    return {name: label for name, (_, label) in found.items()}
+
+
+def finite(value: str) -> float | None:
+    """A cell's finite number, or None (text, nan, inf)."""
+    try:
+        parsed = float(value)
+    except ValueError:
+        return None
+    return parsed if math.isfinite(parsed) else None
+
+
 def binary(value: str, where: str, column: str) -> int:
     """A 0/1 cell ("1.0" too, as some copies write it)."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = None
+    number = finite(value)
     if number not in (0.0, 1.0):
         raise InputError(f"{where}: '{column}' must be 0 or 1, got {value!r}")
     return int(number)
@@ -49,10 +68,7 @@ def class_index(value: str, classes: int, where: str, column: str) -> int | None
     """A class index 0..classes-1, or None for an empty cell (the label unknown)."""
     if not value.strip():
         return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = None
+    number = finite(value)
     if number is None or number != int(number) or not 0 <= number < classes:
         raise InputError(f"{where}: '{column}' must be a class index 0 to {classes - 1}, got {value!r}")
     return int(number)

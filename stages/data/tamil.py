@@ -22,10 +22,9 @@ TASK = Task(("troll",))
 
 
 def read(root: Path, task: str = "troll") -> Dataset:
-    gold = read_csv(root / "gold_labels_for_test.csv", ("ref_caption", "label"))
-    test_labels = {}
-    for name, label in zip(gold["ref_caption"], gold["label"]):
-        test_labels[name.strip()] = int(label.strip().lower() == "troll")
+    gold_csv = root / "gold_labels_for_test.csv"
+    test_labels = tables.gold(tables.rows(read_csv(gold_csv, ("ref_caption", "label")), gold_csv),
+                              "ref_caption", lambda row: int(row["label"].strip().lower() == "troll"))
     train = [meme(root, "uploaded_tamil_memes", name, caption, label_from_name(name, where), where)
              for name, caption, where in rows(root / "train_captions.csv")]
     test = []
@@ -62,4 +61,4 @@ def label_from_name(name: str, where: str) -> int:
 
 def meme(root: Path, folder: str, name: str, caption: str, label: int, where: str) -> Meme:
     check_image_path(name, where, "imagename")
-    return Meme(id=Path(name).stem, img=f"{folder}/{name}", text=caption, labels=(label,))
+    return Meme(id=Path(name).stem, img=f"{folder}/{name}", text=caption, labels=(label,), where=where)
