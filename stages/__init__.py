@@ -8,7 +8,7 @@
       head/      the Hate-CLIPper head, its hand-written backward and AdamW step, losses,
                  retrieval, trigger vectors, the checked inputs
       report/    metrics, intervals, baselines, pictures, prediction and submission files
-      common/    params, errors, atomic writes, devices and shards; decides no number
+      common/    params, errors, atomic writes, devices and shards
 
 Imports run one way: stages -> {data, encoder, cache, head, report} -> common.
 """
