@@ -7,11 +7,12 @@ import pytest
 from stages.cache import features
 from stages.common import params
 from stages.common.errors import InputError
+from stages.data.task import HATEFUL
 from stages.head import inputs
 
 ATTRS = {"model": "tiny", "pretrained": "none", "resize": "squash", "precision": "fp32",
          "tokenizer": "model", "activation": "gelu", "image_size": 64, "open_clip_version": "x",
-         "data_fingerprint": "abc", "on_bad_image": "fail"}
+         "data_fingerprint": "abc", "on_bad_image": "fail", "task": HATEFUL.to_json()}
 
 
 def split(n, rng, labeled=True):
@@ -110,3 +111,42 @@ def test_a_cache_of_another_format_is_refused(tmp_path, old):
     for read in (inputs.read_attrs, inputs.read):
         with pytest.raises(InputError, match="cache format 1, this code reads format 3.*dvc repro extract"):
             read(path)
+
+
+@pytest.mark.parametrize("key", ["labels", "image", "text_proj", "captions", "image_views"])
+def test_rows_that_do_not_line_up_with_the_ids_are_refused_when_written(tmp_path, key):
+    """Row k of every array is meme k: one row more or less anywhere is an error naming the
+    split, not features shifted onto other memes."""
+    rng = np.random.default_rng(0)
+    bad = split(5, rng)
+    bad.captions = ["a caption"] * 5
+    bad.image_views = rng.normal(size=(5, 2, 6)).astype(np.float32)
+    setattr(bad, key, getattr(bad, key)[:4])
+    with pytest.raises(InputError, match=f"f.h5 not written: split 'dev' has 5 ids but 4 rows of {key}"):
+        features.write(tmp_path / "f.h5", {"train": split(5, rng), "dev": bad}, ATTRS)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_labels_of_another_width_than_the_task_are_refused_when_written(tmp_path):
+    wide = split(4, np.random.default_rng(0))
+    wide.labels = np.zeros((4, 3), np.int8)
+    with pytest.raises(InputError, match=r"split 'train' has labels of shape \(4, 3\), but its task names 1"):
+        features.write(tmp_path / "f.h5", {"train": wide}, ATTRS)
+
+
+@pytest.mark.parametrize("key, rows, message", [
+    ("ids", 3, "split 'dev' has 3 ids but 4 rows of labels"),
+    ("image", 5, "split 'dev' has 4 ids but 5 rows of image"),
+    ("labels", None, r"split 'dev' has labels of shape \(4, 2\), but its task names 1"),
+])
+def test_a_cache_whose_rows_do_not_line_up_is_refused_when_read(tmp_path, key, rows, message):
+    """A file written by something else: the reader refuses it in one line naming file and split."""
+    path = tmp_path / "f.h5"
+    rng = np.random.default_rng(0)
+    features.write(path, {"train": split(4, rng), "dev": split(4, rng)}, ATTRS)
+    with h5py.File(path, "r+") as f:
+        data = f[f"dev/{key}"][()]
+        del f[f"dev/{key}"]
+        f[f"dev/{key}"] = np.concatenate([data, data])[:rows] if rows else np.zeros((4, 2), np.int8)
+    with pytest.raises(InputError, match=f"f.h5: {message}"):
+        inputs.read(path, ["dev"])

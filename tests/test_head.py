@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from stages.common.errors import InputError
 from stages.common.params import FUSIONS
 from stages.head import hateclipper
 from stages.head.hateclipper import HateClipper, HeadConfig, fuse, fused_dim
@@ -168,6 +169,36 @@ def test_checkpoint_round_trip_with_weights_only(tmp_path):
     assert loaded.config == head.config and meta["features"] == "pooled"
     x, t = torch.randn(1, 4, 10), torch.randn(1, 4, 7)
     assert torch.equal(loaded(x, t), head(x, t))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a torch file", "not a head checkpoint this project can load"),
+    ({"state_dict": {}}, "not a head checkpoint this project can load (it holds no 'config')"),
+    ({"state_dict": {}, "config": {"map_dim": 4}}, "a head checkpoint of another version"),
+])
+def test_a_file_that_is_no_head_is_one_line(tmp_path, content, message):
+    path = tmp_path / "head.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(InputError) as err:
+        hateclipper.load(path)
+    assert message in str(err.value) and str(err.value).startswith(str(path))
+
+
+def test_a_bug_while_building_a_head_is_not_called_a_foreign_file(tmp_path, monkeypatch):
+    """Only what makes a file foreign becomes 'not a head checkpoint': a failure inside the
+    head's own code is raised as it is."""
+    path = tmp_path / "head.pt"
+    hateclipper.save(path, HateClipper(config()), {"features": "pooled"})
+
+    def broken(self, *args, **kwargs):
+        raise AttributeError("a bug in the head's code")
+
+    monkeypatch.setattr(HateClipper, "load_state_dict", broken)
+    with pytest.raises(AttributeError, match="a bug in the head's code"):
+        hateclipper.load(path)
 
 
 def test_all_runs_in_one_weights_only_checkpoint(tmp_path):

@@ -92,3 +92,16 @@ def test_units_of_another_table_size_or_name_are_not_taken(tmp_path):
     assert store.finished("images", 8) == []  # a 10-row unit cannot belong to 8 rows
     assert store.finished("captions", 8) == [range(0, 4)]
     assert store.prune("images", 8) == [] and not store.path("images", range(0, 10)).exists()
+
+
+def test_a_unit_cut_off_mid_write_is_planned_again_not_fatal(tmp_path):
+    """A real .npz cut short (a zip without its end, as a killed copy leaves it) is pruned and
+    its rows planned again, as the module says, instead of stopping the extraction."""
+    store = Store(tmp_path)
+    store.save("images", range(0, 4), rows(range(0, 4)))
+    store.save("images", range(4, 8), rows(range(4, 8)))
+    whole = store.path("images", range(4, 8)).read_bytes()
+    store.path("images", range(4, 8)).write_bytes(whole[:len(whole) // 2])
+    assert store.prune("images", 8) == [range(0, 4)]
+    [todo] = store.plan("images", 8, 1)
+    assert covered(todo) == [4, 5, 6, 7]

@@ -70,6 +70,26 @@ def check_finite(split: SplitFeatures, name: str, keys: tuple[str, ...], where: 
             raise InputError(f"{where}: split '{name}' has non-finite {key} features")
 
 
+def label_names(attrs: dict) -> list[str]:
+    """The label columns the file's `task` attribute names (stages/data/task.py's JSON):
+    primary, then auxiliary."""
+    task = json.loads(attrs["task"])
+    return [*task["labels"], *task["auxiliary"]]
+
+
+def check_aligned(split: SplitFeatures, name: str, labels: int, where: str) -> None:
+    """Row k of every array is meme ids[k]: ids, captions, labels and every feature kind
+    (views included) have one row per meme, and labels one column per label of the task."""
+    for key in ("captions", "labels", "image", "text", "image_proj", "text_proj", *VIEW_KEYS):
+        value = getattr(split, key)
+        if value is not None and len(value) != len(split.ids):
+            raise InputError(f"{where}: split '{name}' has {len(split.ids)} ids but "
+                             f"{len(value)} rows of {key}; re-extract it (`dvc repro extract`)")
+    if split.labels.ndim != 2 or split.labels.shape[1] != labels:
+        raise InputError(f"{where}: split '{name}' has labels of shape {split.labels.shape}, but "
+                         f"its task names {labels} label columns; re-extract it (`dvc repro extract`)")
+
+
 def kinds_of(splits: dict[str, SplitFeatures]) -> list[str]:
     """The `head.features` kinds every split holds, image and text."""
     return [kind for kind, (image, text, _) in FEATURE_KEYS.items()
@@ -81,6 +101,7 @@ def write(path: str | Path, splits: dict[str, SplitFeatures], attrs: dict) -> No
     """Write the cache atomically: readers never see a half-written file, nor one they would
     refuse for non-finite values."""
     for name, split in splits.items():
+        check_aligned(split, name, len(label_names(attrs)), f"{path} not written")
         check_finite(split, name, ("image", "text", "image_proj", "text_proj", *VIEW_KEYS),
                      f"{path} not written (an encoder overflow? compare with clip.device: cpu)")
     attrs = {**attrs, "format_version": FORMAT_VERSION, "feature_kinds": " ".join(kinds_of(splits))}

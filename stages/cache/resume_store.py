@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +97,7 @@ class Store:
         try:
             with np.load(self.path(table, unit), allow_pickle=False) as saved:
                 rows = {key: saved[key] for key in saved.files}
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # a broken or cut-off write
             return None
         if not all(key in rows for key in KEYS):
             return None

@@ -19,6 +19,8 @@ Tensors flow as (runs, memes, width).
 """
 from __future__ import annotations
 
+import dataclasses
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -270,17 +272,22 @@ class HateClipper(nn.Module):
 Built = TypeVar("Built")
 
 
-def load_saved(path: str | Path, missing: str, foreign: str,
+def load_saved(path: str | Path, missing: str, foreign: str, keys: tuple[str, ...],
                build: Callable[[dict], Built]) -> Built:
     """A file train wrote with torch.save, read with weights_only (no code is unpickled) and
-    built by `build`; a missing file or one `build` cannot use is a one-line error."""
+    built by `build`. A missing file, one torch cannot read and one without `keys` are
+    one-line errors; a failure inside `build` is a bug, raised as it is."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: {missing} not found; run `dvc repro train` first")
     try:
-        return build(torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as err:  # noqa: BLE001 - any failure here means "not ours"
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
         raise InputError(f"{path}: not a {foreign} this project can load ({err})") from None
+    absent = [key for key in keys if not isinstance(saved, dict) or key not in saved]
+    if absent:
+        raise InputError(f"{path}: not a {foreign} this project can load (it holds no {absent[0]!r})")
+    return build(saved)
 
 
 def save(path: str | Path, head: HateClipper, meta: dict) -> None:
@@ -294,12 +301,16 @@ def load(path: str | Path) -> tuple[HateClipper, dict]:
     """Load a head saved by `save`: returns the model (eval mode) and the checkpoint's meta."""
     def build(checkpoint: dict) -> tuple[HateClipper, dict]:
         config = checkpoint.pop("config")
+        fields = {field.name for field in dataclasses.fields(HeadConfig)}
+        if not isinstance(config, dict) or set(config) != fields:
+            raise InputError(f"{path}: a head checkpoint of another version of this project "
+                             "(its config differs); rerun `dvc repro train`")
         head = HateClipper(HeadConfig(**{**config, "drop_probs": tuple(config["drop_probs"]),
                                          "softmax": tuple(map(tuple, config.get("softmax", ())))}))
         head.load_state_dict(checkpoint.pop("state_dict"))
         return head.eval(), checkpoint
 
-    return load_saved(path, "trained head", "head checkpoint", build)
+    return load_saved(path, "trained head", "head checkpoint", ("config", "state_dict"), build)
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 
 from stages.cache import features
-from stages.cache.features import FEATURE_KEYS, FORMAT_VERSION, SplitFeatures, check_finite
+from stages.cache.features import FEATURE_KEYS, FORMAT_VERSION, SplitFeatures, check_aligned, check_finite, label_names
 from stages.common.errors import InputError
 from stages.common.params import FEATURE_SETTINGS, ClipParams
 from stages.data import dataset
@@ -56,6 +56,7 @@ def read(path: str | Path, splits: list[str] | None = None, features: str = "poo
                 image_views=group[views_key][()] if views and views_key in group else None,
                 captions=list(group["captions"].asstr()[()]) if "captions" in group else None,
             )
+            check_aligned(split, name, len(label_names(attrs)), str(path))
             check_finite(split, name, ("image", "text", "image_views"), str(path))
             loaded[name] = split
     return loaded, attrs

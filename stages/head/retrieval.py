@@ -143,4 +143,4 @@ def load(path: str | Path) -> tuple[Index, dict]:
     def build(raw: dict) -> tuple[Index, dict]:
         return Index(raw.pop("embeddings"), raw.pop("labels"), raw.pop("ids")), raw
 
-    return load_saved(path, "retrieval index", "retrieval index", build)
+    return load_saved(path, "retrieval index", "retrieval index", ("embeddings", "labels", "ids"), build)
