@@ -38,7 +38,7 @@ from stages.common import params as params_module
 from stages.common.errors import InputError, run_stage
 from stages.common.files import atomic_dir, atomic_path, write_csv, write_json
 from stages.data.memes import TRAIN_SPLIT
-from stages.data.task import Task
+from stages.data.task import UNKNOWN, Task
 from stages.head import inputs, retrieval
 from stages.report import plotting, predictions, scoring
 
@@ -176,6 +176,16 @@ def write_probabilities(path: Path, task: Task, splits: dict[str, features.Split
         np.savez_compressed(out, **arrays)
 
 
+def why_not_scored(task: Task, labels: np.ndarray) -> str:
+    """Why a split that is not train is not scored: no meme knows every primary label."""
+    known = int((labels[:, task.primary] != UNKNOWN).all(axis=1).sum())
+    if known:
+        return f"only {known} of {len(labels)} memes have every primary label"
+    if (labels != UNKNOWN).any():
+        return "no meme has a known label of this task; the release labels it for another (data.task)"
+    return "unlabeled"
+
+
 def summary_line(split: str, m: dict, metric: str) -> str:
     """The benchmark's own metric first, with its interval and what the training majority and
     a uniform guess score, then AUROC (one-vs-rest for a C-class label) and the standard and
@@ -198,6 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     index = retrieval.index_for(p, head)
     labeled = {name: s for name, s in splits.items()
                if name != TRAIN_SPLIT and task.is_labeled(s.labels)}
+    unscored = {name: why_not_scored(task, s.labels) for name, s in splits.items()
+                if name != TRAIN_SPLIT and name not in labeled}
     if p.data.dev_split not in labeled:
         raise InputError(f"data.dev_split '{p.data.dev_split}' is not a labeled split of "
                          f"{features.CACHE} (it has: {', '.join(splits)})")
@@ -219,10 +231,14 @@ def main(argv: list[str] | None = None) -> None:
             write_csv(per_label_dir / f"{name}.csv", per_label(task, split.labels, probs[name].mean(axis=0)))
     for name, m in results.items():
         print(summary_line(name, m, task.metric))
+    for name, why in unscored.items():
+        print(f"{name:12s} not scored ({why}): predictions only")
     write_probabilities(PROBABILITIES, task, labeled, probs)
     predictions.write({name: (s.ids, every[name].mean(axis=0)) for name, s in splits.items()},
                       task, head.config.runs)
-    write_json(METRICS, results)  # one entry per split, nothing else, for dvc and scripts alike
+    # one entry per scored split; a split with labels for another task only is said there too
+    surprising = {name: why for name, why in unscored.items() if why != "unlabeled"}
+    write_json(METRICS, {**results, **({"not_scored": surprising} if surprising else {})})
     print(f"wrote {METRICS} ({len(thresholds)} run(s); mean ± std over runs, 95% bootstrap "
           f"intervals, constant-prediction baselines), {PROBABILITIES}, {PER_LABEL}/<split>.csv and the "
           f"ensemble's curves under {PLOTS}/ (pictures in {PLOTS}/images/)")

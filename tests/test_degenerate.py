@@ -169,3 +169,42 @@ def test_a_dev_split_of_one_class_is_one_line_and_leaves_no_head(tmp_path, monke
     assert sorted(leftovers(work)) == ["features/clip_features.h5", "reports/bad_images.csv",
                                      "reports/extract.json"]  # extract's alone
 
+
+
+def blank_test_targets(root: Path) -> None:
+    """PrideMM's test split with every target cell blank: labeled for hate, not for target."""
+    table = pd.read_csv(root / "PrideMM.csv", dtype=str, keep_default_na=False)
+    table.loc[table["split"] == "test", "target"] = ""
+    table.to_csv(root / "PrideMM.csv", index=False)
+
+
+@pytest.mark.parametrize("layout, task, dev_split, edit", [
+    ("pridemm", "target", "val", blank_test_targets),  # one label of 4 classes, blank cells
+    ("propaganda", None, "val", None),  # 22 labels, several of which no meme has
+])
+def test_other_kinds_of_task_run_on_a_head_that_barely_learns(tmp_path, monkeypatch, capsys, layout, task,
+                                                              dev_split, edit):
+    """A C-class task with blank cells and a multi-label one, as a first run meets them: every
+    stage ends without a traceback, every scored figure is a number, and a split that knows
+    no label of the task is said not to be scored, in the output and in metrics.json."""
+    root = tmp_path / "memes"
+    synthetic.generate(root, n=60, layout=layout, seed=8)
+    if edit:
+        edit(root)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    write_params(work, root, dev_split, data__layout=layout, data__task=task, train__epochs=2,
+                 train__lr=1e-9, interpret__pictures=False)
+    out = run((extract, *HEAD_STAGES), monkeypatch, capsys)
+    metrics = json.loads((work / "reports/metrics.json").read_text())
+    scored = {name: m for name, m in metrics.items() if name != "not_scored"}
+    assert dev_split in scored and all(np.isfinite(m["n"]) and 0 <= m["macro_f1"] <= 1 for m in scored.values())
+    if edit:
+        why = "no meme has a known label of this task; the release labels it for another (data.task)"
+        assert "test" not in scored and metrics["not_scored"] == {"test": why}
+        assert f"test         not scored ({why}): predictions only" in out
+        test = pd.read_csv(root / "PrideMM.csv").query("split == 'test'")
+        assert len(pd.read_csv(work / "reports/predictions/test.csv")) == len(test)  # every meme predicted
+    else:
+        assert "not_scored" not in metrics and "test" in scored
