@@ -13,7 +13,7 @@ from sklearn import metrics
 
 from stages.common.errors import InputError
 from stages.data.task import HATEFUL, Label, Task
-from stages.report import paired
+from stages.report import paired, scoring
 from tests.test_dvc_pipeline import sh, workspace
 
 
@@ -47,6 +47,24 @@ def test_delong_equals_the_direct_computation(seed, ties):
     slow = direct_delong(labels, a, b)
     np.testing.assert_allclose(fast, slow, rtol=1e-10)
     assert fast[0] == pytest.approx(metrics.roc_auc_score(labels, a))
+
+
+@pytest.mark.parametrize("metric, level", [("auroc", None), ("micro_f1", 0.9)])
+def test_the_paired_interval_is_the_percentile_bootstrap_at_its_level(metric, level):
+    """Each draw of memes scores both sides' runs (scikit-learn here); the interval is the
+    (1 - level) / 2 and (1 + level) / 2 percentiles of the differences, 95% unless asked: a
+    90% interval reported as the 95% one fails."""
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 2, (60, 1))
+    a, b = rng.random((2, 60, 1)) * 0.7 + labels * 0.3, rng.random((3, 60, 1))
+    score = (lambda y, p: metrics.roc_auc_score(y[:, 0], p[:, 0])) if metric == "auroc" else (
+        lambda y, p: metrics.f1_score(y[:, 0], p[:, 0] >= 0.5))  # one label: its positive class's F1
+    deltas = [np.mean([score(labels[d], run[d]) for run in a])
+              - np.mean([score(labels[d], run[d]) for run in b]) for d in scoring.bootstrap_draws(60)]
+    tail = 50 * (1 - (level or 0.95))
+    asked = {"level": level} if level else {}
+    assert paired.bootstrap_interval(metric, HATEFUL, labels, a, b, **asked) == pytest.approx(
+        tuple(np.percentile(deltas, [tail, 100 - tail])), abs=1e-12)
 
 
 def test_identical_sides_differ_by_nothing():
@@ -84,7 +102,8 @@ def test_a_class_task_is_compared_by_its_own_metric():
 
 def test_runs_of_one_configuration_are_not_told_apart(kaggle_set, tmp_path, monkeypatch):
     """Calibration: 80 runs of one head that differ only in seed (train.runs: 80, one batched
-    loop), compared in 40 pairs on dev: at alpha 0.05 at least 90% say no difference."""
+    loop), compared in 40 pairs on dev: at alpha 0.05 at least 90% say no difference, by the
+    permutation p, by DeLong's p and by the bootstrap interval holding 0."""
     from stages import extract, train
     from stages.cache import features
     from stages.head import hateclipper, inputs
@@ -98,9 +117,12 @@ def test_runs_of_one_configuration_are_not_told_apart(kaggle_set, tmp_path, monk
     head, _ = hateclipper.load(hateclipper.CHECKPOINT)
     dev = inputs.read(features.CACHE, ["dev"])[0]["dev"]
     probs = hateclipper.predict_probs(head, dev.image, dev.text)
-    verdicts = [paired.compare(HATEFUL, dev.labels, probs[2 * k:2 * k + 1], probs[2 * k + 1:2 * k + 2],
-                               permutations=500).verdict(0.05) for k in range(40)]
+    pairs = [paired.compare(HATEFUL, dev.labels, probs[2 * k:2 * k + 1], probs[2 * k + 1:2 * k + 2],
+                            permutations=500) for k in range(40)]
+    verdicts = [c.verdict(0.05) for c in pairs]
     assert verdicts.count("no difference detected") >= 36, verdicts
+    assert sum(c.delong_p >= 0.05 for c in pairs) >= 36, [c.delong_p for c in pairs]
+    assert sum(c.ci_low <= 0 <= c.ci_high for c in pairs) >= 36, [(c.ci_low, c.ci_high) for c in pairs]
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +194,29 @@ def test_sides_of_different_caches_are_compared_on_the_memes_they_share():
         compare.compare_sides(a, alone, None)
     with pytest.raises(InputError, match="not a labeled split of both"):
         compare.compare_sides(a, b, ["test"])
+
+
+@pytest.mark.parametrize("missing", [0, 7])
+def test_b_listing_the_memes_in_another_order_is_realigned_to_a(missing):
+    """B's file lists the same memes shuffled (and, in the second case, lacks some): each B
+    probability must meet its own meme's label and A's probability, as in the aligned case."""
+    from scripts import compare
+
+    rng = np.random.default_rng(5)
+    ids = [f"m{k}" for k in range(40)]
+    labels = rng.integers(0, 2, 40)
+    probs_a = np.clip(labels * 0.5 + rng.random(40) * 0.7, 0, 1)
+    probs_b = np.clip(labels * 0.2 + rng.random(40) * 0.9, 0, 1)
+    kept = np.arange(missing, 40)
+    aligned = compare.compare_sides(side(ids, labels, probs_a), side([ids[k] for k in kept], labels[kept],
+                                                                     probs_b[kept]), None)[0]["dev"]
+    order = rng.permutation(kept)
+    shuffled = compare.compare_sides(side(ids, labels, probs_a), side([ids[k] for k in order], labels[order],
+                                                                      probs_b[order]), None)[0]["dev"]
+    assert shuffled == aligned
+    assert aligned.n == 40 - missing
+    assert aligned.b == pytest.approx(metrics.roc_auc_score(labels[kept], probs_b[kept]))
+    assert aligned.delong_p == pytest.approx(direct_delong(labels[kept], probs_a[kept], probs_b[kept])[2])
 
 
 def test_the_probabilities_file_holds_every_run_as_evaluate_computed_it(two_experiments):

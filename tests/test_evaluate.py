@@ -83,17 +83,27 @@ def test_training_curves_hold_mean_and_spread(five_runs):
 
 
 def test_predict_writes_the_very_files_evaluate_wrote(five_runs, tmp_path, monkeypatch):
-    """`python -m stages.predict` without arguments, outside the pipeline, gives every split's
-    predictions and submission files byte for byte as evaluate wrote them."""
+    """`python -m stages.predict` without arguments, outside the pipeline, writes every split's
+    predictions and submission files anew: the runs' ensemble of the saved head on the cache
+    (computed here directly), byte for byte as evaluate wrote them."""
     work = tmp_path / "work"
     shutil.copytree(five_runs, work)
     monkeypatch.chdir(work)
     folders = (predictions.PREDICTIONS, predictions.SUBMISSION)
     written = {path: path.read_bytes() for folder in folders for path in sorted(folder.iterdir())}
-    shutil.rmtree(predictions.PREDICTIONS)
+    for folder in folders:
+        shutil.rmtree(folder)
     predict.main([])
     assert {path: path.read_bytes() for folder in folders for path in sorted(folder.iterdir())} == written
     assert len(written) == 6
+    head, _ = hateclipper.load(hateclipper.CHECKPOINT)
+    for name, split in inputs.read(features.CACHE)[0].items():
+        table = pd.read_csv(predictions.PREDICTIONS / f"{name}.csv", dtype={"id": str})
+        ensemble = hateclipper.predict_probs(head, split.image, split.text).mean(0)[:, 0]
+        assert table["id"].tolist() == split.ids, name
+        np.testing.assert_allclose(table["prob_hate"], ensemble, rtol=1e-6, err_msg=name)
+        submitted = pd.read_csv(predictions.SUBMISSION / f"{name}.csv", dtype={"id": str})
+        np.testing.assert_allclose(submitted["proba"], ensemble, rtol=1e-6, err_msg=name)
 
 
 @pytest.fixture

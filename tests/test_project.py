@@ -2,6 +2,7 @@
 the code that is true."""
 import re
 
+import pytest
 import tomllib
 
 from tests.conftest import ROOT
@@ -36,19 +37,43 @@ ALLOWED = {"common": {"common"}, "data": {"common", "data"}, "encoder": {"common
            "head": {"common", "data", "cache", "head", "report"}}
 
 
-def project_imports(path) -> set[str]:
-    """The top-level names every import of the file reaches: `stages.data` -> data, and for
-    other packages their first name (torch, numpy, ...)."""
+def imported_names(source: str, package: tuple[str, ...]) -> list[str]:
+    """The dotted module names every import in `source` (a module of `package`) names,
+    relative ones made absolute and `from package import module` read as package.module."""
     import ast
 
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module
+            if node.level:
+                base = ".".join(filter(None, (*package[:len(package) - node.level + 1], node.module)))
+            names += [f"{base}.{alias.name}" for alias in node.names]
+    return names
+
+
+def project_imports(path) -> set[str]:
+    """The top-level names every import of the file reaches: `stages.data` and
+    `from stages import data` -> data, and for other packages their first name (torch, ...)."""
     reached = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
-                 [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
-        for name in names:
-            parts = name.split(".")
-            reached.add(parts[1] if parts[0] == "stages" and len(parts) > 1 else parts[0])
+    for name in imported_names(path.read_text(), path.relative_to(ROOT).parent.parts):
+        parts = name.split(".")
+        reached.add(parts[1] if parts[0] == "stages" and len(parts) > 1 else parts[0])
     return reached
+
+
+@pytest.mark.parametrize("package, line, reached", [
+    ("stages/data", "from stages import train", "stages.train"),
+    ("stages", "from . import extract", "stages.extract"),
+    ("stages/data", "from .. import train", "stages.train"),
+    ("stages/data", "import stages.evaluate", "stages.evaluate"),
+    ("stages/data", "from ..head import hateclipper", "stages.head.hateclipper"),
+])
+def test_the_import_reader_sees_every_form_of_import(package, line, reached):
+    """A library module importing a stage, however spelled, is seen."""
+    assert reached in imported_names(line, tuple(package.split("/")))
 
 
 def test_imports_run_one_way():

@@ -99,6 +99,11 @@ def test_the_f1_intervals_hold_the_value_and_are_reproducible():
         value = np.mean([scoring.TASK_METRICS[name](truth, p) for p in runs])
         assert low <= value <= high, name
     assert intervals == scoring.f1_intervals(truth, runs)
+    for name, (low, high) in intervals.items():  # the 2.5 and 97.5 percentiles of a direct bootstrap
+        direct = [np.mean([scoring.TASK_METRICS[name](truth[d], p[d]) for p in runs])
+                  for d in scoring.bootstrap_draws(len(truth))]
+        assert (low, high) == pytest.approx(tuple(np.percentile(direct, [2.5, 97.5])), abs=1e-12), name
+        assert scoring.metric_interval(scoring.TASK_METRICS[name], truth, runs) == pytest.approx((low, high))
 
 
 def test_the_multi_label_loss_is_the_mean_bce_and_unknown_cells_never_count():

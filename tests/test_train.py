@@ -148,9 +148,9 @@ def test_the_heads_adamw_steps_exactly_as_torch_optims_fused_one():
         head = hateclipper.HateClipper(config)
         # the loop steps and keeps only `weights`: it must hold every layer of every run
         assert [name for name, _ in head.named_parameters()] == ["weights"], fusion
-    gap, stepped = gpu_check.adamw_against_torch_optim(head.weights.detach(), steps=6)
-    assert gap == 0  # after every one of the six steps
-    assert not torch.equal(stepped, head.weights)
+        gap, stepped = gpu_check.adamw_against_torch_optim(head.weights.detach(), steps=6)
+        assert gap == 0, fusion  # after every one of the six steps
+        assert not torch.equal(stepped, head.weights), fusion
 
 
 @pytest.mark.parametrize("runs", [2, 5])
