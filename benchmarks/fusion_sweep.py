@@ -23,6 +23,7 @@ from stages import extract, train
 from stages.cache import features
 from stages.common import params
 from stages.head import inputs
+from stages.head.fusions import FUSIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +38,7 @@ def main(device: torch.device) -> None:
             extract.extract(p)
             splits, _ = inputs.read(features.CACHE, ["train", "dev"])
             figures = {}
-            for fusion in params.FUSIONS:
+            for fusion in FUSIONS:
                 (_, history, _), loop = timed(lambda fusion=fusion: train.train(
                     dataclasses.replace(p, fusion=fusion), splits, device, log=lambda _: None))
                 best = max(history, key=lambda h: h["dev_auroc"][0])  # the committed one run

@@ -25,7 +25,8 @@ from benchmarks.common import matmul_flops, median_time, record, seconds, timing
 from stages import train
 from stages.cache import features
 from stages.common import params
-from stages.head import adamw, backprop, hateclipper, masks
+from stages.head import adamw, backprop, hateclipper, masks, ops
+from stages.head.fusions import FUSIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN, N_DEV, IMAGE_DIM, TEXT_DIM, EPOCHS = 8500, 500, 1024, 768, 20
@@ -93,7 +94,7 @@ def training_flops(p: params.Params) -> float:
     (no input gradient for the first layers, whose inputs are the frozen features)."""
     m = p.head.map_dim
     first = 2 * (IMAGE_DIM + TEXT_DIM) * m
-    later = 2 * (hateclipper.fused_dim(p.fusion, m) * m + m)
+    later = 2 * (FUSIONS[p.fusion].width(m) * m + m)
     return (2 * first + 3 * later) * N_TRAIN * p.train.epochs
 
 
@@ -101,9 +102,9 @@ def dropout_microseconds(device: torch.device) -> dict[str, float]:
     """One dropout on the fusion's (16, 1024) activations: nn.Dropout against the head's."""
     x = torch.randn(16, 1024, device=device)
     figures = {}
-    for name, layer in (("nn.Dropout", nn.Dropout(0.4)), ("head.Dropout (rand mask)", hateclipper.Dropout(0.4))):
-        layer.train()
-        seconds = median_time(lambda layer=layer: [layer(x) for _ in range(1000)], 5, device)
+    for name, dropout in (("nn.Dropout", nn.Dropout(0.4).train()),
+                          ("the head's dropout (rand mask)", lambda x: ops.dropout(x, 0.4, ops.dropout_mask))):
+        seconds = median_time(lambda dropout=dropout: [dropout(x) for _ in range(1000)], 5, device)
         figures[f"{name} on 16x1024 (us)"] = seconds * 1000
     return figures
 
@@ -181,8 +182,8 @@ STEP = (backprop.Step, "__call__", "hand-written step, in all")
 DRAWING = (masks.Ahead, "draw_block", "masks drawn ahead, on their own thread")
 MASKS = "dropout masks, handed over by the thread or drawn by the step"
 IN_STEP = ((masks.Ahead, "__call__", MASKS), (backprop, "dropout_mask", MASKS),
-           (backprop, "linear_backward", "every layer's gradient products"),
-           (backprop, "fuse", "the fusion (FIM)"))
+           (ops, "linear_backward", "every layer's gradient products"),
+           (hateclipper.HateClipper, "combine", "the fusion (FIM)"))
 BESIDE_STEP = ((train, "clip_grad_norm_per_run", "gradient clipping, per run"),
                (adamw.AdamW, "step", "AdamW (one fused kernel)"),
                (train, "predict_probs", "dev-set probabilities, once an epoch"))

@@ -216,10 +216,10 @@ def main(argv: list[str] | None = None) -> None:
     p = params_module.load(args.params)
     head, _, splits = inputs.trained_head(p, [TRAIN_SPLIT])
     with atomic_dir(REPORT) as folder:
-        if head.config.fusion not in triggers.FIM_FUSIONS:
+        if head.config.fusion not in triggers.fim_fusions():
             summary = {"applies": False, "fusion": head.config.fusion,
                        "reason": f"fusion {head.config.fusion} has no feature interaction matrix; "
-                                 f"interpret applies to {', '.join(triggers.FIM_FUSIONS)}"}
+                                 f"interpret applies to {', '.join(triggers.fim_fusions())}"}
         else:
             summary = interpret(p, head, splits[TRAIN_SPLIT], folder)
         write_json(folder / "summary.json", summary)

@@ -8,11 +8,11 @@ import torch
 
 from stages import train
 from stages.common import params
-from stages.head import backprop, hateclipper, losses
+from stages.head import backprop, fusions, hateclipper, losses
 from tests.conftest import params_dict
 from tests.test_train import interaction_features
 
-FUSIONS = sorted(backprop.FUSION_BACKWARD)
+FUSIONS = sorted(name for name, fusion in fusions.FUSIONS.items() if fusion.backward)
 
 
 def head_of(fusion, mapping, pre_output, normalize, runs, outputs, drop=(0.2, 0.4, 0.1)):

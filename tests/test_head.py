@@ -2,9 +2,13 @@ import pytest
 import torch
 
 from stages.common.errors import InputError
-from stages.common.params import FUSIONS
-from stages.head import hateclipper
-from stages.head.hateclipper import HateClipper, HeadConfig, fuse, fused_dim
+from stages.head import hateclipper, masks
+from stages.head.fusions import FUSIONS
+from stages.head.hateclipper import HateClipper, HeadConfig
+
+
+def fuse(name, image, text):
+    return FUSIONS[name].forward(image, text, None)
 
 
 def unit_rows(n, d, seed):
@@ -47,7 +51,7 @@ def test_other_fusions():
 def test_fused_width_matches(fusion):
     head = HateClipper(config(fusion=fusion, map_dim=8))
     fused = head.fuse(torch.randn(1, 2, 10), torch.randn(1, 2, 7), head.layers())
-    assert fused.shape == (1, 2, fused_dim(fusion, 8))
+    assert fused.shape == (1, 2, FUSIONS[fusion].width(8))
 
 
 def test_attention_m_is_the_official_cmaf():
@@ -58,7 +62,8 @@ def test_attention_m_is_the_official_cmaf():
     layers = head.layers()
     linear = {}
     for part in ("image", "text", "query", "key"):
-        (weight, bias), = layers[part]
+        (layer,) = layers[part]
+        weight, bias = layer.weight, layer.bias
         linear[part] = torch.nn.Linear(*weight.shape[1:])
         linear[part].weight.data, linear[part].bias.data = weight[0].T.detach(), bias[0, 0].detach()
     head.eval()
@@ -105,11 +110,11 @@ def test_normalize_pre_output_width_and_activation_are_what_params_say():
                                   activation="gelu"), seed=1).eval()
     assert shapes(seedlike, "pre_output") == [((1, 36, 5), (1, 1, 5))]
     assert shapes(seedlike, "output") == [((1, 5, 1), (1, 1, 1))]
-    projected = seedlike.project(image, seedlike.layers()["image"])
+    projected = seedlike.project(image, seedlike.layers()["image"], None)
     assert not torch.allclose(projected.norm(dim=-1), torch.ones(1, 3))
-    torch.testing.assert_close(plain.project(image, plain.layers()["image"]).norm(dim=-1), torch.ones(1, 3))
-    (w1, b1), = seedlike.layers()["pre_output"]
-    (w2, b2), = seedlike.layers()["output"]
+    torch.testing.assert_close(plain.project(image, plain.layers()["image"], None).norm(dim=-1), torch.ones(1, 3))
+    (pre,), (out,) = seedlike.layers()["pre_output"], seedlike.layers()["output"]
+    (w1, b1), (w2, b2) = (pre.weight, pre.bias), (out.weight, out.bias)
     fused = seedlike.fuse(image, text, seedlike.layers())
     expected = torch.baddbmm(b2, torch.nn.functional.gelu(torch.baddbmm(b1, fused, w1)), w2)
     torch.testing.assert_close(seedlike(image, text), expected)
@@ -122,7 +127,7 @@ def config(**kw):
 
 
 def shapes(head, part):
-    return [(tuple(w.shape), tuple(b.shape)) for w, b in head.layers()[part]]
+    return [(tuple(layer.weight.shape), tuple(layer.bias.shape)) for layer in head.layers()[part]]
 
 
 def test_layers_follow_the_paper():
@@ -134,7 +139,8 @@ def test_layers_follow_the_paper():
     assert shapes(HateClipper(config(num_pre_output_layers=0)), "output") == [((1, 36, 1), (1, 1, 1))]
     image, text, pre_output, output = 10 * 6 + 6 + 6 * 6 + 6, 7 * 6 + 6 + 6 * 6 + 6, 36 * 6 + 6 + 6 * 6 + 6, 6 + 1
     assert head.weights.shape == (3, image + text + pre_output + output)  # one row per run
-    assert (head.map_dropout.p, head.fusion_dropout.p, head.pre_output_dropout.p) == (0.2, 0.4, 0.1)
+    # dropout after each mapping layer of both projections, after the fusion, after each pre-output layer
+    assert masks.layout(head) == [(6, 0.2)] * 4 + [(36, 0.4)] + [(6, 0.1)] * 2
 
 
 def test_each_run_is_the_paper_head_computed_directly():
@@ -142,7 +148,8 @@ def test_each_run_is_the_paper_head_computed_directly():
     projections, L2 norm, the flattened FIM, pre-output ReLU layers, one logit."""
     head = HateClipper(config(runs=3, num_mapping_layers=2, drop_probs=(0.0, 0.0, 0.0))).eval()
     image, text = torch.randn(3, 5, 10), torch.randn(3, 5, 7)
-    layers = head.layers()
+    layers = {part: [(layer.weight, layer.bias) for layer in each] for part, each in head.layers().items()}
+
     def project(x, part, k):
         for j, (w, b) in enumerate(layers[part]):
             x = (torch.relu(x) if j else x) @ w[k] + b[k]

@@ -26,7 +26,7 @@ def small_head(fusion: str, pre_output_layers: int = 1, seed: int = 3, runs: int
 
 
 def weights(head, part: str, run: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(w[run].detach().numpy(), b[run, 0].detach().numpy()) for w, b in head.layers()[part]]
+    return [(layer.weight[run].detach().numpy(), layer.bias[run, 0].detach().numpy()) for layer in head.layers()[part]]
 
 
 @pytest.mark.parametrize("fusion", ["cross", "align", "cross_nd"])
@@ -263,7 +263,7 @@ def test_a_fusion_without_a_fim_says_interpret_does_not_apply(kaggle_set, tmp_pa
     summary = json.loads((tmp_path / interpret.REPORT / "summary.json").read_text())
     assert summary == {"applies": False, "fusion": "concat",
                        "reason": "fusion concat has no feature interaction matrix; interpret "
-                                 "applies to cross, align, cross_nd"}
+                                 "applies to align, cross, cross_nd"}
     assert [p.name for p in (tmp_path / interpret.REPORT).iterdir()] == ["summary.json"]
 
 

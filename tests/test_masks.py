@@ -7,15 +7,15 @@ import torch
 
 from stages import train
 from stages.common import params
-from stages.head import backprop, hateclipper, masks
+from stages.head import backprop, hateclipper, masks, ops
 from tests.conftest import params_dict
 from tests.test_train import interaction_features
 
 
-def config_of(drop_probs, mapping=1, pre_output=1, runs=1, fusion="cross"):
-    return hateclipper.HeadConfig(image_dim=12, text_dim=10, fusion=fusion, map_dim=6,
-                                  num_mapping_layers=mapping, num_pre_output_layers=pre_output,
-                                  drop_probs=drop_probs, runs=runs)
+def head_of(drop_probs, mapping=1, pre_output=1, runs=1, fusion="cross"):
+    return hateclipper.HateClipper(hateclipper.HeadConfig(
+        image_dim=12, text_dim=10, fusion=fusion, map_dim=6, num_mapping_layers=mapping,
+        num_pre_output_layers=pre_output, drop_probs=drop_probs, runs=runs))
 
 
 @pytest.mark.parametrize("drop_probs,mapping,pre_output,runs", [
@@ -26,21 +26,21 @@ def test_the_stream_is_dropout_masks_own(monkeypatch, drop_probs, mapping, pre_o
     mask equals what dropout_mask draws in its place from the same seed, and a layer of p 0
     draws nothing."""
     monkeypatch.setattr(masks, "BLOCK_ELEMENTS", 500)
-    config = config_of(drop_probs, mapping, pre_output, runs)
+    head = head_of(drop_probs, mapping, pre_output, runs)
     widths = [6] * (2 * mapping) + [36] + [6] * pre_output
     probs = [drop_probs[0]] * (2 * mapping) + [drop_probs[1]] + [drop_probs[2]] * pre_output
     shapes = [(runs, batch, width) for batch in [4, 4, 3] * 2 for width in widths]
     torch.manual_seed(5)
-    expected = [hateclipper.dropout_mask(torch.empty(shape), p)
+    expected = [ops.dropout_mask(torch.empty(shape), p)
                 for shape, p in zip(shapes, probs * 6)]
     torch.manual_seed(5)
-    with masks.Ahead(config, memes=11, batch_size=4, epochs=2, dtype=torch.float32) as ahead:
+    with masks.Ahead(head, memes=11, batch_size=4, epochs=2) as ahead:
         drawn = [ahead(torch.empty(shape), p) for shape, p in zip(shapes, probs * 6)]
     for want, got in zip(expected, drawn, strict=True):
         assert (want is None) == (got is None)
         if want is not None:
             assert torch.equal(want, got)
-    assert sum(mask is not None for mask in drawn) == len(masks.layout(config)) * 6
+    assert sum(mask is not None for mask in drawn) == len(masks.layout(head)) * 6
 
 
 @pytest.mark.parametrize("overrides", [
@@ -81,8 +81,7 @@ def test_training_gives_the_heads_of_masks_drawn_by_the_step(monkeypatch, overri
 def test_no_memes_or_no_dropout_no_thread(memes, drop_probs):
     """No mask is ever asked for: no thread is started, nor a thread count lent."""
     threads = torch.get_num_threads()
-    with masks.Ahead(config_of(drop_probs), memes=memes, batch_size=4, epochs=3,
-                     dtype=torch.float32) as ahead:
+    with masks.Ahead(head_of(drop_probs), memes=memes, batch_size=4, epochs=3) as ahead:
         assert ahead.thread.ident is None and torch.get_num_threads() == threads
 
 
@@ -92,7 +91,7 @@ def test_masks_are_drawn_ahead_for_small_heads_with_a_core_to_spare(monkeypatch,
                                                                     ahead):
     """Up to masks.MAX_WEIGHTS over all runs, with a second core, the masks come from the
     thread; a larger head, or a process on one core, has the step draw each itself."""
-    head = hateclipper.HateClipper(config_of((0.2, 0.4, 0.1), runs=runs))
+    head = head_of((0.2, 0.4, 0.1), runs=runs)
     monkeypatch.setattr(masks, "MAX_WEIGHTS", 2 * head.weights.shape[1])
     monkeypatch.setattr(masks, "cores", lambda: cores)
     with backprop.training_step(head, "bce", memes=8, batch_size=4, epochs=1) as step:
@@ -102,12 +101,10 @@ def test_masks_are_drawn_ahead_for_small_heads_with_a_core_to_spare(monkeypatch,
 def test_a_step_drawing_in_another_order_is_refused():
     """A mask asked for out of turn, by its shape or only by its p, is an error, not a wrong
     mask."""
-    with masks.Ahead(config_of((0.2, 0.4, 0.1)), memes=8, batch_size=4, epochs=1,
-                     dtype=torch.float32) as ahead:
+    with masks.Ahead(head_of((0.2, 0.4, 0.1)), memes=8, batch_size=4, epochs=1) as ahead:
         with pytest.raises(RuntimeError, match="another order"):
             ahead(torch.empty(1, 4, 36), 0.4)  # the fusion's mask asked for first
-    with masks.Ahead(config_of((0.2, 0.4, 0.3)), memes=8, batch_size=4, epochs=1,
-                     dtype=torch.float32) as ahead:
+    with masks.Ahead(head_of((0.2, 0.4, 0.3)), memes=8, batch_size=4, epochs=1) as ahead:
         for width, p in [(6, 0.2), (6, 0.2), (36, 0.4)]:  # image, text, fusion: in turn
             ahead(torch.empty(1, 4, width), p)
         with pytest.raises(RuntimeError, match="of p 0.3 drawn for .* of p 0.2"):
@@ -117,10 +114,10 @@ def test_a_step_drawing_in_another_order_is_refused():
 def test_a_step_past_the_epochs_drawn_for_is_refused():
     """Masks are drawn for the epochs asked for, no more (nothing is drawn in vain at the
     end); a loop that runs longer is told so instead of waiting forever."""
-    config = config_of((0.2, 0.4, 0.1))
-    with masks.Ahead(config, memes=8, batch_size=4, epochs=1, dtype=torch.float32) as ahead:
+    head = head_of((0.2, 0.4, 0.1))
+    with masks.Ahead(head, memes=8, batch_size=4, epochs=1) as ahead:
         for _ in range(2):  # the epoch's two steps
-            for width, p in masks.layout(config):
+            for width, p in masks.layout(head):
                 ahead(torch.empty(1, 4, width), p)
         with pytest.raises(RuntimeError, match="drawn for 1 epochs of 8 memes; the step asked for more"):
             ahead(torch.empty(1, 4, 6), 0.2)
@@ -131,7 +128,7 @@ def test_a_failure_on_the_drawing_thread_reaches_the_loop(monkeypatch):
         raise MemoryError("no room for a block")
 
     monkeypatch.setattr(masks.Ahead, "draw_block", fail)
-    config = config_of((0.2, 0.4, 0.1))
-    with masks.Ahead(config, memes=8, batch_size=4, epochs=1, dtype=torch.float32) as ahead:
+    head = head_of((0.2, 0.4, 0.1))
+    with masks.Ahead(head, memes=8, batch_size=4, epochs=1) as ahead:
         with pytest.raises(MemoryError, match="no room"):
             ahead(torch.empty(1, 4, 6), 0.2)

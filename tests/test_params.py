@@ -78,3 +78,18 @@ def test_missing_file(tmp_path):
 
 def test_fine_grained_annotations_inside_data_dir_are_accepted():
     assert params.parse(params_dict("d", data__fine_grained="d/fine_grained")).data.fine_grained == "d/fine_grained"
+
+
+def test_docs_and_params_yaml_are_what_the_declarations_write():
+    """One declaration per key: docs/parameters.md's table and params.yaml (values and
+    comments) are written from it (`python -m stages.common.params`), so they agree key for key."""
+    assert (ROOT / "docs/parameters.md").read_text() == params.parameters_md()
+    assert (ROOT / "params.yaml").read_text() == params.params_yaml()
+    keys = [key for key, _ in params.sections()]
+    assert [line.split("`")[1] for line in params.parameters_md().splitlines() if line.startswith("| `")] == keys
+
+
+def test_the_committed_params_are_the_declared_defaults():
+    committed = params.load(ROOT / "params.yaml")
+    assert params.to_dict(committed) == {**params.to_dict(params.Params()),
+                                         "data": {**params.to_dict(params.Params())["data"], "task": "hateful"}}

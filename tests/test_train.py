@@ -12,6 +12,7 @@ from stages import train
 from stages.cache import features
 from stages.common import params
 from stages.head import hateclipper
+from stages.head.fusions import FUSIONS
 from tests.conftest import ROOT, params_dict
 
 DEVICE = torch.device("cpu")
@@ -164,9 +165,9 @@ def test_the_benchmarks_step_breakdown_times_every_part_it_names(monkeypatch, ru
 
     monkeypatch.setattr(masks, "cores", lambda: 2)
     seconds = {}
-    with common.timing_part(hateclipper, "fused_dim", seconds, "fused width"):
-        assert hateclipper.fused_dim("cross", 8) == 64
-    assert set(seconds) == {"fused width"} and seconds["fused width"] > 0
+    with common.timing_part(hateclipper, "trainable_params", seconds, "parameters"):
+        assert hateclipper.trainable_params(hateclipper.HeadConfig(4, 3, "align", 2, 1, 0, (0, 0, 0))) == 10 + 8 + 3
+    assert set(seconds) == {"parameters"} and seconds["parameters"] > 0
     splits = {"train": head_training.random_split(40, 0), "dev": head_training.random_split(20, 1)}
     figures = head_training.step_parts(head_training.paper_params(), splits, torch.device("cpu"),
                                        runs=runs, epochs=1)
@@ -200,7 +201,7 @@ def test_rgcl_loss_learns_at_least_as_well_as_bce():
     assert best("rgcl") >= best("bce") > 0.8
 
 
-@pytest.mark.parametrize("fusion", params.FUSIONS)
+@pytest.mark.parametrize("fusion", FUSIONS)
 def test_every_fusion_trains_with_rgcl_over_several_runs(splits, fusion):
     head, history, _ = run(splits, fusion, train__epochs=2, train__loss="rgcl", train__runs=2)
     assert np.isfinite(history[-1]["train_loss"]).all() and head.config.runs == 2

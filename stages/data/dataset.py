@@ -20,7 +20,6 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from stages.common import params
 from stages.common.errors import InputError
 from stages.data import fine_grained, harmeme, hateful_memes, mami, multioff, pridemm, propaganda, tamil
 from stages.data.memes import TRAIN_SPLIT, Dataset, Meme, read_new_memes
@@ -30,17 +29,18 @@ from stages.data.task import Task
 @dataclass(frozen=True)
 class Layout:
     read: Callable[[Path, str], Dataset]  # the release's folder, data.task -> splits and task
+    tasks: tuple[str, ...]  # data.task's choices, the default first
     caption: Callable[[str], str] = str  # what the reader does to a caption before CLIP sees it
 
 
-LAYOUTS = params.registry(params.LAYOUTS, {
-    "hateful_memes": Layout(hateful_memes.read),
-    "propaganda": Layout(propaganda.read, propaganda.caption),
-    "tamil": Layout(tamil.read),
-    "harmeme": Layout(harmeme.read),
-    "multioff": Layout(multioff.read),
-    "mami": Layout(mami.read),
-    "pridemm": Layout(pridemm.read)}, "data.layout")
+def layout(reader) -> Layout:
+    """A release's reader module as a layout: its read, its TASKS and its caption rule, if any."""
+    return Layout(reader.read, reader.TASKS, getattr(reader, "caption", str))
+
+
+# data.layout's choices, each named as its reader module; params.py reads the names here.
+LAYOUTS = {reader.__name__.rpartition(".")[2]: layout(reader)
+           for reader in (hateful_memes, propaganda, tamil, harmeme, multioff, mami, pridemm)}
 DEV_SPLIT = "dev"  # the split data.dev_fraction carves
 DEV_SEED = 0  # the carve is the same on every machine
 
@@ -54,7 +54,7 @@ def read(root: str | Path, layout: str = "hateful_memes", fine_grained_dir: str 
         hint = (hateful_memes.missing_data_hint(root) if layout == "hateful_memes" else
                 f"data.layout {layout} expects its release's folder there (docs/datasets.md)")
         raise InputError(f"data.dir {root} does not exist: {hint}")
-    data = LAYOUTS[layout].read(root, task or params.LAYOUT_TASKS[layout][0])
+    data = LAYOUTS[layout].read(root, task or LAYOUTS[layout].tasks[0])
     if fine_grained_dir:
         data = fine_grained.attach(data, Path(fine_grained_dir))
     return carve_dev(data, dev_fraction) if dev_fraction else data

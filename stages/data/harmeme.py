@@ -31,6 +31,7 @@ TARGETS = ("individual", "organization", "community", "society")
 LABELS = {"harmful": Label("harmful"), "intensity": Label("intensity", INTENSITIES),
           "target": Label("target", TARGETS)}
 METRICS = {"harmful": "auroc", "intensity": "macro_f1", "target": "macro_f1"}
+TASKS = tuple(LABELS)  # the default first
 
 
 def task_of(name: str) -> tuple[Task, tuple[Label, ...]]:

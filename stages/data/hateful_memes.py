@@ -16,6 +16,8 @@ from stages.common.errors import InputError
 from stages.data.memes import UNLABELED, Dataset, Meme, meme_fields, read_jsonl_split
 from stages.data.task import HATEFUL
 
+TASKS = ("hateful",)
+
 
 def read(root: Path, task: str = "hateful") -> Dataset:
     files, images = sorted(root.glob("*.jsonl")), ""

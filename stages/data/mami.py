@@ -25,6 +25,7 @@ from stages.data.memes import Dataset, Meme, check_image_path
 from stages.data.task import Label, Task, encode
 
 TYPES = ("shaming", "stereotype", "objectification", "violence")
+TASKS = ("misogynous", "types")  # sub-task A (the default), B
 TEXT = "Text Transcription"
 GOLD = "test_labels.txt"
 HINT = "data.layout: mami expects the release's training.csv and Test.csv with their images"

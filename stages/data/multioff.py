@@ -21,6 +21,7 @@ FILES = {"train": "Training_meme_dataset.csv", "val": "Validation_meme_dataset.c
 IMAGE_FOLDERS = ("Labelled Images", "images")
 CLASSES = {"offensive": 1, "non-offensiv": 0, "non-offensive": 0}
 TASK = Task.of((Label("offensive"),), metric="macro_f1")
+TASKS = ("offensive",)
 HINT = "data.layout: multioff expects the release's three CSVs and its Labelled Images/ folder"
 
 

@@ -23,6 +23,7 @@ LABELS = {"hate": Label("hate"),
           "target": Label("target", ("undirected", "individual", "community", "organization")),
           "stance": Label("stance", ("neutral", "support", "oppose")),
           "humour": Label("humour")}
+TASKS = tuple(LABELS)  # the default first
 SPLITS = ("train", "val", "test")
 IMAGE_FOLDERS = ("Images", "images")
 HINT = "data.layout: pridemm expects PrideMM.csv and its Images/ folder"

@@ -25,6 +25,7 @@ TECHNIQUES = (
     "Presenting Irrelevant Data (Red Herring)", "Appeal to authority", "Bandwagon",
 )
 TASK = Task(TECHNIQUES, metric="paper_micro_f1")  # Hate-CLIPper's Table 2 figure
+TASKS = ("techniques",)
 SPLITS = ("train", "val", "test")
 
 

@@ -19,6 +19,7 @@ from stages.data.memes import Dataset, Meme, check_image_path
 from stages.data.task import Task
 
 TASK = Task(("troll",))
+TASKS = ("troll",)
 
 
 def read(root: Path, task: str = "troll") -> Dataset:

@@ -1,21 +1,19 @@
 """The trainable Hate-CLIPper head (Kumar & Nandakumar 2022, Fig. 2, Sec. 3), K runs side by side.
 
-    image features -> image projection -> L2 norm --\
+    image features -> image projection -> L2 norm --\\
                                                      fusion (FIM) -> pre-output -> one logit per label
     text features  -> text projection  -> L2 norm --/
 
-The feature interaction matrix (FIM) is the outer product of the two projections: `cross`
-keeps all of it, `align` only its diagonal, `cross_nd` all but the diagonal. `concat`,
-`align_concat`, MOMENTA's cross-modal attention fusion `attention_m` (CMAF, as the official
-code has it) and the single-modality ablations `image` / `text` complete the set. One output
-per task label (stages/data/task.py): 1 for Hateful Memes, 22 for Propaganda Memes, plus any
-auxiliary labels. `head.normalize`, `head.pre_output_dim` and `head.activation` also express
-the seed repository's head (no L2 norm, a 128-wide GELU pre-output layer).
+The fusion is `fusion` of stages/head/fusions.py. One output per task label
+(stages/data/task.py): 1 for Hateful Memes, 22 for Propaganda Memes, plus any auxiliary labels.
+`head.normalize`, `head.pre_output_dim` and `head.activation` also express the seed
+repository's head (no L2 norm, a 128-wide GELU pre-output layer).
 
-Every weight carries a leading run dimension: `runs` independent heads (train.runs), each
-initialised from its own seed, computed by one batched matrix product per layer. A small head's
-step is bound by per-kernel overhead, not arithmetic, so K runs cost little more than one.
-Tensors flow as (runs, memes, width).
+The forward is written once, `HateClipper.run`, from the operations of ops.py: evaluation and
+autograd run it as it is, and the hand-written training step (backprop.py) runs it with tapes
+that record each operation's backward. Every weight carries a leading run dimension: `runs`
+independent heads (train.runs), each initialised from its own seed, computed by one batched
+matrix product per layer. Tensors flow as (runs, memes, width).
 """
 from __future__ import annotations
 
@@ -27,15 +25,14 @@ from typing import Callable, TypeVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from stages.common import params
 from stages.common.errors import InputError
 from stages.common.files import atomic_path
+from stages.head.fusions import FUSIONS
+from stages.head.ops import Layer, Tape, activate, dropout, dropout_mask, l2_normalize, linear
 
 CHECKPOINT = Path("models/head.pt")
-ACTIVATIONS = params.registry(params.ACTIVATIONS, {"relu": F.relu, "gelu": F.gelu}, "head.activation")
 
 
 @dataclass(frozen=True)
@@ -73,115 +70,21 @@ class HeadConfig:
     def pre_output_width(self) -> int:
         return self.pre_output_dim or self.map_dim
 
-
-def align(image, text, layers):  # the FIM's diagonal
-    return image * text
-
-
-def cross(image, text, layers):  # the whole FIM, FIM[i, j] = image_i * text_j, flattened
-    return (image.unsqueeze(-1) * text.unsqueeze(-2)).flatten(-2)
-
-
-def cross_nd(image, text, layers):  # the FIM without its diagonal
-    off_diagonal = ~torch.eye(image.shape[-1], dtype=torch.bool, device=image.device)
-    return (image.unsqueeze(-1) * text.unsqueeze(-2))[..., off_diagonal]
-
-
-def concat(image, text, layers):
-    return torch.cat([image, text], dim=-1)
-
-
-def align_concat(image, text, layers):
-    return torch.cat([image * text, image, text], dim=-1)
-
-
-def attention_m(image, text, layers):
-    """MOMENTA's CMAF as the official engine.py has it: one query and one key layer shared by
-    both modalities, each modality's query scored against the other's key (no scaling), a
-    softmax over the two scores weighting each projection."""
-    (wq, bq), = layers["query"]
-    (wk, bk), = layers["key"]
-    q1, k1 = F.relu(torch.baddbmm(bq, image, wq)), F.relu(torch.baddbmm(bk, image, wk))
-    q2, k2 = F.relu(torch.baddbmm(bq, text, wq)), F.relu(torch.baddbmm(bk, text, wk))
-    weights = torch.softmax(torch.stack([(q1 * k2).sum(-1), (q2 * k1).sum(-1)], dim=-1), dim=-1)
-    return torch.cat([image * weights[..., :1], text * weights[..., 1:]], dim=-1)
-
-
-def image_only(image, text, layers):
-    return image
-
-
-def text_only(image, text, layers):
-    return text
-
-
-# Each fusion: its function of the two projections (runs, N, map_dim), and its width.
-FUSIONS = params.registry(params.FUSIONS, {
-    "align": (align, lambda m: m), "cross": (cross, lambda m: m * m),
-    "cross_nd": (cross_nd, lambda m: m * m - m), "concat": (concat, lambda m: 2 * m),
-    "align_concat": (align_concat, lambda m: 3 * m), "attention_m": (attention_m, lambda m: 2 * m),
-    "image": (image_only, lambda m: m), "text": (text_only, lambda m: m),
-}, "fusion")
-
-
-def fuse(fusion: str, image: torch.Tensor, text: torch.Tensor, layers: dict | None = None) -> torch.Tensor:
-    """Combine the projections (runs, N, map_dim) into one fused vector per meme; `layers`
-    holds the query and key layers attention_m needs."""
-    return FUSIONS[fusion][0](image, text, layers)
-
-
-def fused_dim(fusion: str, map_dim: int) -> int:
-    return FUSIONS[fusion][1](map_dim)
-
-
-def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor | None:
-    """Inverted dropout's mask for x, drawn by one torch.rand_like: 0 with probability p, else
-    1 / (1 - p); None for p = 0. Dropout and the hand-written step (backprop.py) draw it here,
-    so they draw the same masks; masks.py draws these very masks ahead for small heads."""
-    if p == 0:
-        return None
-    return as_dropout_mask(torch.rand_like(x), p)
-
-
-def as_dropout_mask(uniform: torch.Tensor, p: float) -> torch.Tensor:
-    """Uniform draws in [0, 1), in place, as inverted dropout's mask of p: the one rule by which
-    dropout_mask and masks.py turn the same draws into the same masks."""
-    return uniform.ge_(p).mul_(1.0 / (1.0 - p))
-
-
-class Dropout(nn.Module):
-    """Inverted dropout, as nn.Dropout, with the mask drawn by torch.rand.
-
-    On the CPU, nn.Dropout's bernoulli_ is the slower way to draw the mask (BENCHMARKS.md,
-    head_training), and in a small head dropout is one of the larger costs of a step. The mask
-    is a constant to autograd, so the backward pass is one multiplication.
-    """
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = dropout_mask(x, self.p) if self.training else None
-        return x if mask is None else x * mask
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+    @property
+    def fused_width(self) -> int:
+        return FUSIONS[self.fusion].width(self.map_dim)
 
 
 def layer_shapes(config: HeadConfig) -> list[tuple[str, int, int]]:
     """The head's linear layers as data, (part, in, out), in the order they are initialised."""
-    map_dim, fused = config.map_dim, fused_dim(config.fusion, config.map_dim)
-    width = config.pre_output_width
+    map_dim, width = config.map_dim, config.pre_output_width
     shapes = []
     for part, in_dim in (("image", config.image_dim), ("text", config.text_dim)):
-        shapes += [(part, in_dim if k == 0 else map_dim, map_dim)
-                   for k in range(config.num_mapping_layers)]
-    if config.fusion == "attention_m":  # gen_query, gen_key: Linear(map_dim, map_dim // 4)
-        shapes += [("query", map_dim, map_dim // 4), ("key", map_dim, map_dim // 4)]
-    shapes += [("pre_output", fused if k == 0 else width, width)
+        shapes += [(part, in_dim if k == 0 else map_dim, map_dim) for k in range(config.num_mapping_layers)]
+    shapes += FUSIONS[config.fusion].layers(map_dim)
+    shapes += [("pre_output", config.fused_width if k == 0 else width, width)
                for k in range(config.num_pre_output_layers)]
-    last = width if config.num_pre_output_layers else fused
+    last = width if config.num_pre_output_layers else config.fused_width
     shapes.append(("output", last, config.outputs))
     # initialised after everything else, so that auxiliary labels change no primary weight
     return shapes + ([("aux_output", last, config.aux_outputs)] if config.aux_outputs else [])
@@ -192,13 +95,30 @@ def trainable_params(config: HeadConfig) -> int:
     return sum(i * o + o for _, i, o in layer_shapes(config))
 
 
+class Tapes:
+    """The hand-written step's tapes of one forward: each projection's, and the trunk's from
+    the fusion on."""
+
+    def __init__(self):
+        self.image, self.text, self.trunk = Tape(), Tape(), Tape()
+
+    @property
+    def complete(self) -> bool:
+        return self.image.complete and self.text.complete and self.trunk.complete
+
+    def backward(self, d_logits: torch.Tensor) -> None:
+        d_image, d_text = self.trunk.backward(d_logits)
+        self.image.backward(d_image)
+        self.text.backward(d_text)
+
+
 class HateClipper(nn.Module):
     """config.runs heads; run k is initialised from seed + k, exactly as a one-run head with
     that seed would be.
 
     All weights live in one parameter, one row per run: each layer's weight and bias are views
     of it. The optimizer, the per-run gradient clipping and zero_grad then each touch one
-    tensor, and the backward pass gathers every layer's gradient in one concatenation.
+    tensor.
     """
 
     def __init__(self, config: HeadConfig, seed: int = 0):
@@ -207,9 +127,6 @@ class HateClipper(nn.Module):
         self.shapes = layer_shapes(config)
         self.sizes = [size for _, i, o in self.shapes for size in (i * o, o)]  # weight, bias
         self.weights = nn.Parameter(torch.empty(config.runs, sum(self.sizes)))
-        p_map, p_fusion, p_pre = config.drop_probs
-        self.map_dropout, self.fusion_dropout = Dropout(p_map), Dropout(p_fusion)
-        self.pre_output_dropout = Dropout(p_pre)
         with torch.no_grad():
             for run in range(config.runs):
                 generator = torch.Generator().manual_seed(seed + run)
@@ -218,36 +135,50 @@ class HateClipper(nn.Module):
                     bound = in_dim ** -0.5  # nn.Linear's default init, weight then bias
                     chunk.uniform_(-bound, bound, generator=generator)
 
-    def layers(self, flat: torch.Tensor | None = None) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Each part's (weight (runs, in, out), bias (runs, 1, out)) pairs, as views of `weights`
-        (or of `flat`, a tensor laid out like it: the gradient)."""
-        views = (self.weights if flat is None else flat).split(self.sizes, dim=1)
-        parts: dict[str, list] = {"image": [], "text": [], "query": [], "key": [],
-                                  "pre_output": [], "output": [], "aux_output": []}
+    def layers(self, grad: torch.Tensor | None = None) -> dict[str, list[Layer]]:
+        """Each part's layers, as views of `weights` (and with `grad`, of a tensor laid out
+        like it, where a hand-written step writes each layer's gradient)."""
+        views = self.weights.split(self.sizes, dim=1)
+        grads = grad.split(self.sizes, dim=1) if grad is not None else None
+        parts: dict[str, list[Layer]] = {part: [] for part in ("image", "text", "pre_output", "output",
+                                                               "aux_output")}
         for k, (part, in_dim, out_dim) in enumerate(self.shapes):
-            weight, bias = views[2 * k], views[2 * k + 1]
-            parts[part].append((weight.view(-1, in_dim, out_dim), bias.unsqueeze(1)))
+            weight, bias = views[2 * k].view(-1, in_dim, out_dim), views[2 * k + 1].unsqueeze(1)
+            into = (grads[2 * k].view(-1, in_dim, out_dim), grads[2 * k + 1].unsqueeze(1)) if grads else None
+            parts.setdefault(part, []).append(Layer(weight, bias, into))  # a fusion's own too
         return parts
 
-    def project(self, x: torch.Tensor, layers: list) -> torch.Tensor:
+    def draw(self) -> Callable | None:
+        """The dropout masks' source: dropout_mask in training mode, none in eval mode."""
+        return dropout_mask if self.training else None
+
+    def project(self, x: torch.Tensor, layers: list[Layer], draw, tape: Tape | None = None) -> torch.Tensor:
         """Linear layers to map_dim, ReLU between them, dropout after each, then the L2 norm
-        (head.normalize)."""
-        for k, (weight, bias) in enumerate(layers):
-            x = self.map_dropout(torch.baddbmm(bias, F.relu(x) if k else x, weight))
-        return F.normalize(x, dim=-1) if self.config.normalize else x
+        (head.normalize). The cached features need no gradient."""
+        for k, layer in enumerate(layers):
+            if k:
+                x = activate(x, "relu", tape)
+            x = dropout(linear(x, layer, tape, input_grad=k > 0), self.config.drop_probs[0], draw, tape)
+        return l2_normalize(x, tape) if self.config.normalize else x
 
-    def embed_and_classify(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features (runs, N, image_dim), (runs, N, text_dim) -> (embedding, logits
-        (runs, N, outputs))."""
-        layers = self.layers()
-        return self.classify(self.fuse(image, text, layers), layers)
+    def fuse(self, image: torch.Tensor, text: torch.Tensor, layers: dict, draw=None,
+             tapes: Tapes | None = None) -> torch.Tensor:
+        """The fused vectors (runs, N, fused width): for `cross` the flattened FIM."""
+        image = self.project(image, layers["image"], draw, tapes and tapes.image)
+        text = self.project(text, layers["text"], draw, tapes and tapes.text)
+        return self.combine(image, text, layers, tapes and tapes.trunk)
 
-    def fuse(self, image: torch.Tensor, text: torch.Tensor, layers: dict) -> torch.Tensor:
-        """The fused vectors (runs, N, fused_dim): for `cross` the flattened FIM."""
-        return fuse(self.config.fusion, self.project(image, layers["image"]),
-                    self.project(text, layers["text"]), layers)
+    def combine(self, image: torch.Tensor, text: torch.Tensor, layers: dict, tape: Tape | None = None
+                ) -> torch.Tensor:
+        """The fusion (fusions.py) of the two projections; with a tape, its backward too,
+        which gives the gradients of both projections."""
+        fusion = FUSIONS[self.config.fusion]
+        if tape is not None:
+            tape.add(fusion.backward and (lambda g: fusion.backward(g, image, text)))
+        return fusion.forward(image, text, layers)
 
-    def classify(self, fused: torch.Tensor, layers: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def classify(self, fused: torch.Tensor, layers: dict, draw=None, tape: Tape | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused vectors -> (embedding, logits (runs, N, outputs)): fusion dropout,
         pre-output layers (head.activation), output.
 
@@ -255,18 +186,34 @@ class HateClipper(nn.Module):
         layer's output before its activation and dropout (the fused vector without pre-output
         layers).
         """
-        activation = ACTIVATIONS[self.config.activation]
-        embedding, x = fused, self.fusion_dropout(fused)
-        for weight, bias in layers["pre_output"]:
-            embedding = torch.baddbmm(bias, x, weight)
-            x = self.pre_output_dropout(activation(embedding))
-        logits = torch.cat([torch.baddbmm(bias, x, weight)
-                            for weight, bias in layers["output"] + layers["aux_output"]], dim=-1)
+        _, p_fusion, p_pre = self.config.drop_probs
+        embedding, x = fused, dropout(fused, p_fusion, draw, tape)
+        for layer in layers["pre_output"]:
+            embedding = linear(x, layer, tape)
+            x = dropout(activate(embedding, self.config.activation, tape), p_pre, draw, tape)
+        outputs = layers["output"] + layers["aux_output"]
+        if tape is not None and len(outputs) > 1:
+            tape.add(None)  # the auxiliary labels' layer: autograd's
+        logits = torch.cat([linear(x, layer, tape) for layer in outputs], dim=-1)
         return embedding, logits
+
+    def run(self, image: torch.Tensor, text: torch.Tensor, layers: dict | None = None, draw=None,
+            tapes: Tapes | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (runs, N, image_dim), (runs, N, text_dim) -> (embedding, logits (runs, N,
+        outputs)): the forward, written once. `layers`: the head's own by default (a step
+        passes them with their gradient views); `draw`: the dropout masks' source (by default
+        the mode's); `tapes`: where the hand-written step records each operation's backward."""
+        layers = layers or self.layers()
+        draw = draw or self.draw()
+        fused = self.fuse(image, text, layers, draw, tapes)
+        return self.classify(fused, layers, draw, tapes and tapes.trunk)
+
+    def embed_and_classify(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.run(image, text)
 
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Features (runs, N, image_dim), (runs, N, text_dim) -> logits (runs, N, outputs)."""
-        return self.embed_and_classify(image, text)[1]
+        return self.run(image, text)[1]
 
 
 Built = TypeVar("Built")

@@ -1,8 +1,7 @@
 """The hand-written step's dropout masks (backprop.py), drawn ahead on a thread of their own.
 
-On the CPU, torch.rand is one serial stream of about 3.3 ns an element. The paper's head draws
-18,000 elements a step (most of them the 16 x 1024 fusion mask); with the threshold and scale
-of each mask that was a seventh of the loop's time (BENCHMARKS.md section 1). The stream gives
+On the CPU, torch.rand is one serial stream, and drawing a small head's masks is a large part
+of its step (`python -m benchmarks head_training`). The stream gives
 the same numbers whatever the sizes of the calls that read it, so one call can draw a block of
 steps' masks in the order the step draws them, on a thread of its own while the loop runs on
 another core (torch's ops release the GIL). The thread draws from a copy of the default generator's
@@ -14,7 +13,8 @@ has a core of its own: beside torch's spinning workers the thread made the loop 
 
 That pays for small heads only (`pays`): one with more than MAX_WEIGHTS weights over all runs
 keeps two cores busy with its products, and its step draws each mask when it needs it, as it
-does on a GPU, whose generator gives other numbers to other call sizes.
+does on a GPU, whose generator gives other numbers to other call sizes. Which masks a step
+draws, and in which order, is read off the head's own forward (`layout`).
 """
 from __future__ import annotations
 
@@ -25,15 +25,14 @@ from typing import Iterator
 
 import torch
 
-from stages.head.hateclipper import HeadConfig, as_dropout_mask, fused_dim
+from stages.head.hateclipper import HateClipper
+from stages.head.ops import as_dropout_mask
 
 BLOCK_ELEMENTS = 1 << 22  # 16 MB of float32 a block; two blocks wait in the queue at most
 # Heads of more weights than this, over all runs, draw their masks in the step: their products
-# keep two cores busy, and the loop that lends the thread a core is the slower. On two cores
-# (BENCHMARKS.md section 1, two runs of the command) the paper's head at runs 1 (90k weights)
-# was 14% and 25% faster drawn ahead, map_dim 128 (2.3M) 16% and 12% slower; in between, runs 3
-# and 5 (271k, 451k) came out either way. Where between 90k and 2.3M the two cross is not
-# measured more closely: 300k is a choice, which keeps the paper's head up to three runs.
+# keep two cores busy, and the loop that lends the thread a core is the slower (`python -m
+# benchmarks head_training` times both ways). The cut-off is a choice between the measured
+# heads: it keeps the paper's head up to three runs.
 MAX_WEIGHTS = 300_000
 
 
@@ -48,27 +47,32 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def layout(config: HeadConfig) -> list[tuple[int, float]]:
-    """(width, p) of each mask a step draws, in the order it draws them: the image's mapping
-    layers, the text's, the fusion, the pre-output layers; a layer of p 0 draws none."""
-    p_map, p_fusion, p_pre = config.drop_probs
-    widths = ([(config.map_dim, p_map)] * (2 * config.num_mapping_layers)
-              + [(fused_dim(config.fusion, config.map_dim), p_fusion)]
-              + [(config.pre_output_width, p_pre)] * config.num_pre_output_layers)
-    return [(width, p) for width, p in widths if p]
+def layout(head: HateClipper) -> list[tuple[int, float]]:
+    """(width, p) of each mask a step draws, in the order it draws them, as the head's forward
+    asks for them on one meme; a layer of p 0 draws none."""
+    asked: list[tuple[int, float]] = []
+
+    def record(x: torch.Tensor, p: float) -> None:
+        if p:
+            asked.append((x.shape[-1], p))
+
+    config = head.config
+    with torch.no_grad():
+        head.run(head.weights.new_zeros(config.runs, 1, config.image_dim),
+                 head.weights.new_zeros(config.runs, 1, config.text_dim), draw=record)
+    return asked
 
 
 class Ahead:
-    """A stand-in for hateclipper.dropout_mask in the step: each call returns the next mask
+    """A stand-in for ops.dropout_mask in the step: each call returns the next mask
     of the stream, drawn ahead a block of steps at a time by a thread.
 
     Use as a context manager: leaving it stops the thread and gives the loop back the
     intra-op thread it lent.
     """
 
-    def __init__(self, config: HeadConfig, memes: int, batch_size: int, epochs: int,
-                 dtype: torch.dtype):
-        self.layout, self.runs, self.dtype = layout(config), config.runs, dtype
+    def __init__(self, head: HateClipper, memes: int, batch_size: int, epochs: int):
+        self.layout, self.runs, self.dtype = layout(head), head.config.runs, head.weights.dtype
         self.memes, self.batch_size, self.epochs = memes, batch_size, epochs
         self.blocks: queue.Queue = queue.Queue(maxsize=2)
         self.stop = threading.Event()
@@ -106,7 +110,7 @@ class Ahead:
         if mask.shape != x.shape or drawn_p != p:
             raise RuntimeError(f"dropout mask {tuple(mask.shape)} of p {drawn_p} drawn for "
                                f"{tuple(x.shape)} of p {p}: the step draws its masks in another "
-                               "order than masks.layout")
+                               "order than its forward asked for them on one meme")
         return mask
 
     def next_step(self) -> list[tuple[torch.Tensor, float]]:

@@ -20,9 +20,10 @@ import scipy.sparse
 import torch
 import torch.nn.functional as F
 
-from stages.head.hateclipper import HateClipper, fused_dim
+from stages.head.fusions import FUSIONS
+from stages.head.hateclipper import HateClipper
+from stages.head.ops import Layer
 
-FIM_FUSIONS = ("cross", "align", "cross_nd")  # fusions whose fused vector is (part of) the FIM
 QUANTILE_LIMIT = 2 ** 24  # torch.quantile's largest input
 SELECT_FROM = 2 ** 16  # rows this long get their quantiles from a band of values (row_quantiles)
 SAMPLE_STRIDE, BAND = 61, 256  # the sample that brackets the band (a prime stride: a FIM row-major
@@ -36,19 +37,23 @@ class Quantiles:
     meme: tuple[float, float]  # each meme's R's (0.1, 0.9)
 
 
+def fim_fusions() -> tuple[str, ...]:
+    """The fusions whose vector is (part of) the FIM: those the interpretation applies to."""
+    return tuple(name for name, fusion in FUSIONS.items() if fusion.fim)
+
+
 def run_layers(head: HateClipper, run: int) -> dict:
-    """One run's layers, keeping the run dimension (of size 1)."""
-    return {part: [(w[run:run + 1], b[run:run + 1]) for w, b in layers]
+    """One run's layers, keeping the run dimension (of size 1), apart from the weights."""
+    return {part: [Layer(layer.weight[run:run + 1].detach(), layer.bias[run:run + 1].detach())
+                   for layer in layers]
             for part, layers in head.layers().items()}
 
 
 def direction(head: HateClipper, run: int = 0) -> torch.Tensor:
     """D (fused_dim,): minus the gradient of the hateful-label BCE at a zero fused vector."""
     head.eval()
-    layers = {part: [(w.detach(), b.detach()) for w, b in pairs]
-              for part, pairs in run_layers(head, run).items()}
-    fused = torch.zeros(1, 1, fused_dim(head.config.fusion, head.config.map_dim), requires_grad=True)
-    _, logits = head.classify(fused, layers)
+    fused = torch.zeros(1, 1, head.config.fused_width, requires_grad=True)
+    _, logits = head.classify(fused, run_layers(head, run))
     hateful = logits[..., 0]  # the task's first primary label
     loss = F.binary_cross_entropy_with_logits(hateful, torch.ones_like(hateful))
     (gradient,) = torch.autograd.grad(loss, fused)
@@ -61,7 +66,7 @@ def fused_vectors(head: HateClipper, image: np.ndarray, text: np.ndarray, run: i
     enough for torch.quantile (16 memes at map_dim 1024)."""
     head.eval()
     layers = run_layers(head, run)
-    batch_size = max(1, QUANTILE_LIMIT // fused_dim(head.config.fusion, head.config.map_dim))
+    batch_size = max(1, QUANTILE_LIMIT // head.config.fused_width)
     for start in range(0, len(image), batch_size):
         rows = slice(start, start + batch_size)
         yield head.fuse(torch.as_tensor(image[rows])[None], torch.as_tensor(text[rows])[None],
@@ -133,16 +138,9 @@ def as_csr(dense: np.ndarray, columns: np.ndarray, width: int) -> scipy.sparse.c
 
 def fim_positions(fusion: str, map_dim: int) -> np.ndarray:
     """(fused_dim, 2): the (image, text) FIM position of each entry of the fused vector."""
-    rows, cols = np.indices((map_dim, map_dim)).reshape(2, -1)
-    if fusion == "cross":
-        keep = np.ones(map_dim * map_dim, dtype=bool)
-    elif fusion == "align":
-        keep = rows == cols
-    elif fusion == "cross_nd":
-        keep = rows != cols
-    else:
+    if FUSIONS[fusion].fim is None:
         raise ValueError(f"fusion {fusion!r} has no FIM")
-    return np.stack([rows[keep], cols[keep]], axis=1)
+    return np.argwhere(FUSIONS[fusion].fim(map_dim))  # row by row, as the fusion flattens it
 
 
 def as_fim(values: np.ndarray, fusion: str, map_dim: int) -> np.ndarray:
