@@ -34,10 +34,12 @@ TABLES = Path("paper_table.yaml")
 REPORT = Path("reports/paper_table")
 BYTES_PER_PARAMETER = 16  # float32 weight, gradient and AdamW's two moments
 MEMORY_HEADROOM = 0.8  # of what is free
-# Per metric: the metrics.json keys of its value, spread, interval and ensemble.
-KEYS = {metric: {"value": metric, "std": f"{metric}_std", "ci_low": f"{metric}_ci_low",
-                 "ci_high": f"{metric}_ci_high", "ensemble": f"ensemble_{metric}"}
+# Per metric: the metrics.json keys of its value, interval and ensemble (the spread over runs
+# is in the detail file).
+KEYS = {metric: {"value": metric, "ci_low": f"{metric}_ci_low", "ci_high": f"{metric}_ci_high",
+                 "ensemble": f"ensemble_{metric}"}
         for metric in ("auroc", "paper_micro_f1")}
+DETAIL = "reports/metrics_detail.json"
 
 
 def load_table(table: str, path: Path = TABLES) -> tuple[dict, list[dict]]:
@@ -127,7 +129,7 @@ def experiments(shown: list[dict]) -> list[dict]:
         metrics = shown_metrics.get("reports/metrics.json", {}).get("data", {})
         trained = shown_metrics.get("reports/train.json", {}).get("data", {})
         extracted = shown_metrics.get("reports/extract.json", {}).get("data", {})
-        found.append({"name": name or record.get("rev"), "params": flatten(params),
+        found.append({"name": name or record.get("rev"), "rev": record.get("rev"), "params": flatten(params),
                       "metrics": metrics, "trainable_params": trained.get("trainable_params"),
                       "extract": extracted,
                       "timestamp": data.get("timestamp") or ""})
@@ -152,14 +154,35 @@ def result_of(cell: dict, found: list[dict]) -> dict | None:
 
 # -- the table --------------------------------------------------------------------------------
 
-def summary(metrics: dict, split: str, metric: str) -> dict | None:
-    """A split's figure x 100: value, spread, interval, ensemble, and what constants score
-    (AUROC: 50; micro-F1: predicting no label, and each label's training majority); for the
-    paper's micro-F1, the standard micro-F1 and its all-negative score beside it."""
+def read_detail(rev: str | None) -> dict:
+    """An experiment's detail file (every run's figures and their spreads), read through DVC
+    at its revision ({} where it has none)."""
+    import dvc.api
+
+    try:
+        with dvc.api.open(DETAIL, rev=None if rev in (None, "workspace") else rev) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
+def split_summary(result: dict, split: str, metric: str) -> dict | None:
+    """summary() of an experiment found in `dvc exp show`, its detail file read at its rev."""
+    if result.get("detail") is None:
+        result["detail"] = read_detail(result.get("rev"))
+    return summary(result["metrics"], result["detail"], split, metric)
+
+
+def summary(metrics: dict, detail: dict, split: str, metric: str) -> dict | None:
+    """A split's figure x 100: value, spread over runs, interval, ensemble, and what constants
+    score (AUROC: 50; micro-F1: predicting no label, and each label's training majority); for
+    the paper's micro-F1, the standard micro-F1 and its all-negative score beside it."""
     m = metrics.get(split)
     if not m:
         return None
-    result = {key: 100 * m[name] for key, name in KEYS[metric].items()} | {"runs": m.get("runs", 1)}
+    runs = detail.get(split, {"runs": 1, "std": {metric: 0.0}})
+    result = ({key: 100 * m[name] for key, name in KEYS[metric].items()}
+              | {"std": 100 * runs["std"][metric], "runs": runs["runs"]})
     if metric == "auroc":
         return result | {"constant": 50.0}
     baselines = m["baselines"]
@@ -188,7 +211,7 @@ def rows(spec: dict, cells: list[dict], found: list[dict]) -> list[dict]:
                "trainable_params": result["trainable_params"] if result else None,
                "paper_trainable_params": cell["paper"].get("trainable_params", "")}
         for split in spec["splits"]:
-            row[split] = summary(result["metrics"], split, spec["metric"]) if result else None
+            row[split] = split_summary(result, split, spec["metric"]) if result else None
             row[f"paper_{split}"] = cell["paper"][split]
         table.append(row)
     for split in spec["splits"]:
@@ -356,7 +379,7 @@ def encoder_rows(spec: dict, cells: list[dict], found: list[dict]) -> list[dict]
                "experiment": result["name"] if result else "",
                "extract": result["extract"] if result else {}}
         for split in spec["splits"]:
-            row[split] = summary(result["metrics"], split, spec["metric"]) if result else None
+            row[split] = split_summary(result, split, spec["metric"]) if result else None
         table.append(row)
     for split in spec["splits"]:
         for row, rank in zip(table, ranks([row[split] for row in table])):
@@ -475,8 +498,8 @@ def start_queue(jobs: int) -> None:
 
 
 # The stage whose outputs a table reads (metrics.json; train.json comes with it): a cell runs
-# extract (skipped), train and evaluate, never interpret, which would add about a minute a
-# cell at map_dim 1024 (BENCHMARKS.md section 7) for figures no table reads.
+# extract (skipped), train and evaluate, never interpret, whose clustering at map_dim 1024
+# (`python -m benchmarks interpret`) would add to every cell figures no table reads.
 TABLE_STAGE = "evaluate"
 
 

@@ -3,24 +3,18 @@ and every split's predictions.
 
     python -m stages.evaluate
 
-Writes reports/metrics.json (DVC metrics): per split, `auroc` is the mean over runs, with
-`auroc_std` (sample std over runs), `auroc_ci_low`/`auroc_ci_high` (95% percentile bootstrap
-over the split's memes of that mean) and `ensemble_auroc` (AUROC of the runs' mean
-probability); every other metric is a mean over runs. With several primary labels (Propaganda
-Memes) the binary metrics are averaged over the labels, for a label of C classes over its
-classes (one-vs-rest). Each run's threshold with the best dev accuracy gives `dev_threshold`
-and `accuracy_at_dev_threshold`. For every task, of its predictions (Task.predicted: binary
-labels at 0.5, a C-class label's most probable class): `micro_f1` (the standard,
-scikit-learn's micro), `paper_micro_f1` (the official code's TorchMetrics figure: accuracy
-over meme x label cells), `macro_f1`, `weighted_f1`, `exact_match`, each with `*_std`,
-`micro_f1_ci_low/high`, `ensemble_micro_f1` (and the same for `paper_micro_f1` and the task's
-own metric); `baselines` holds what the training majority and a uniform guess score (and for
-binary labels predicting none or all). The summary line leads with the benchmark's metric.
-reports/per_label/<split>.csv has every label's support, F1 and AUROC (auxiliary labels and
-each class too); reports/probabilities.npz every run's probabilities (scripts.compare). ROC, precision-recall and
-confusion data of the runs' ensemble go under reports/plots/ (DVC plots), and as static
-pictures in reports/plots/images/ (roc.png, precision_recall.png, confusion.png). Every split,
-labeled or not, gets reports/predictions/<split>.csv and its submission file under
+Writes reports/metrics.json (DVC metrics): per scored split, each figure once, the means over
+runs of the figures readers of the task compare (`headline`), the task's own metric with its
+95% bootstrap interval over the split's memes and the runs' ensemble's value, and what
+constant predictions score (`baselines`). reports/metrics_detail.json (an output) holds the
+rest: every run's figures, their spreads, every interval, the ensemble's figures, the dev
+thresholds. With several primary labels the binary figures are averaged over the labels, for
+a label of C classes over its classes (one-vs-rest). The summary line leads with the
+benchmark's metric. reports/per_label/<split>.csv has every label's support, F1 and AUROC
+(auxiliary labels and each class too); reports/probabilities.npz every run's probabilities
+(scripts.compare). ROC, precision-recall and confusion data of the runs' ensemble go under
+reports/plots/ (DVC plots), and as pictures in reports/plots/images/. Every split, labeled
+or not, gets reports/predictions/<split>.csv and its submission file under
 reports/submission/ (stages/report/predictions.py), which `python -m stages.predict` also
 writes: one stage serves both, reading the head and the cache once.
 """
@@ -43,6 +37,7 @@ from stages.head import inputs, retrieval
 from stages.report import plotting, predictions, scoring
 
 METRICS = Path("reports/metrics.json")
+DETAIL = Path("reports/metrics_detail.json")  # an output, not a DVC metric: the long tail
 PLOTS = Path("reports/plots")
 PER_LABEL = Path("reports/per_label")
 PROBABILITIES = Path("reports/probabilities.npz")
@@ -79,33 +74,69 @@ def run_summary(labels: np.ndarray, probs: np.ndarray, dev_thresholds: np.ndarra
     return result
 
 
-def summary(labels: np.ndarray, run_probs: np.ndarray, dev_thresholds: np.ndarray,
-            train_labels: np.ndarray, task: Task) -> dict:
-    """A split's entry in metrics.json from every run's probabilities (runs, N, L) of the
-    task's primary labels (N, L); constant predictions' scores beside them."""
-    per_run = [run_summary(labels, probs, t, task) for probs, t in zip(run_probs, dev_thresholds)]
-    result = {key: float(np.mean([run[key] for run in per_run])) for key in per_run[0]}
-    for key in ("auroc", *scoring.TASK_METRICS, task.metric):
-        result[f"{key}_std"] = scoring.std_over_runs(np.array([run[key] for run in per_run]))
-    low, high = scoring.auroc_interval(labels, run_probs)
-    ensemble = run_probs.mean(axis=0)
-    ensemble_predicted = task.predicted(ensemble)
+def headline(task: Task) -> tuple[str, ...]:
+    """The figures metrics.json holds for a task, its own metric first: what readers of that
+    kind of task compare, each once (for one binary label micro-F1 is its F1 and the paper's
+    micro-F1 its accuracy; for one C-class label both are its accuracy)."""
+    if task.is_categorical:
+        figures = ("macro_f1", "accuracy", "auroc")
+    elif len(task.labels) > 1:
+        figures = ("paper_micro_f1", "micro_f1", "macro_f1", "auroc")
+    else:
+        figures = ("auroc", "accuracy", "f1", "average_precision")
+    return tuple(dict.fromkeys((task.metric, *figures)))
+
+
+def with_interval(task: Task) -> tuple[str, ...]:
+    """The figures shown with their interval and the ensemble's: the task's own metric, and
+    AUROC for one binary label."""
+    binary = len(task.labels) == 1 and not task.is_categorical
+    return tuple(dict.fromkeys((task.metric, *(["auroc"] if binary else []))))
+
+
+def intervals(labels: np.ndarray, run_probs: np.ndarray, task: Task) -> dict[str, tuple[float, float]]:
+    """95% bootstrap intervals of the mean over runs: AUROC, the standard and the paper's
+    micro-F1, and the task's own metric."""
     run_predicted = task.predicted(run_probs)
-    result.update(n=int(len(labels)), runs=len(run_probs), labels=int(labels.shape[1]),
-                  auroc_ci_low=low, auroc_ci_high=high,
-                  ensemble_auroc=scoring.mean_auroc(labels, ensemble),
-                  baselines=scoring.baselines(labels, train_labels, task))
-    ensemble_scores = scoring.task_metrics(labels, ensemble_predicted, task.is_categorical)
-    intervals = scoring.f1_intervals(labels, run_predicted)
+    found = {"auroc": scoring.auroc_interval(labels, run_probs), **scoring.f1_intervals(labels, run_predicted)}
     if task.is_categorical:  # its paper micro-F1 is its accuracy, not the cells' (task_metrics)
-        intervals["paper_micro_f1"] = scoring.metric_interval(scoring.class_accuracy, labels, run_predicted)
-    if task.metric not in ("auroc", *intervals):
-        intervals[task.metric] = scoring.metric_interval(
+        found["paper_micro_f1"] = scoring.metric_interval(scoring.class_accuracy, labels, run_predicted)
+    if task.metric not in found:
+        found[task.metric] = scoring.metric_interval(
             scoring.metric_function(task.metric, task.is_categorical), labels, run_predicted)
-    for name, (ci_low, ci_high) in intervals.items():
-        result.update({f"{name}_ci_low": ci_low, f"{name}_ci_high": ci_high,
-                       f"ensemble_{name}": ensemble_scores[name]})
-    return result
+    return found
+
+
+def summary(labels: np.ndarray, run_probs: np.ndarray, dev_thresholds: np.ndarray,
+            train_labels: np.ndarray, task: Task) -> tuple[dict, dict]:
+    """A split's entries in metrics.json and in the detail file, from every run's
+    probabilities (runs, N, L) of the task's primary labels (N, L).
+
+    metrics.json: `n`; the headline figures (means over runs), the task's own metric (and a
+    binary label's AUROC) with its interval and the runs' ensemble's figure; what constant
+    predictions score on each. The detail file: every figure of every run, their means and
+    sample standard deviations over runs, every interval, the ensemble's every figure."""
+    per_run = [run_summary(labels, probs, t, task) for probs, t in zip(run_probs, dev_thresholds)]
+    mean = {key: float(np.mean([run[key] for run in per_run])) for key in per_run[0]}
+    ensemble_probs = run_probs.mean(axis=0)
+    ensemble = run_summary(labels, ensemble_probs, dev_thresholds.mean(axis=0), task)
+    ensemble["auroc"] = scoring.mean_auroc(labels, ensemble_probs)
+    bounds = intervals(labels, run_probs, task)
+    shown = headline(task)
+    metrics: dict = {"n": int(len(labels))}
+    for key in shown:
+        metrics[key] = mean[key]
+        if key in with_interval(task):
+            metrics.update({f"{key}_ci_low": bounds[key][0], f"{key}_ci_high": bounds[key][1],
+                            f"ensemble_{key}": ensemble[key]})
+    metrics["baselines"] = {name: {key: score[key] for key in shown}
+                            for name, score in scoring.baselines(labels, train_labels, task).items()}
+    detail = {"runs": len(run_probs), "labels": int(labels.shape[1]), "mean": mean,
+              "std": {key: scoring.std_over_runs(np.array([run[key] for run in per_run])) for key in mean},
+              "per_run": {key: [run[key] for run in per_run] for key in mean},
+              "intervals": {key: list(bound) for key, bound in bounds.items()},
+              "ensemble": ensemble}
+    return metrics, detail
 
 
 def per_label(task: Task, labels: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
@@ -186,16 +217,17 @@ def why_not_scored(task: Task, labels: np.ndarray) -> str:
     return "unlabeled"
 
 
-def summary_line(split: str, m: dict, metric: str) -> str:
-    """The benchmark's own metric first, with its interval and what the training majority and
-    a uniform guess score, then AUROC (one-vs-rest for a C-class label) and the standard and
-    the paper's micro-F1."""
-    line = (f"{split:12s} n={m['n']:5d}  {metric} {m[metric]:.4f} ± {m[metric + '_std']:.4f} "
+def summary_line(split: str, m: dict, detail: dict, metric: str) -> str:
+    """The benchmark's own metric first, with its spread over runs, its interval and what the
+    training majority and a uniform guess score, then the split's other headline figures."""
+    line = (f"{split:12s} n={m['n']:5d}  {metric} {m[metric]:.4f} ± {detail['std'][metric]:.4f} "
             f"[{m[metric + '_ci_low']:.4f}, {m[metric + '_ci_high']:.4f}]")
     if metric != "auroc":
         line += (f" (majority {m['baselines']['majority'][metric]:.4f}, uniform "
-                 f"{m['baselines']['uniform'][metric]:.4f})  AUROC {m['auroc']:.4f}")
-    return line + f"  micro-F1 {m['micro_f1']:.4f} (the paper's {m['paper_micro_f1']:.4f})"
+                 f"{m['baselines']['uniform'][metric]:.4f})")
+    others = [key for key in m if key not in ("n", "baselines", metric) and not key.startswith(metric + "_")
+              and not key.startswith("ensemble_") and not key.endswith(("_ci_low", "_ci_high"))]
+    return line + "".join(f"  {key} {m[key]:.4f}" for key in others)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,14 +255,15 @@ def main(argv: list[str] | None = None) -> None:
     train_labels = splits[TRAIN_SPLIT].labels[:, task.primary]
     results = {name: summary(primary[name], primary_probs[name], thresholds, train_labels, task)
                for name in labeled}
+    metrics, details = ({name: result[k] for name, result in results.items()} for k in (0, 1))
     with atomic_dir(PLOTS) as plots, atomic_dir(PER_LABEL) as per_label_dir:
         # several labels: their cells pooled (micro)
         write_plots(plots, {name: labels.ravel() for name, labels in primary.items()},
                     {name: run_probs.mean(axis=0).ravel() for name, run_probs in primary_probs.items()})
         for name, split in labeled.items():
             write_csv(per_label_dir / f"{name}.csv", per_label(task, split.labels, probs[name].mean(axis=0)))
-    for name, m in results.items():
-        print(summary_line(name, m, task.metric))
+    for name, m in metrics.items():
+        print(summary_line(name, m, details[name], task.metric))
     for name, why in unscored.items():
         print(f"{name:12s} not scored ({why}): predictions only")
     write_probabilities(PROBABILITIES, task, labeled, probs)
@@ -238,10 +271,11 @@ def main(argv: list[str] | None = None) -> None:
                       task, head.config.runs)
     # one entry per scored split; a split with labels for another task only is said there too
     surprising = {name: why for name, why in unscored.items() if why != "unlabeled"}
-    write_json(METRICS, {**results, **({"not_scored": surprising} if surprising else {})})
-    print(f"wrote {METRICS} ({len(thresholds)} run(s); mean ± std over runs, 95% bootstrap "
-          f"intervals, constant-prediction baselines), {PROBABILITIES}, {PER_LABEL}/<split>.csv and the "
-          f"ensemble's curves under {PLOTS}/ (pictures in {PLOTS}/images/)")
+    write_json(METRICS, {**metrics, **({"not_scored": surprising} if surprising else {})})
+    write_json(DETAIL, details)
+    print(f"wrote {METRICS} ({len(thresholds)} run(s): means over runs, 95% bootstrap intervals, "
+          f"constant-prediction baselines), {DETAIL} (every run's figures), {PROBABILITIES}, "
+          f"{PER_LABEL}/<split>.csv and the ensemble's curves under {PLOTS}/ (pictures in {PLOTS}/images/)")
 
 
 if __name__ == "__main__":

@@ -69,9 +69,9 @@ def count_sketch(vectors: scipy.sparse.csr_matrix, width: int, seed: int) -> np.
 
 def cluster_points(vectors: scipy.sparse.csr_matrix, sketch_dim: int, seed: int):
     """What K-means clusters: the trigger vectors themselves (float32: the cast made once), or,
-    where the fused vector is wider than interpret.sketch_dim (0: never), their count sketch.
-    At map_dim 1024 K-means on the million-wide vectors took 543 s for its ten starts, on the
-    sketch 5 s, with the same clusters (BENCHMARKS.md section 7)."""
+    where the fused vector is wider than interpret.sketch_dim (0: never), their count sketch:
+    at map_dim 1024 K-means on the million-wide vectors is slow, and the sketch finds the same
+    clusters (`python -m benchmarks interpret` times both and compares them)."""
     if sketch_dim and vectors.shape[1] > sketch_dim:
         return count_sketch(vectors, sketch_dim, seed)
     return vectors.astype(np.float32)
@@ -142,8 +142,8 @@ def write_clusters(folder: Path, ids: list[str], labels: np.ndarray,
 
 def write_npz(path: Path, matrix: scipy.sparse.csr_matrix) -> None:
     """The file scipy.sparse.save_npz writes (load_npz and np.load read it), deflated at level 1
-    instead of numpy's 6: for the 126 million entries of 3,000 memes at map_dim 1024, 213 MB
-    in about 10 s where save_npz took 34-36 s (BENCHMARKS.md section 7)."""
+    instead of numpy's 6, which at map_dim 1024 took several times as long (`python -m
+    benchmarks interpret` weighs and times it)."""
     arrays = {"indices": matrix.indices, "indptr": matrix.indptr,
               "format": np.array(matrix.format.encode("ascii")), "shape": np.array(matrix.shape),
               "data": matrix.data}

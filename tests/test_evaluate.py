@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn import metrics as sklearn_metrics
 
 from stages import evaluate, extract, predict, train
 from stages.cache import features
@@ -31,10 +32,16 @@ def five_runs(kaggle_set, tmp_path_factory):
 
 
 def test_metrics_report_mean_spread_interval_and_ensemble(five_runs):
+    """metrics.json holds each figure once, what readers of a binary task compare, with
+    constant predictions' scores beside; the detail file every run's figures and spreads."""
     metrics = json.loads((five_runs / evaluate.METRICS).read_text())
     assert set(metrics) == {"dev"}  # the labeled splits but train (test is unlabeled)
     m = metrics["dev"]
-    assert m["runs"] == 5 and m["auroc_std"] > 0
+    assert set(m) == {"n", "auroc", "auroc_ci_low", "auroc_ci_high", "ensemble_auroc", "accuracy", "f1",
+                      "average_precision", "baselines"}
+    assert all(set(score) == {"auroc", "accuracy", "f1", "average_precision"} for score in m["baselines"].values())
+    detail = json.loads((five_runs / evaluate.DETAIL).read_text())["dev"]
+    assert detail["runs"] == 5 and detail["std"]["auroc"] > 0 and len(detail["per_run"]["auroc"]) == 5
     assert m["auroc_ci_low"] < m["auroc"] < m["auroc_ci_high"]
     head, _ = hateclipper.load(five_runs / hateclipper.CHECKPOINT)
     dev = inputs.read(five_runs / features.CACHE, ["dev"])[0]["dev"]
@@ -42,15 +49,25 @@ def test_metrics_report_mean_spread_interval_and_ensemble(five_runs):
     probs = hateclipper.predict_probs(head, dev.image, dev.text)[..., 0]
     aurocs = [scoring.auroc(labels, p) for p in probs]
     assert m["auroc"] == pytest.approx(np.mean(aurocs))
-    assert m["auroc_std"] == pytest.approx(np.std(aurocs, ddof=1))
+    assert detail["std"]["auroc"] == pytest.approx(np.std(aurocs, ddof=1))
+    assert detail["per_run"]["auroc"] == pytest.approx(aurocs)
     assert m["ensemble_auroc"] == pytest.approx(scoring.auroc(labels, probs.mean(0)))
     accuracies = [np.mean((p >= 0.5) == labels) for p in probs]
     assert m["accuracy"] == pytest.approx(np.mean(accuracies))
-    # one label: the paper's micro-F1 is plain accuracy; beside it, what constants score
-    assert m["paper_micro_f1"] == pytest.approx(m["accuracy"])
-    assert m["baselines"]["all_negative"]["paper_micro_f1"] == pytest.approx(1 - labels.mean())
-    assert m["baselines"]["all_positive"]["micro_f1"] == pytest.approx(2 * labels.mean() / (1 + labels.mean()))
-    assert m["micro_f1_ci_low"] <= m["micro_f1"] <= m["micro_f1_ci_high"]
+    # one label: the paper's micro-F1 is plain accuracy and micro-F1 its F1, so neither is shown again
+    assert detail["mean"]["paper_micro_f1"] == pytest.approx(m["accuracy"])
+    assert detail["mean"]["micro_f1"] == pytest.approx(m["f1"])
+    f1s = [sklearn_metrics.f1_score(labels, p >= 0.5) for p in probs]
+    assert m["f1"] == pytest.approx(np.mean(f1s))
+    assert m["average_precision"] == pytest.approx(np.mean(
+        [sklearn_metrics.average_precision_score(labels, p) for p in probs]))
+    # beside each figure, what constant predictions score
+    share = labels.mean()
+    assert m["baselines"]["all_negative"] == pytest.approx(
+        {"auroc": 0.5, "accuracy": 1 - share, "f1": 0.0, "average_precision": share})
+    assert m["baselines"]["all_positive"]["f1"] == pytest.approx(2 * share / (1 + share))
+    low, high = detail["intervals"]["micro_f1"]
+    assert low <= detail["mean"]["micro_f1"] <= high
     assert pd.read_csv(five_runs / evaluate.PER_LABEL / "dev.csv")["label"].tolist() == ["hateful"]
 
 

@@ -32,12 +32,26 @@ def published(name: str) -> list[dict]:
         return list(csv.DictReader(line for line in f if not line.startswith("#")))
 
 
+DETAILS = {}  # rev -> its detail file, as read_detail would read it through DVC
+
+
+@pytest.fixture(autouse=True)
+def details_by_rev(monkeypatch):
+    monkeypatch.setattr(paper_table, "read_detail", lambda rev: DETAILS.get(rev, {}))
+
+
 def exp_record(name, params, split_metrics, timestamp="2026-11-28T10:00:00", trainable=None):
-    """One rev as `dvc exp show --json` writes it (DVC 3)."""
+    """One rev as `dvc exp show --json` writes it (DVC 3); each split's spread and runs go to
+    its detail file, as evaluate writes them."""
+    shown, DETAILS[name] = {}, {}
+    for split, m in split_metrics.items():
+        metric = "auroc" if "auroc" in m else "paper_micro_f1"
+        shown[split] = {k: v for k, v in m.items() if k not in ("runs", f"{metric}_std")}
+        DETAILS[name][split] = {"runs": m["runs"], "std": {metric: m[f"{metric}_std"]}}
     return {"rev": name, "name": name, "data": {
         "rev": name, "timestamp": timestamp,
         "params": {"params.yaml": {"data": params}},
-        "metrics": {"reports/metrics.json": {"data": split_metrics},
+        "metrics": {"reports/metrics.json": {"data": shown},
                     "reports/train.json": {"data": {"trainable_params": trainable}}}}}
 
 
@@ -146,5 +160,5 @@ def test_a_table_runs_only_on_a_workspace_of_its_dataset(tmp_path, monkeypatch):
 def test_overlapping_intervals_are_not_ranked():
     a, b, c = (metrics(0.80, 0, 0.78, 0.82, 0.8), metrics(0.81, 0, 0.79, 0.83, 0.81),
                metrics(0.86, 0, 0.825, 0.87, 0.86))
-    scaled = [paper_table.summary({"s": m}, "s", "auroc") for m in (a, b, c)]
+    scaled = [paper_table.summary({"s": m}, {}, "s", "auroc") for m in (a, b, c)]
     assert paper_table.ranks(scaled + [None]) == [2, 1, 1, None]

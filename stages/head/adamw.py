@@ -1,7 +1,7 @@
 """AdamW on the head's one weight tensor, stepped as torch.optim.AdamW(fused=True) steps it.
 
-Constructing any torch.optim optimizer first imports torch._dynamo (1.4 s on the 2-core CI
-machine), once in every train process, which needs nothing else of it. The step itself is
+Constructing any torch.optim optimizer first imports torch._dynamo, seconds of every train
+process, which needs nothing else of it. The step itself is
 one call of the very fused kernel torch.optim.AdamW(fused=True) calls, so this class keeps
 its state (the two moments and a float step count) and makes that call; tests/test_train.py
 checks that both give the same weights, bit for bit.

@@ -97,8 +97,8 @@ def row_quantiles(r: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     sorting whole rows where they are long (a FIM at map_dim 1024 has a million entries): a
     sorted sample of every SAMPLE_STRIDE-th entry brackets each order statistic the quantile
     interpolates in a band of about 2 x BAND x SAMPLE_STRIDE values, and np.partition finds
-    it in there (a row whose band misses it is partitioned whole). Half torch.quantile's time
-    on 16 rows of a million. The ranks and the interpolation are torch.quantile's: ranks in
+    it in there (a row whose band misses it is partitioned whole; `python -m benchmarks
+    interpret` times both). The ranks and the interpolation are torch.quantile's: ranks in
     float64, lerp in the rows' dtype."""
     x, width = r.numpy(), r.shape[1]
     if width < SELECT_FROM or np.isnan(x).any():

@@ -254,7 +254,8 @@ def baselines(labels: np.ndarray, train_labels: np.ndarray, task: Task = HATEFUL
     """What constant predictions score, every task metric: the training split's majority
     (each label's, or the most frequent class) and a uniform random guess (each label on
     with chance 1/2, or each class 1/C: its expected counts); for binary labels also none of
-    them and all of them. AUROC of any of these is 0.5."""
+    them and all of them. AUROC of any of these is 0.5, average precision each label's share
+    of positives, and F1 (one binary label's) its micro-F1."""
     if task.is_categorical:
         share = np.full(labels.shape[1], 1 / labels.shape[1])
         majority = np.eye(labels.shape[1])[np.argmax(train_labels.sum(axis=0))]
@@ -263,8 +264,10 @@ def baselines(labels: np.ndarray, train_labels: np.ndarray, task: Task = HATEFUL
         constants = {"all_negative": np.zeros(labels.shape[1]), "all_positive": np.ones(labels.shape[1]),
                      "majority": (train_labels.mean(axis=0) > 0.5).astype(float),
                      "uniform": np.full(labels.shape[1], 0.5)}
-    return {name: task_metrics(labels, np.broadcast_to(row, labels.shape), task.is_categorical)
-            for name, row in constants.items()}
+    scores = {name: task_metrics(labels, np.broadcast_to(row, labels.shape), task.is_categorical)
+              for name, row in constants.items()}
+    return {name: {**score, "auroc": 0.5, "average_precision": float(labels.mean()), "f1": score["micro_f1"]}
+            for name, score in scores.items()}
 
 
 def metric_interval(score, labels: np.ndarray, run_predicted: np.ndarray, level: float = 0.95
