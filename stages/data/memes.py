@@ -1,6 +1,7 @@
 """The meme records every dataset reader produces, whatever its release's own format."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,17 +118,11 @@ def read_jsonl_split(path: Path, required: tuple[str, ...],
                      to_meme: Callable[[dict, str], Meme]) -> list[tuple[int, Meme]]:
     """A JSON-lines split file's memes with their line numbers, in order: each object made a
     Meme by `to_meme(object, "file:line")`; a repeated id or an empty file is an error."""
-    memes: list[tuple[int, Meme]] = []
-    first_line_of: dict[str, int] = {}
-    for number, record in json_records(path, required):
-        meme = to_meme(record, f"{path}:{number}")
-        if meme.id in first_line_of:
-            raise InputError(f"{path}:{number}: duplicate id {meme.id} "
-                             f"(first seen on line {first_line_of[meme.id]})")
-        first_line_of[meme.id] = number
-        memes.append((number, meme))
+    memes = [(number, dataclasses.replace(to_meme(record, f"{path}:{number}"), where=f"{path}:{number}"))
+             for number, record in json_records(path, required)]
     if not memes:
         raise InputError(f"{path}: no memes in this split")
+    check_ids({path.stem: [meme for _, meme in memes]})
     return memes
 
 
