@@ -33,7 +33,7 @@ from stages.common.errors import InputError, run_stage
 from stages.common.files import atomic_dir, atomic_path, write_csv, write_json
 from stages.data.memes import TRAIN_SPLIT
 from stages.data.task import UNKNOWN, Task
-from stages.head import inputs, retrieval
+from stages.head import hateclipper, inputs, retrieval
 from stages.report import plotting, predictions, scoring
 
 METRICS = Path("reports/metrics.json")
@@ -207,6 +207,15 @@ def write_probabilities(path: Path, task: Task, splits: dict[str, features.Split
         np.savez_compressed(out, **arrays)
 
 
+def side_aurocs(head, split: features.SplitFeatures, task: Task) -> dict[str, float]:
+    """Each side output's AUROC of the labels it predicts (a unimodal head: the primary ones;
+    the super output: the first), the mean over runs."""
+    labels = split.labels[:, task.primary]
+    return {f"{side}_auroc": float(np.mean([scoring.mean_auroc(labels[:, :probs.shape[-1]], run)
+                                            for run in probs]))
+            for side, probs in hateclipper.side_probs(head, split.image, split.text).items()}
+
+
 def why_not_scored(task: Task, labels: np.ndarray) -> str:
     """Why a split that is not train is not scored: no meme knows every primary label."""
     known = int((labels[:, task.primary] != UNKNOWN).all(axis=1).sum())
@@ -256,6 +265,9 @@ def main(argv: list[str] | None = None) -> None:
     results = {name: summary(primary[name], primary_probs[name], thresholds, train_labels, task)
                for name in labeled}
     metrics, details = ({name: result[k] for name, result in results.items()} for k in (0, 1))
+    if head.config.sides:  # the official side outputs' AUROC, means over runs
+        for name, split in labeled.items():
+            details[name]["sides"] = side_aurocs(head, split, task)
     with atomic_dir(PLOTS) as plots, atomic_dir(PER_LABEL) as per_label_dir:
         # several labels: their cells pooled (micro)
         write_plots(plots, {name: labels.ravel() for name, labels in primary.items()},

@@ -21,6 +21,7 @@ from stages.common import distributed
 from stages.common import params as params_module
 from stages.common.errors import InputError, run_stage
 from stages.common.files import write_csv, write_json
+from stages.data import fine_grained
 from stages.data.memes import TRAIN_SPLIT
 from stages.data.task import HATEFUL, Task
 from stages.head import adamw, backprop, hateclipper, inputs, losses, retrieval
@@ -47,17 +48,26 @@ def check_splits(p: params_module.Params, splits: dict[str, features.SplitFeatur
     if len(task.labels) > 1 and p.train.loss == "rgcl":
         raise InputError(f"train.loss rgcl mines same-label positives, so it needs one primary "
                          f"label; this task has {len(task.labels)} (train.loss: bce serves it)")
+    if p.train.super_loss_weight and (task.labels != HATEFUL.labels or task.auxiliary != fine_grained.LABELS):
+        raise InputError("train.super_loss_weight trains the official super output over the hateful "
+                         "logit and the 14 fine-grained ones: it needs data.layout hateful_memes with "
+                         "data.fine_grained set")
+
+
+def primary_loss(logits: torch.Tensor, labels: torch.Tensor, task: Task) -> torch.Tensor:
+    """Each run's loss (runs,) of the primary labels: the mean BCE over binary labels, or one
+    C-class label's cross-entropy."""
+    if task.is_categorical:
+        return losses.masked_cross_entropy(logits[..., task.primary], labels[..., task.primary])
+    return losses.bce(logits[..., task.primary], labels[..., task.primary])
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: Task, aux_weight: float
               ) -> torch.Tensor:
-    """Each run's loss (runs,): the primary labels' (the mean BCE over binary labels, or one
-    C-class label's cross-entropy), plus aux_weight x the mean over the auxiliary labels of
-    each one's loss over the memes that know it (the binary ones' BCE pooled as one)."""
-    if task.is_categorical:
-        loss = losses.masked_cross_entropy(logits[..., task.primary], labels[..., task.primary])
-    else:
-        loss = losses.bce(logits[..., task.primary], labels[..., task.primary])
+    """Each run's loss (runs,): the primary labels', plus aux_weight x the mean over the
+    auxiliary labels of each one's loss over the memes that know it (the binary ones' BCE
+    pooled as one)."""
+    loss = primary_loss(logits, labels, task)
     if aux_weight and task.auxiliary:
         terms = [losses.masked_cross_entropy(logits[..., start:end], labels[..., start:end])
                  for start, end in task.spans if start >= len(task.labels)]
@@ -67,6 +77,18 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: Task, aux_weight
             terms.append(losses.masked_bce(logits[..., binary], labels[..., binary]))
         loss = loss + aux_weight * torch.stack(terms).mean(0)
     return loss
+
+
+def side_loss(p: params_module.Params, sides: dict[str, torch.Tensor], labels: torch.Tensor,
+              task: Task) -> torch.Tensor | float:
+    """The official code's side losses, each weighted by its train.<side>_loss_weight: each
+    unimodal head's loss of the primary labels, the super output's BCE of the first."""
+    total = 0.0
+    for side, logits in sides.items():
+        weight = getattr(p.train, f"{side}_loss_weight")
+        total = total + weight * (losses.bce(logits, labels[..., :1]) if side == "super"
+                                  else primary_loss(logits, labels, task))
+    return total
 
 
 def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
@@ -154,8 +176,8 @@ def autograd_step(p: params_module.Params, head: hateclipper.HateClipper, task: 
     """Each run's loss (runs,) on a batch, its gradient left in the head by autograd: for
     what stages/head/backprop.py does not write out (RGCL, GELU, C-class or auxiliary labels,
     CMAF)."""
-    embedding, logits = head.embed_and_classify(image, text)
-    loss = task_loss(logits, labels[batch], task, p.train.aux_weight)
+    embedding, logits, sides = head.run(image, text)
+    loss = task_loss(logits, labels[batch], task, p.train.aux_weight) + side_loss(p, sides, labels[batch], task)
     if index is not None:
         weight = p.train.rgcl_weight
         loss = (1 - weight) * loss + weight * rgcl_loss(p, embedding, batch, labels[:, 0], index)

@@ -118,6 +118,7 @@ def expected(check: Callable) -> str:
 
 
 POSITIVE, COUNT = integer(1), integer(0)
+NON_NEGATIVE = number(lambda v: v >= 0, "a non-negative number")
 
 
 def param(default, check: Callable, meaning: str, feature: bool = False):
@@ -192,7 +193,7 @@ class TrainParams:
     epochs: int = param(20, POSITIVE, "epochs at most")
     batch_size: int = param(16, POSITIVE, "memes per step")
     lr: float = param(1.0e-4, number(lambda v: v > 0, "a positive number"), "AdamW's learning rate")
-    weight_decay: float = param(1.0e-4, number(lambda v: v >= 0, "a non-negative number"), "AdamW's weight decay")
+    weight_decay: float = param(1.0e-4, NON_NEGATIVE, "AdamW's weight decay")
     grad_clip: float = param(0.1, number(lambda v: v > 0, "a positive number"), "each run's gradient-norm bound")
     patience: int = param(20, POSITIVE, "epochs without a dev gain before stopping (20: the paper keeps the best)")
     seed: int = param(42, COUNT, "seeds initialisation, batch order and dropout")
@@ -201,12 +202,17 @@ class TrainParams:
     rgcl_weight: float = param(0.5, number(lambda v: 0 <= v <= 1, "a number in [0, 1]"),
                                "rgcl: (1 - w) BCE + w contrastive")
     rgcl_form: str = param("nll", one_of(("nll", "triplet")), "the paper's -log form, or RGCL's shipped triplet")
-    rgcl_margin: float = param(0.1, number(lambda v: v >= 0, "a non-negative number"), "the triplet's margin")
+    rgcl_margin: float = param(0.1, NON_NEGATIVE, "the triplet's margin")
     select: str = param("auroc", one_of(("auroc", "micro_f1", "paper_micro_f1", "macro_f1", "weighted_f1",
                                          "accuracy", "metric")),
                         "the dev metric that picks each run's best epoch (`metric`: the benchmark's own)")
-    aux_weight: float = param(0.0, number(lambda v: v >= 0, "a non-negative number"),
-                              "weight of the auxiliary labels' loss; 0: off")
+    aux_weight: float = param(0.0, NON_NEGATIVE, "weight of the auxiliary labels' loss; 0: off")
+    image_loss_weight: float = param(0.0, NON_NEGATIVE,
+                                     "weight of a unimodal head's loss on the image projection; 0: no such head")
+    text_loss_weight: float = param(0.0, NON_NEGATIVE,
+                                    "weight of a unimodal head's loss on the text projection; 0: no such head")
+    super_loss_weight: float = param(0.0, NON_NEGATIVE,
+                                     "weight of the super output's BCE (needs data.fine_grained); 0: no super output")
 
 
 @dataclass(frozen=True)

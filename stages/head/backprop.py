@@ -68,7 +68,7 @@ class Step:
         leave it (the head in training mode, with its dropout)."""
         tapes = Tapes()
         with torch.no_grad():
-            _, logits = self.head.run(image, text, self.layers, self.draw, tapes)
+            logits = self.head.run(image, text, self.layers, self.draw, tapes).logits
             loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").flatten(1).mean(-1)
             # d BCE / d logit = (sigmoid - label) / cells averaged
             tapes.backward((torch.sigmoid(logits) - labels) / labels[0].numel())

@@ -21,10 +21,11 @@ import dataclasses
 import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, NamedTuple, TypeVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stages.common.errors import InputError
@@ -51,6 +52,7 @@ class HeadConfig:
     normalize: bool = True  # L2-normalise the projections (the paper)
     pre_output_dim: int | None = None  # None: map_dim (the paper)
     activation: str = "relu"  # after each pre-output layer
+    sides: tuple[str, ...] = ()  # the official code's side outputs: of SIDES, those trained
 
     @classmethod
     def from_params(cls, p, image_dim: int, text_dim: int, task=None) -> "HeadConfig":
@@ -64,7 +66,8 @@ class HeadConfig:
                    outputs=len(task.labels) if task else 1,
                    aux_outputs=len(task.auxiliary) if task else 0, softmax=task.spans if task else (),
                    normalize=p.head.normalize, pre_output_dim=p.head.pre_output_dim,
-                   activation=p.head.activation)
+                   activation=p.head.activation,
+                   sides=tuple(side for side in SIDES if getattr(p.train, f"{side}_loss_weight")))
 
     @property
     def pre_output_width(self) -> int:
@@ -86,13 +89,42 @@ def layer_shapes(config: HeadConfig) -> list[tuple[str, int, int]]:
                for k in range(config.num_pre_output_layers)]
     last = width if config.num_pre_output_layers else config.fused_width
     shapes.append(("output", last, config.outputs))
-    # initialised after everything else, so that auxiliary labels change no primary weight
-    return shapes + ([("aux_output", last, config.aux_outputs)] if config.aux_outputs else [])
+    # initialised after everything else, so that auxiliary labels and side outputs change no
+    # primary weight
+    if config.aux_outputs:
+        shapes.append(("aux_output", last, config.aux_outputs))
+    return shapes + side_shapes(config)
+
+
+# The official code's side outputs (engine.py, --weight_image_loss, --weight_text_loss,
+# --weight_super_loss): a unimodal head on each projection (fusion dropout, pre-output layers,
+# an output of its own) and the super output, Linear over the ReLU of every logit (the primary
+# label's and the 14 fine-grained ones).
+SIDES = ("image", "text", "super")
+
+
+def side_shapes(config: HeadConfig) -> list[tuple[str, int, int]]:
+    shapes, width = [], config.pre_output_width
+    for side in ("image", "text"):
+        if side in config.sides:
+            shapes += [(f"{side}_pre_output", config.map_dim if k == 0 else width, width)
+                       for k in range(config.num_pre_output_layers)]
+            shapes.append((f"{side}_output", width if config.num_pre_output_layers else config.map_dim,
+                           config.outputs))
+    if "super" in config.sides:
+        shapes.append(("super_output", config.outputs + config.aux_outputs, 1))
+    return shapes
 
 
 def trainable_params(config: HeadConfig) -> int:
     """One run's trainable parameters: every layer's weight and bias."""
     return sum(i * o + o for _, i, o in layer_shapes(config))
+
+
+class Forward(NamedTuple):
+    embedding: torch.Tensor  # (runs, N, E): RGCL's retrieval space
+    logits: torch.Tensor  # (runs, N, outputs): every label's, auxiliary ones after the primary
+    sides: dict[str, torch.Tensor]  # each side output's logits (SIDES), where trained
 
 
 class Tapes:
@@ -161,12 +193,14 @@ class HateClipper(nn.Module):
             x = dropout(linear(x, layer, tape, input_grad=k > 0), self.config.drop_probs[0], draw, tape)
         return l2_normalize(x, tape) if self.config.normalize else x
 
-    def fuse(self, image: torch.Tensor, text: torch.Tensor, layers: dict, draw=None,
-             tapes: Tapes | None = None) -> torch.Tensor:
+    def project_both(self, image: torch.Tensor, text: torch.Tensor, layers: dict, draw=None,
+                     tapes: Tapes | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return (self.project(image, layers["image"], draw, tapes and tapes.image),
+                self.project(text, layers["text"], draw, tapes and tapes.text))
+
+    def fuse(self, image: torch.Tensor, text: torch.Tensor, layers: dict, draw=None) -> torch.Tensor:
         """The fused vectors (runs, N, fused width): for `cross` the flattened FIM."""
-        image = self.project(image, layers["image"], draw, tapes and tapes.image)
-        text = self.project(text, layers["text"], draw, tapes and tapes.text)
-        return self.combine(image, text, layers, tapes and tapes.trunk)
+        return self.combine(*self.project_both(image, text, layers, draw), layers)
 
     def combine(self, image: torch.Tensor, text: torch.Tensor, layers: dict, tape: Tape | None = None
                 ) -> torch.Tensor:
@@ -177,21 +211,23 @@ class HateClipper(nn.Module):
             tape.add(fusion.backward and (lambda g: fusion.backward(g, image, text)))
         return fusion.forward(image, text, layers)
 
-    def classify(self, fused: torch.Tensor, layers: dict, draw=None, tape: Tape | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def classify(self, fused: torch.Tensor, layers: dict, draw=None, tape: Tape | None = None,
+                 side: str = "") -> tuple[torch.Tensor, torch.Tensor]:
         """Fused vectors -> (embedding, logits (runs, N, outputs)): fusion dropout,
-        pre-output layers (head.activation), output.
+        pre-output layers (head.activation), output. A side's unimodal head (`side`: image or
+        text) is the same chain of its own layers over its projection.
 
         The embedding is the space RGCL retrieves in: as in RGCL's code, the last pre-output
         layer's output before its activation and dropout (the fused vector without pre-output
         layers).
         """
         _, p_fusion, p_pre = self.config.drop_probs
+        prefix = f"{side}_" if side else ""
         embedding, x = fused, dropout(fused, p_fusion, draw, tape)
-        for layer in layers["pre_output"]:
+        for layer in layers.get(f"{prefix}pre_output", []):
             embedding = linear(x, layer, tape)
             x = dropout(activate(embedding, self.config.activation, tape), p_pre, draw, tape)
-        outputs = layers["output"] + layers["aux_output"]
+        outputs = layers[f"{prefix}output"] + (layers["aux_output"] if not side else [])
         if tape is not None and len(outputs) > 1:
             tape.add(None)  # the auxiliary labels' layer: autograd's
         logits = torch.cat([linear(x, layer, tape) for layer in outputs], dim=-1)
@@ -205,15 +241,25 @@ class HateClipper(nn.Module):
         the mode's); `tapes`: where the hand-written step records each operation's backward."""
         layers = layers or self.layers()
         draw = draw or self.draw()
-        fused = self.fuse(image, text, layers, draw, tapes)
-        return self.classify(fused, layers, draw, tapes and tapes.trunk)
+        image, text = self.project_both(image, text, layers, draw, tapes)
+        fused = self.combine(image, text, layers, tapes and tapes.trunk)
+        embedding, logits = self.classify(fused, layers, draw, tapes and tapes.trunk)
+        sides = {side: self.classify(projection, layers, draw, side=side)[1]
+                 for side, projection in (("image", image), ("text", text)) if side in self.config.sides}
+        if "super" in self.config.sides:
+            (super_output,) = layers["super_output"]
+            sides["super"] = linear(F.relu(logits), super_output)
+        if sides and tapes is not None:
+            tapes.trunk.add(None)  # side outputs train through autograd
+        return Forward(embedding, logits, sides)
 
     def embed_and_classify(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.run(image, text)
+        forward = self.run(image, text)
+        return forward.embedding, forward.logits
 
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Features (runs, N, image_dim), (runs, N, text_dim) -> logits (runs, N, outputs)."""
-        return self.run(image, text)[1]
+        return self.run(image, text).logits
 
 
 Built = TypeVar("Built")
@@ -273,6 +319,18 @@ def outputs(head: HateClipper, image, text, batch_size: int = 4096
              for i in range(0, len(image), batch_size)]
     return (torch.cat([embedding for embedding, _ in parts], dim=1),
             probabilities(torch.cat([logits for _, logits in parts], dim=1), head.config.softmax))
+
+
+@torch.no_grad()
+def side_probs(head: HateClipper, image, text) -> dict[str, np.ndarray]:
+    """Each side output's probabilities (runs, N, columns), in eval mode, for feature rows
+    (N, D): a unimodal head's of the primary labels, the super output's of the first."""
+    image, text = torch.as_tensor(image), torch.as_tensor(text)
+    runs, outputs = head.config.runs, head.config.outputs
+    sides = head.eval().run(image.expand(runs, -1, -1), text.expand(runs, -1, -1)).sides
+    primary = tuple(span for span in head.config.softmax if span[1] <= outputs)
+    return {side: probabilities(logits, () if side == "super" else primary).float().cpu().numpy()
+            for side, logits in sides.items()}
 
 
 def probabilities(logits: torch.Tensor, softmax: tuple[tuple[int, int], ...]) -> torch.Tensor:
