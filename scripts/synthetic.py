@@ -197,6 +197,7 @@ IMAGE_NAMES = {
     "multioff": lambda split, m: f"Labelled Images/{m.id}.jpg",
     "mami": lambda split, m: f"{'TRAINING' if split == 'train' else 'test'}/{m.id}.jpg",
     "pridemm": lambda split, m: f"Images/{m.id}.png",
+    "mmhs150k": lambda split, m: f"img_resized/{m.id}.jpg",
     "propaganda": lambda split, m: f"images/{m.id}_image.png",
     "tamil": lambda split, m: (f"{'uploaded_tamil_memes' if split == 'train' else 'test_img'}/"
                                f"{'troll' if m.label else 'Not_troll'}_{m.id}.jpg"),
@@ -233,7 +234,7 @@ def assign_splits(memes: list[SyntheticMeme], layout: str, rng: random.Random
         return {"train": train, "dev": first, "test": second + third}
     if layout in ("mami", "mami_inline"):  # no dev split, as released
         return {"train": train + first, "test": second + third}
-    if layout in ("propaganda", "harmeme", "harmp", "multioff", "pridemm"):
+    if layout in ("propaganda", "harmeme", "harmp", "multioff", "pridemm", "mmhs150k"):
         return {"train": train, "val": first, "test": second + third}
     if layout == "tamil":  # no dev split, as released
         return {"train": train + first, "test": second + third}
@@ -398,11 +399,32 @@ def write_pridemm(out: Path, splits: dict[str, list[SyntheticMeme]]) -> None:
     pd.DataFrame(rows).to_csv(out / "PrideMM.csv", index=False)
 
 
+def write_mmhs150k(out: Path, splits: dict[str, list[SyntheticMeme]]) -> None:
+    """MMHS150K_GT.json, splits/<split>_ids.txt and img_resized/ as released: each tweet's three
+    annotators' codes, of which a hateful one gets two or three hate codes (1-5) and a benign
+    one at most one; a t.co link ends some tweets."""
+    rng = random.Random(len(splits["train"]))
+    tweets = {}
+    for name, memes in splits.items():
+        (out / "splits").mkdir(parents=True, exist_ok=True)
+        (out / "splits" / f"{name}_ids.txt").write_text("".join(f"{m.id}\n" for m in memes))
+        for m in memes:
+            hateful = rng.choice((2, 3)) if m.label else rng.choice((0, 1))
+            codes = [rng.randint(1, 5) for _ in range(hateful)] + [0] * (3 - hateful)
+            rng.shuffle(codes)
+            tweets[str(m.id)] = {"tweet_url": f"https://twitter.com/user/status/{m.id}", "labels": codes,
+                                 "img_url": f"http://pbs.twimg.com/media/{m.id}.jpg",
+                                 "tweet_text": m.text + (" https://t.co/x1y2z3" if m.id % 3 == 0 else ""),
+                                 "labels_str": [("NotHate", "Racist", "Sexist", "Homophobe", "Religion",
+                                                 "OtherHate")[code] for code in codes]}
+    (out / "MMHS150K_GT.json").write_text(json.dumps(tweets))
+
+
 WRITERS = {"kaggle": write_hateful_memes, "challenge": write_hateful_memes,
            "propaganda": write_propaganda, "tamil": write_tamil, "harmeme": write_harmeme,
            "harmp": write_harmp, "mmf": write_mmf, "multioff": write_multioff, "mami": write_mami,
            "mami_inline": lambda out, splits: write_mami(out, splits, inline=True),
-           "pridemm": write_pridemm}
+           "pridemm": write_pridemm, "mmhs150k": write_mmhs150k}
 FOUR_FACTOR_LAYOUTS = ("harmeme", "harmp", "mmf", "multioff", "mami", "mami_inline", "pridemm")
 RELEASE_FORMATS = tuple(WRITERS)
 
@@ -413,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=600, help="number of memes (default 600)")
     parser.add_argument("--layout", choices=RELEASE_FORMATS, default="kaggle",
                         help="kaggle, challenge, mmf (Hateful Memes), propaganda, tamil, harmeme "
-                             "(Harm-C), harmp (Harm-P), multioff, mami, mami_inline, pridemm")
+                             "(Harm-C), harmp (Harm-P), multioff, mami, mami_inline, pridemm, mmhs150k")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concepts", type=int, default=0,
                         help="K hateful (scene, caption family) concepts, 2-4 (default: XOR of two)")

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from stages.common.errors import InputError
-from stages.data import fine_grained, harmeme, hateful_memes, mami, multioff, pridemm, propaganda, tamil
+from stages.data import fine_grained, harmeme, hateful_memes, mami, mmhs150k, multioff, pridemm, propaganda, tamil
 from stages.data.memes import TRAIN_SPLIT, Dataset, Meme, read_new_memes
 from stages.data.task import Task
 
@@ -40,7 +40,7 @@ def layout(reader) -> Layout:
 
 # data.layout's choices, each named as its reader module; params.py reads the names here.
 LAYOUTS = {reader.__name__.rpartition(".")[2]: layout(reader)
-           for reader in (hateful_memes, propaganda, tamil, harmeme, multioff, mami, pridemm)}
+           for reader in (hateful_memes, propaganda, tamil, harmeme, multioff, mami, pridemm, mmhs150k)}
 DEV_SPLIT = "dev"  # the split data.dev_fraction carves
 DEV_SEED = 0  # the carve is the same on every machine
 
