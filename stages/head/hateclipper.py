@@ -234,9 +234,10 @@ class HateClipper(nn.Module):
         return embedding, logits
 
     def run(self, image: torch.Tensor, text: torch.Tensor, layers: dict | None = None, draw=None,
-            tapes: Tapes | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features (runs, N, image_dim), (runs, N, text_dim) -> (embedding, logits (runs, N,
-        outputs)): the forward, written once. `layers`: the head's own by default (a step
+            tapes: Tapes | None = None) -> Forward:
+        """Features (runs, N, image_dim), (runs, N, text_dim) -> the embedding, the logits
+        (runs, N, outputs) and the side outputs' logits: the forward, written once. `layers`:
+        the head's own by default (a step
         passes them with their gradient views); `draw`: the dropout masks' source (by default
         the mode's); `tapes`: where the hand-written step records each operation's backward."""
         layers = layers or self.layers()
