@@ -14,8 +14,10 @@ half in the picture and half in the caption (what the paper's Sec. 5 clusters re
 the memes are drawn matching, so about half are hateful; each scene and each family alone is
 as often hateful as not.
 
-The other releases' formats (`--layout` harmeme, harmp, mmf, multioff, mami, mami_inline,
-pridemm) draw 4 scenes and 4 families, and every label is again a function of both: a binary
+Each release's files are one `Format` entry (FORMATS, at the end): its writer, its splits, its
+image paths and how many scenes and families its labels are drawn from. The other releases'
+formats (`--layout` harmeme, harmp, mmf, multioff, mami, mami_inline, pridemm) draw 4 scenes
+and 4 families, and every label is again a function of both: a binary
 label the parity of scene XOR family, a label of C classes (scene + family) mod C (HarMeme's
 target (scene - family) mod 4), MAMI's type k whether (scene + family + k) mod 4 < 2.
 Each writes the release's own files and folder shape (docs/datasets.md), with its quirks
@@ -34,6 +36,7 @@ import json
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
@@ -151,15 +154,16 @@ def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: in
     hidden factors) by split. concepts 0: label = scene XOR family; K in 2-4: label =
     (scene == family), K concepts. `propaganda` gives technique k to a meme where
     k % 4 == 2 x (scene XOR family): every label needs both modalities."""
-    if layout not in RELEASE_FORMATS:
-        raise ValueError(f"layout must be one of {', '.join(RELEASE_FORMATS)}, got {layout!r}")
+    if layout not in FORMATS:
+        raise ValueError(f"layout must be one of {', '.join(FORMATS)}, got {layout!r}")
     if n < 40:
         raise ValueError("n must be at least 40 so every split gets memes")
     if concepts and not 2 <= concepts <= len(FAMILIES):
         raise ValueError(f"concepts must be 0 or 2 to {len(FAMILIES)}, got {concepts}")
     rng = random.Random(seed)
     out = Path(out_dir)
-    families = concepts or (len(FAMILIES) if layout in FOUR_FACTOR_LAYOUTS else 2)
+    release = FORMATS[layout]
+    families = concepts or release.families
     captions = caption_pool(rng, per_family=max(4, n // 12), families=families)
     pictures = [rng.randrange(families) for _ in range(max(4, n // 3))]  # each picture's scene
     ids = rng.sample(range(100, 99999), n)  # ids below 10000 get zero-padded file names
@@ -174,11 +178,11 @@ def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: in
             text, family = rng.choice(captions)
         label = int(scene == family) if concepts else (scene ^ family) % 2
         memes.append(SyntheticMeme(meme_id, "", text, label, picture, scene, family))
-    splits = assign_splits(memes, layout, rng)
-    splits = {name: [replace(m, img=image_name(layout, name, m)) for m in split]
+    splits = assign_splits(memes, release.splits, rng)
+    splits = {name: [replace(m, img=release.image(name, m)) for m in split]
               for name, split in splits.items()}
     draw_images(out, splits, pictures, rng)
-    WRITERS[layout](out, splits)
+    release.write(out, splits)
     return splits
 
 
@@ -187,26 +191,6 @@ def techniques(meme: SyntheticMeme) -> list[str]:
     from stages.data.propaganda import TECHNIQUES
 
     return [name for k, name in enumerate(TECHNIQUES) if k % 4 == 2 * (meme.scene ^ meme.family)]
-
-
-# Each format's image path of a meme in a split, as its release names and places images.
-IMAGE_NAMES = {
-    "harmeme": lambda split, m: f"images/covid_memes_{m.id}.png",
-    "harmp": lambda split, m: f"images/memes_{m.id}.png",
-    "mmf": lambda split, m: f"images/img/{m.id:05d}.png",
-    "multioff": lambda split, m: f"Labelled Images/{m.id}.jpg",
-    "mami": lambda split, m: f"{'TRAINING' if split == 'train' else 'test'}/{m.id}.jpg",
-    "pridemm": lambda split, m: f"Images/{m.id}.png",
-    "mmhs150k": lambda split, m: f"img_resized/{m.id}.jpg",
-    "propaganda": lambda split, m: f"images/{m.id}_image.png",
-    "tamil": lambda split, m: (f"{'uploaded_tamil_memes' if split == 'train' else 'test_img'}/"
-                               f"{'troll' if m.label else 'Not_troll'}_{m.id}.jpg"),
-}
-
-
-def image_name(layout: str, split: str, meme: SyntheticMeme) -> str:
-    name = IMAGE_NAMES.get("mami" if layout == "mami_inline" else layout)
-    return name(split, meme) if name else f"img/{meme.id:05d}.png"
 
 
 def draw_images(out: Path, splits: dict[str, list[SyntheticMeme]], pictures: list[int],
@@ -224,24 +208,21 @@ def draw_images(out: Path, splits: dict[str, list[SyntheticMeme]], pictures: lis
         save_image(render_meme(picture_images[meme.picture], meme.text), out / meme.img, index)
 
 
-def assign_splits(memes: list[SyntheticMeme], layout: str, rng: random.Random
+def assign_splits(memes: list[SyntheticMeme], names: tuple[str, ...], rng: random.Random
                   ) -> dict[str, list[SyntheticMeme]]:
+    """The memes in the release's splits: train, a dev split (a release without one keeps
+    those memes in train), the test split(s)."""
     n = len(memes)
     n_eval = max(8, n // 10)
     train, rest = memes[: n - 3 * n_eval], memes[n - 3 * n_eval:]
     first, second, third = rest[:n_eval], rest[n_eval:2 * n_eval], rest[2 * n_eval:]
-    if layout in ("kaggle", "mmf"):
-        return {"train": train, "dev": first, "test": second + third}
-    if layout in ("mami", "mami_inline"):  # no dev split, as released
-        return {"train": train + first, "test": second + third}
-    if layout in ("propaganda", "harmeme", "harmp", "multioff", "pridemm", "mmhs150k"):
-        return {"train": train, "val": first, "test": second + third}
-    if layout == "tamil":  # no dev split, as released
-        return {"train": train + first, "test": second + third}
+    if len(names) == 2:
+        return {names[0]: train + first, names[1]: second + third}
+    if len(names) == 3:
+        return {names[0]: train, names[1]: first, names[2]: second + third}
     # dev_unseen shares half its memes with dev_seen, as in the real release.
     overlap = rng.sample(first, len(first) // 2)
-    return {"train": train, "dev_seen": first, "dev_unseen": overlap + second[: n_eval // 2],
-            "test_seen": second[n_eval // 2:], "test_unseen": third}
+    return dict(zip(names, (train, first, overlap + second[: n_eval // 2], second[n_eval // 2:], third)))
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
@@ -420,20 +401,41 @@ def write_mmhs150k(out: Path, splits: dict[str, list[SyntheticMeme]]) -> None:
     (out / "MMHS150K_GT.json").write_text(json.dumps(tweets))
 
 
-WRITERS = {"kaggle": write_hateful_memes, "challenge": write_hateful_memes,
-           "propaganda": write_propaganda, "tamil": write_tamil, "harmeme": write_harmeme,
-           "harmp": write_harmp, "mmf": write_mmf, "multioff": write_multioff, "mami": write_mami,
-           "mami_inline": lambda out, splits: write_mami(out, splits, inline=True),
-           "pridemm": write_pridemm, "mmhs150k": write_mmhs150k}
-FOUR_FACTOR_LAYOUTS = ("harmeme", "harmp", "mmf", "multioff", "mami", "mami_inline", "pridemm")
-RELEASE_FORMATS = tuple(WRITERS)
+@dataclass(frozen=True)
+class Format:
+    """A release's files, as the generator writes them: a new release is one entry here."""
+    write: Callable[[Path, dict[str, list[SyntheticMeme]]], None]
+    splits: tuple[str, ...]  # train, a dev split if the release has one, the test split(s)
+    image: Callable[[str, SyntheticMeme], str] = lambda split, m: f"img/{m.id:05d}.png"  # by split
+    families: int = len(FAMILIES)  # scenes and caption families the labels are drawn from
+
+
+VAL = ("train", "val", "test")
+FORMATS = {
+    "kaggle": Format(write_hateful_memes, ("train", "dev", "test"), families=2),
+    "challenge": Format(write_hateful_memes, ("train", "dev_seen", "dev_unseen", "test_seen", "test_unseen"),
+                        families=2),
+    "mmf": Format(write_mmf, ("train", "dev", "test"), lambda split, m: f"images/img/{m.id:05d}.png"),
+    "propaganda": Format(write_propaganda, VAL, lambda split, m: f"images/{m.id}_image.png", families=2),
+    "tamil": Format(write_tamil, ("train", "test"), families=2, image=lambda split, m: (
+        f"{'uploaded_tamil_memes' if split == 'train' else 'test_img'}/{'troll' if m.label else 'Not_troll'}_{m.id}.jpg")),
+    "harmeme": Format(write_harmeme, VAL, lambda split, m: f"images/covid_memes_{m.id}.png"),
+    "harmp": Format(write_harmp, VAL, lambda split, m: f"images/memes_{m.id}.png"),
+    "multioff": Format(write_multioff, VAL, lambda split, m: f"Labelled Images/{m.id}.jpg"),
+    "mami": Format(write_mami, ("train", "test"),
+                   lambda split, m: f"{'TRAINING' if split == 'train' else 'test'}/{m.id}.jpg"),
+    "mami_inline": Format(lambda out, splits: write_mami(out, splits, inline=True), ("train", "test"),
+                          lambda split, m: f"{'TRAINING' if split == 'train' else 'test'}/{m.id}.jpg"),
+    "pridemm": Format(write_pridemm, VAL, lambda split, m: f"Images/{m.id}.png"),
+    "mmhs150k": Format(write_mmhs150k, VAL, lambda split, m: f"img_resized/{m.id}.jpg", families=2),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir")
     parser.add_argument("--n", type=int, default=600, help="number of memes (default 600)")
-    parser.add_argument("--layout", choices=RELEASE_FORMATS, default="kaggle",
+    parser.add_argument("--layout", choices=list(FORMATS), default="kaggle",
                         help="kaggle, challenge, mmf (Hateful Memes), propaganda, tamil, harmeme "
                              "(Harm-C), harmp (Harm-P), multioff, mami, mami_inline, pridemm, mmhs150k")
     parser.add_argument("--seed", type=int, default=0)
