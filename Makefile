@@ -19,7 +19,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 
 # The official code's metric library as the paper ran it (TorchMetrics 0.9.3, which needs a
 # setuptools below 70 beside it, where torch needs one above 77): a folder of its own, used by
-# tests/test_task_metrics.py in a subprocess.
+# tests/report/test_scoring.py in a subprocess.
 REFERENCE := $(VENV)/reference
 $(REFERENCE)/.installed: $(VENV)/.installed
 	$(BIN)/python -m pip install -q --no-deps --target $(REFERENCE) "torchmetrics==0.9.3" "setuptools<70"
@@ -27,7 +27,7 @@ $(REFERENCE)/.installed: $(VENV)/.installed
 
 # Two workers, a file each at a time (module fixtures stay shared), one thread each: on CI's
 # two cores that is about 1.35x faster than one process with two threads. The files go in
-# tests/conftest.py's order, heaviest first, not xdist's (by number of tests).
+# tests/conftest.py's order, tests marked `slow` first, not xdist's (by number of tests).
 test: venv $(REFERENCE)/.installed
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder

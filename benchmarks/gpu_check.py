@@ -7,12 +7,12 @@
    off) and bf16, through the stage's own entry point, which starts one process per visible GPU:
    memes/s, and whether decoding or the encoder sets the pace.
 2. train.runs 5 on the device (fused AdamW on CUDA): run k against a one-run training seeded
-   seed + k, dropout off, as tests/test_train.py checks it on the CPU.
+   seed + k, dropout off, as tests/stages/test_train.py checks it on the CPU.
 3. `cross` at map_dim 1024 (32 on the CPU), one run: peak device memory against docs/paper-tables.md's
    figure (16 bytes per trainable parameter: weight, gradient, AdamW's two moments).
 4. The paper-table smoke test (docs/paper-tables.md) on a synthetic workspace, with the device.
 5. The train loop's AdamW (stages/head/adamw.py) against torch.optim.AdamW(fused=True) on the
-   device, six steps on the same gradients: the same weights bit for bit, as tests/test_train.py
+   device, six steps on the same gradients: the same weights bit for bit, as tests/head/test_adamw.py
    checks it on the CPU (both call the same fused kernel; on CUDA it is another kernel).
 """
 from __future__ import annotations

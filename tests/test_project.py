@@ -5,7 +5,7 @@ import re
 import pytest
 import tomllib
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def requirement_lines(name: str) -> list[str]:

@@ -3,7 +3,7 @@
 Constructing any torch.optim optimizer first imports torch._dynamo, seconds of every train
 process, which needs nothing else of it. The step itself is
 one call of the very fused kernel torch.optim.AdamW(fused=True) calls, so this class keeps
-its state (the two moments and a float step count) and makes that call; tests/test_train.py
+its state (the two moments and a float step count) and makes that call; tests/head/test_adamw.py
 checks that both give the same weights, bit for bit.
 """
 from __future__ import annotations

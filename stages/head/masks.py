@@ -8,7 +8,7 @@ another core (torch's ops release the GIL). The thread draws from a copy of the 
 state, so the masks are the ones the step would have drawn, bit for bit, as long as nothing
 else draws from the default generator during the loop (train() does not: its shuffles and
 views have generators of their own), and how far ahead it ran leaves no trace
-(tests/test_masks.py). The loop runs on one intra-op thread fewer, so that the drawing thread
+(tests/head/test_masks.py). The loop runs on one intra-op thread fewer, so that the drawing thread
 has a core of its own: beside torch's spinning workers the thread made the loop slower.
 
 That pays for small heads only (`pays`): one with more than MAX_WEIGHTS weights over all runs

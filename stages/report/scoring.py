@@ -89,7 +89,7 @@ def auroc_interval(labels: np.ndarray, run_probs: np.ndarray, level: float = 0.9
     return float(low), float(high)
 
 
-# The ranking curves of one binary label, as scikit-learn computes them (tests/test_scoring.py
+# The ranking curves of one binary label, as scikit-learn computes them (tests/report/test_scoring.py
 # holds them to it): evaluate needs only these, and importing scikit-learn for them cost each
 # evaluate run more than a second.
 

@@ -1,0 +1,174 @@
+"""Every evaluation of the seeds through the real `dvc`: Propaganda Memes (22 labels),
+TamilMemes with a carved dev split, fine-grained auxiliary labels, and the seed's own head."""
+import io
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scripts import synthetic
+from stages.cache import features
+from stages.head import hateclipper, inputs
+from tests.helpers import sh, workspace
+
+pytestmark = pytest.mark.slow  # `dvc repro` on 600 memes, and the stages end to end
+
+
+@pytest.fixture(scope="module")
+def propaganda_repo(tmp_path_factory):
+    ws = workspace(tmp_path_factory.mktemp("prop") / "ws", "--n 600 --layout propaganda",
+                   "--set train.lr=0.003", "--set train.select=micro_f1")
+    sh("dvc repro", ws)
+    sh("git add -A && git commit -qm 'first run'", ws)
+    return ws
+
+
+def test_propaganda_scores_22_techniques_beside_their_baselines(propaganda_repo):
+    metrics = json.loads((propaganda_repo / "reports/metrics.json").read_text())
+    test = metrics["test"]
+    # the paper's figure with its interval and ensemble first, then what readers compare, once each
+    assert set(test) == {"n", "paper_micro_f1", "paper_micro_f1_ci_low", "paper_micro_f1_ci_high",
+                         "ensemble_paper_micro_f1", "micro_f1", "macro_f1", "auroc", "baselines"}
+    detail = json.loads((propaganda_repo / "reports/metrics_detail.json").read_text())["test"]
+    assert detail["labels"] == 22 and {"exact_match", "weighted_f1"} <= set(detail["mean"])
+    assert detail["intervals"]["micro_f1"][0] <= test["micro_f1"] <= detail["intervals"]["micro_f1"][1]
+    baselines = test["baselines"]
+    assert test["micro_f1"] > baselines["all_positive"]["micro_f1"] + 0.3  # cross learns
+    assert baselines["all_negative"]["micro_f1"] == 0 < baselines["all_negative"]["paper_micro_f1"]
+    per_label = pd.read_csv(propaganda_repo / "reports/per_label/test.csv")
+    assert len(per_label) == 22 and {"label", "support", "f1", "auroc"} <= set(per_label.columns)
+    submission = json.loads((propaganda_repo / "reports/submission/test.json").read_text())
+    assert len(submission) == test["n"] and set(submission[0]) == {"id", "labels"}
+
+
+def test_attention_m_reruns_the_head_only_with_the_official_parameter_count(propaganda_repo):
+    run = sh("dvc exp run -S fusion=attention_m", propaganda_repo)
+    assert "Stage 'extract' didn't change, skipping" in run.stdout
+    assert "Running stage 'train'" in run.stdout
+    cache = inputs.read(propaganda_repo / features.CACHE, ["train"])[0]["train"]
+    i, t, m = cache.image.shape[1], cache.text.shape[1], 32
+    # engine.py: two projections, gen_query and gen_key (m -> m // 4), Linear(2m, m), Linear(m, 22)
+    official = (i * m + m) + (t * m + m) + 2 * (m * (m // 4) + m // 4) + (2 * m * m + m) + (m * 22 + 22)
+    summary = json.loads((propaganda_repo / "reports/train.json").read_text())
+    assert summary["trainable_params"] == official
+
+
+def test_the_retrieval_classifier_votes_every_technique(propaganda_repo):
+    """classifier=retrieval reruns evaluate only, on a task of 22 labels: each
+    neighbour votes its label vector."""
+    run = sh("dvc exp run -S classifier=retrieval", propaganda_repo)
+    assert "Stage 'train' didn't change, skipping" in run.stdout
+    metrics = json.loads((propaganda_repo / "reports/metrics.json").read_text())["test"]
+    assert json.loads((propaganda_repo / "reports/metrics_detail.json").read_text())["test"]["labels"] == 22
+    assert metrics["micro_f1"] > metrics["baselines"]["all_positive"]["micro_f1"] + 0.3
+    per_label = pd.read_csv(propaganda_repo / "reports/per_label/test.csv")
+    assert len(per_label) == 22 and per_label["f1"].notna().all()
+    predictions = pd.read_csv(propaganda_repo / "reports/predictions/test.csv")
+    assert predictions.filter(like="prob_").shape[1] == 22
+
+
+def test_tamil_selects_on_a_carved_dev_split_and_reports_the_majority_baseline(tmp_path):
+    ws = workspace(tmp_path / "ws", "--n 300 --layout tamil", "--set train.epochs=3")
+    sh("dvc repro", ws)
+    metrics = json.loads((ws / "reports/metrics.json").read_text())
+    assert set(metrics) == {"dev", "test"}  # the carved dev split selects; test stays test
+    data_train = [l for l in (ws / "data/synthetic/train_captions.csv").read_text().splitlines()[1:]]
+    assert metrics["dev"]["n"] == round(0.1 * len(data_train))
+    for key in ("micro_f1", "auroc", "paper_micro_f1"):
+        assert key in metrics["test"]
+    majority = metrics["test"]["baselines"]["majority"]
+    assert 0 < majority["paper_micro_f1"] < 1
+
+
+@pytest.fixture(scope="module")
+def fine_grained_workspace(kaggle_set, tmp_path_factory):
+    """The kaggle-layout set with synthetic fine-grained annotations, extracted once."""
+    from stages import extract
+
+    source, splits = kaggle_set
+    work = tmp_path_factory.mktemp("fine")
+    root = work / "memes"  # a copy: the annotations go inside data.dir, where DVC tracks them
+    shutil.copytree(source, root)
+    synthetic.write_fine_grained(root / "fine", splits, coverage=0.9)
+    from tests.helpers import write_params
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        for name, folder in (("plain", None), ("annotated", str(root / "fine"))):
+            (work / name).mkdir()
+            mp.chdir(work / name)
+            write_params(work / name, root, data__fine_grained=folder, train__epochs=4)
+            extract.main([])
+    return work, root
+
+
+def train_and_evaluate(work, root, name, **overrides):
+    from stages import evaluate, train
+    from tests.helpers import write_params
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work / name)
+        folder = str(root / "fine") if name == "annotated" else None
+        write_params(work / name, root, data__fine_grained=folder, train__epochs=4, **overrides)
+        train.main([])
+        evaluate.main([])
+    return (json.loads((work / name / "reports/metrics.json").read_text()),
+            pd.read_csv(work / name / "reports/per_label/dev.csv"))
+
+
+def test_auxiliary_labels_train_with_aux_weight_and_change_nothing_at_zero(fine_grained_workspace):
+    work, root = fine_grained_workspace
+    plain, _ = train_and_evaluate(work, root, "plain")
+    off, off_labels = train_and_evaluate(work, root, "annotated", train__aux_weight=0.0)
+    for key in ("auroc", "accuracy", "micro_f1", "paper_micro_f1"):
+        assert off["dev"][key] == pytest.approx(plain["dev"][key], abs=1e-6), key
+    on, per_label = train_and_evaluate(work, root, "annotated", train__aux_weight=1.0)
+    auxiliary = per_label[per_label["auxiliary"]]
+    covered = auxiliary[(auxiliary["support"] > 0) & (auxiliary["support"] < auxiliary["n"])]
+    assert len(covered) >= 4 and covered["auroc"].notna().all()  # race/religion, mocking/..., empties
+    assert on["dev"]["auroc"] != pytest.approx(off["dev"]["auroc"], abs=1e-9)  # the loss did change
+
+
+def test_the_seeds_head_learns_within_three_epochs(tmp_path, monkeypatch):
+    """kanru-wang's head on CLIP embeddings of a random ViT-B-32: no L2 norm, 512-d projections,
+    Linear(262144, 128), GELU, dropout 0.1."""
+    from stages import extract, train
+    from tests.helpers import write_params
+
+    root = tmp_path / "memes"
+    synthetic.generate(root, n=150, seed=11)
+    monkeypatch.chdir(tmp_path)
+    seed_head = dict(clip__model="ViT-B-32", head__features="projected", head__map_dim=512,
+                     head__normalize=False, head__pre_output_dim=128, head__activation="gelu",
+                     head__drop_probs=[0.0, 0.0, 0.1], train__epochs=3, train__lr=1e-4,
+                     train__batch_size=16)
+    write_params(tmp_path, root, **seed_head)
+    extract.main([])
+    train.main([])
+    summary = json.loads((tmp_path / "reports/train.json").read_text())
+    assert summary["trainable_params"] == 34_080_001
+    assert summary["best_dev_auroc"] > 0.9  # 15 dev memes whose labels need both modalities
+    head, _ = hateclipper.load(tmp_path / hateclipper.CHECKPOINT)
+    assert not head.config.normalize and head.config.activation == "gelu"
+    assert np.isfinite(summary["best_dev_auroc"])
+
+
+def test_new_memes_in_the_one_form_score_as_the_pipeline_scores_them(propaganda_repo):
+    """predict --jsonl on a Propaganda Memes head: the release's own captions (upper case,
+    newlines) go through its reader's caption rule, so each meme scores as in the pipeline."""
+    data = propaganda_repo / "data/synthetic"
+    lines = [json.loads(line) for line in (data / "annotations/test.jsonl").read_text().splitlines()][:5]
+    new = data / "new.jsonl"
+    new.write_text("".join(json.dumps({"id": line["id"], "img": f"images/{line['image']}",
+                                       "text": line["text"].upper() + "\n", "labels": line["labels"]}) + "\n"
+                           for line in lines))
+    try:
+        out = sh(f"python -m stages.predict --jsonl {new}", propaganda_repo).stdout
+    finally:
+        new.unlink()
+    scored = pd.read_csv(io.StringIO(out), dtype={"id": str})
+    pipeline = pd.read_csv(propaganda_repo / "reports/predictions/test.csv", dtype={"id": str})
+    pipeline = pipeline.set_index("id").loc[scored["id"]].reset_index()
+    assert scored.filter(like="prob_").shape[1] == 22
+    np.testing.assert_allclose(scored.filter(like="prob_"), pipeline.filter(like="prob_"), atol=1e-5)
