@@ -24,7 +24,6 @@ def test_delong_equals_the_direct_computation(seed, ties):
     assert fast[0] == pytest.approx(metrics.roc_auc_score(labels, a))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("metric, level", [("auroc", None), ("micro_f1", 0.9)])
 def test_the_paired_interval_is_the_percentile_bootstrap_at_its_level(metric, level):
     """Each draw of memes scores both sides' runs (scikit-learn here); the interval is the
