@@ -174,8 +174,8 @@ def autograd_step(p: params_module.Params, head: hateclipper.HateClipper, task: 
                   image: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
                   batch: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
     """Each run's loss (runs,) on a batch, its gradient left in the head by autograd: for
-    what stages/head/backprop.py does not write out (RGCL, GELU, C-class or auxiliary labels,
-    CMAF)."""
+    what the hand-written step does not serve (RGCL, GELU, C-class or auxiliary labels, side
+    outputs, a fusion without a backward: stages/head/backprop.supports)."""
     embedding, logits, sides = head.run(image, text)
     loss = task_loss(logits, labels[batch], task, p.train.aux_weight) + side_loss(p, sides, labels[batch], task)
     if index is not None:
