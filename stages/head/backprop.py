@@ -27,11 +27,8 @@ def supports(head: HateClipper, loss: str) -> bool:
     every operation has a backward (a one-meme forward, taped, tells)."""
     if loss != "bce" or head.config.softmax:
         return False
-    tapes, config = Tapes(), head.config
-    with torch.no_grad():
-        head.run(head.weights.new_zeros(config.runs, 1, config.image_dim),
-                 head.weights.new_zeros(config.runs, 1, config.text_dim),
-                 head.layers(torch.empty_like(head.weights)), draw=lambda x, p: None, tapes=tapes)
+    tapes = Tapes()
+    head.probe(layers=head.layers(torch.empty_like(head.weights)), draw=lambda x, p: None, tapes=tapes)
     return tapes.complete
 
 

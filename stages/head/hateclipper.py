@@ -254,6 +254,14 @@ class HateClipper(nn.Module):
             tapes.trunk.add(None)  # side outputs train through autograd
         return Forward(embedding, logits, sides)
 
+    @torch.no_grad()
+    def probe(self, **run_args) -> Forward:
+        """The forward on one meme of zero features, to read what it does (which masks it
+        draws, whether every operation has a backward), not what it computes."""
+        config = self.config
+        return self.run(self.weights.new_zeros(config.runs, 1, config.image_dim),
+                        self.weights.new_zeros(config.runs, 1, config.text_dim), **run_args)
+
     def embed_and_classify(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         forward = self.run(image, text)
         return forward.embedding, forward.logits

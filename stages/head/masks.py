@@ -56,10 +56,7 @@ def layout(head: HateClipper) -> list[tuple[int, float]]:
         if p:
             asked.append((x.shape[-1], p))
 
-    config = head.config
-    with torch.no_grad():
-        head.run(head.weights.new_zeros(config.runs, 1, config.image_dim),
-                 head.weights.new_zeros(config.runs, 1, config.text_dim), draw=record)
+    head.probe(draw=record)
     return asked
 
 
