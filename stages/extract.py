@@ -2,8 +2,8 @@
 
     python -m stages.extract          (reads params.yaml: data.*, clip.*)
 
-Each unique image and each unique caption is encoded once, however many splits or memes share
-it. Images are decoded in DataLoader workers while the encoder runs. Work is saved in units
+Each unique image and each unique text (captions and the text streams of data.texts) is
+encoded once, however many splits, memes or streams share it. Images are decoded in DataLoader workers while the encoder runs. Work is saved in units
 beside the output (`resume_store`), so an interrupted run resumes where it stopped; the cache
 itself appears atomically when everything is done, and the units are removed.
 """
@@ -30,7 +30,7 @@ from stages.common import distributed
 from stages.common import params as params_module
 from stages.common.errors import InputError, run_stage
 from stages.common.files import write_csv, write_json
-from stages.data import dataset, fine_grained
+from stages.data import dataset, fine_grained, texts as streams
 from stages.data.memes import TRAIN_SPLIT
 from stages.encoder import clip
 
@@ -189,6 +189,8 @@ def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: l
             image=pooled_rows(image_rows, img_rows), text=pooled_rows(text_rows, txt_rows),
             image_proj=image_rows["proj"][img_rows], text_proj=text_rows["proj"][txt_rows],
             captions=[m.text for m in kept],
+            streams={stream: stream_rows(streams.texts_of(data, kept, stream), text_rows, text_index)
+                     for stream in streams.cached(data)},
         )
         if name == TRAIN_SPLIT and view_rows is not None:
             attach_views(splits[name], kept, view_rows, training_images(data))
@@ -197,6 +199,11 @@ def assemble(data: dataset.Dataset, image_rows: dict, text_rows: dict, images: l
 
 def pooled_rows(table: dict, rows: list[int]) -> np.ndarray | None:
     return table["pooled"][rows] if "pooled" in table else None
+
+
+def stream_rows(texts: list[str], text_rows: dict, text_index: dict[str, int]) -> features.Stream:
+    rows = [text_index[text] for text in texts]
+    return features.Stream(texts, pooled_rows(text_rows, rows), text_rows["proj"][rows])
 
 
 def attach_views(split: features.SplitFeatures, memes: list[dataset.Meme], view_rows: dict,
@@ -212,9 +219,10 @@ def attach_views(split: features.SplitFeatures, memes: list[dataset.Meme], view_
 
 
 def extract_report(summary: dict, splits: dict[str, features.SplitFeatures], cache: Path,
-                   shard: distributed.Shard, enc: clip.Encoder) -> dict:
+                   shard: distributed.Shard, enc: clip.Encoder, data: dataset.Dataset) -> dict:
     """The extraction's cost and what the cache holds, for `dvc exp show` and the encoders
-    table: a cache restored from DVC's run-cache keeps the figures of the run that made it."""
+    table: a cache restored from DVC's run-cache keeps the figures of the run that made it.
+    `texts`: per stream and split, the memes with a non-empty text."""
     some = next(iter(splits.values()))
     size = cache.stat().st_size
     return {**summary,
@@ -223,7 +231,8 @@ def extract_report(summary: dict, splits: dict[str, features.SplitFeatures], cac
             "cache_bytes": size, "bytes_per_meme": size / summary["memes"],
             "feature_kinds": " ".join(enc.kinds),
             "widths": {key: int(getattr(some, key).shape[1]) for key in
-                       ("image", "text", "image_proj", "text_proj") if getattr(some, key) is not None}}
+                       ("image", "text", "image_proj", "text_proj") if getattr(some, key) is not None},
+            **({"texts": streams.covered(data)} if data.texts else {})}
 
 
 def write_bad_images_report(skipped: list[tuple]) -> None:
@@ -255,14 +264,18 @@ def extract_shard(p: params_module.Params, cache: Path, max_unit: int,
     if shard.is_main:
         print(f"{data.root}: {n_memes} memes in {len(data.splits)} splits "
               f"({', '.join(data.splits)}); {len(images)} unique images, {len(texts)} unique "
-              f"captions" + (f"; {shard.world} processes" if shard.world > 1 else ""))
+              f"texts" + (f"; {shard.world} processes" if shard.world > 1 else ""))
+        for name, counts in streams.covered(data).items():
+            print(f"text stream {name}: a text for {sum(counts.values())} of {n_memes} memes "
+                  f"({', '.join(f'{split} {count}' for split, count in counts.items())})")
         if p.data.fine_grained:
             covered = fine_grained.annotated(data)
             print(f"{p.data.fine_grained}: fine-grained labels for {sum(covered.values())} of {n_memes} "
                   f"memes ({', '.join(f'{name} {count}' for name, count in covered.items())})")
     enc = clip.load(**p.clip.feature_settings(), device=device)
     attrs = {**enc.info, "data_fingerprint": dataset.fingerprint(data), "task": data.task.to_json(),
-             "on_bad_image": p.data.on_bad_image, "augment_views": p.clip.augment_views}
+             "on_bad_image": p.data.on_bad_image, "augment_views": p.clip.augment_views,
+             "texts": " ".join(data.texts)}
     # Units are kept under the cache identity, so stale ones are never reused; those of an
     # abandoned run are removed. Their files name their rows, so any batch size, unit size or
     # number of ranks reuses them.
@@ -272,7 +285,7 @@ def extract_shard(p: params_module.Params, cache: Path, max_unit: int,
     paths = [data.root / img for img in images]
     tables = [Table("images", len(images), "img", lambda units: encode_image_units(
                   enc, paths, units, batch, p.data.on_bad_image, workers=workers)),
-              Table("captions", len(texts), "caption", lambda units: encode_text_units(
+              Table("texts", len(texts), "text", lambda units: encode_text_units(
                   enc, texts, units, batch))]
     if p.clip.augment_views:
         train_images = training_images(data)
@@ -298,16 +311,15 @@ def extract_shard(p: params_module.Params, cache: Path, max_unit: int,
         print(f"rank {shard.rank} of {shard.world} encoded {encoded}", flush=True)
     distributed.barrier(shard)  # every rank's units are saved
     seconds = time.perf_counter() - started
-    summary = {"memes": n_memes, "unique_images": len(images), "unique_captions": len(texts),
+    summary = {"memes": n_memes, "unique_images": len(images), "unique_texts": len(texts),
                "encode_seconds": seconds}
     if not shard.is_main:
         return summary
     rows = {t.name: store.assemble(t.name, t.n) for t in tables}
-    splits, skipped = assemble(data, rows["images"], rows["captions"], images, texts,
-                               rows.get("views"))
-    features.write(cache, splits, attrs)
+    splits, skipped = assemble(data, rows["images"], rows["texts"], images, texts, rows.get("views"))
+    features.write(cache, splits, attrs, enc.projection_matrices())
     write_bad_images_report(skipped)
-    write_json(EXTRACT_REPORT, extract_report(summary, splits, cache, shard, enc))
+    write_json(EXTRACT_REPORT, extract_report(summary, splits, cache, shard, enc, data))
     shutil.rmtree(store.folder)
     print(f"wrote {cache}: {n_memes} memes encoded in {seconds:.1f}s "
           f"({n_memes / seconds:.1f} memes/s on {shard.world} x {enc.device}, "

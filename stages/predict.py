@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     if not jsonl and (args.image is None or args.text is None):
         raise InputError("scoring one meme needs both --image and --text")
     head, meta = hateclipper.load(args.head)
+    if head.config.caption_mode != "none":
+        raise InputError(f"{args.head} reads a caption stream (head.caption_mode: {head.config.caption_mode}), "
+                         "which new memes do not bring: score them with a head of caption_mode none")
     task = Task.from_json(meta["task"])
     if args.add_to_index:
         add_to_index(p, head, meta, task, Path(args.add_to_index), args.device)

@@ -92,7 +92,8 @@ def side_loss(p: params_module.Params, sides: dict[str, torch.Tensor], labels: t
 
 
 def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
-          device: torch.device, log=print, task: Task = HATEFUL
+          device: torch.device, log=print, task: Task = HATEFUL,
+          projections: dict[str, np.ndarray] | None = None
           ) -> tuple[hateclipper.HateClipper, list[dict], np.ndarray]:
     """The training loop for all train.runs heads at once; returns the heads, each at its own
     best epoch, one row per epoch with every run's train loss, dev AUROC and dev score (the
@@ -101,16 +102,17 @@ def train(p: params_module.Params, splits: dict[str, features.SplitFeatures],
     Runs are independent: run k is initialised and shuffled from seed + k, draws its own dropout
     masks, has its gradient clipped by its own norm and keeps its own best epoch. A run that
     early-stops keeps stepping (in a batched step it costs nothing) but its saved epoch no
-    longer moves; the loop ends when every run has stopped.
+    longer moves; the loop ends when every run has stopped. `projections`: CLIP's, which a
+    pretrained map starts from.
     """
     runs, seed = p.train.runs, p.train.seed
     torch.manual_seed(seed)  # dropout masks
     image, text, labels = as_tensors(splits[TRAIN_SPLIT], device)
     views = image_views(splits[TRAIN_SPLIT], device)
     dev_image, dev_text, dev_labels = as_tensors(splits[p.data.dev_split], device)
-    config = hateclipper.HeadConfig.from_params(p, image.shape[1], text.shape[1], task)
+    config = hateclipper.HeadConfig.from_params(p, image.shape[1], text.shape[1], task, projections)
     dev_known = dev_labels[:, task.primary].cpu().numpy()
-    head = hateclipper.HateClipper(config, seed).to(device)
+    head = hateclipper.HateClipper(config, seed, projections).to(device)
     # A small head's step is a few dozen tiny kernels: per-kernel overhead, not FLOPs, sets
     # the pace, so the optimizer runs as one fused kernel over all runs' weights (the head
     # keeps every layer of every run in that one tensor).
@@ -268,7 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     check_splits(p, splits, task)
     device = distributed.resolve_device("auto")
     started = time.perf_counter()
-    head, history, epochs = train(p, splits, device, task=task)
+    projections = inputs.projections(features.CACHE) if p.head.pretrained_map else None
+    head, history, epochs = train(p, splits, device, task=task, projections=projections)
     seconds = time.perf_counter() - started
     best = {key: np.array([history[e - 1][key][run] for run, e in enumerate(epochs)])
             for key in ("dev_auroc", "dev_score")}
@@ -276,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         # new memes are encoded with the very settings of the cache (predict --image/--jsonl)
         "encoder": {key: attrs[key] for key in params_module.FEATURE_SETTINGS},
         "features": p.head.features,
+        "caption": p.head.caption,  # the stream a caption mode reads
         "cache_fingerprint": attrs["fingerprint"],
         "best_epochs": epochs.tolist(),
         "task": task.to_json(),

@@ -7,7 +7,12 @@ embeddings, every model has them) and, where the encoder separates its final pro
 `image` and `text` (pooled, pre-projection: the paper's features). The `feature_kinds`
 attribute names the kinds the file holds. With clip.augment_views > 0 the training split also
 holds `image_proj_views` (and `image_views` with pooled features), (N, views, D): augmented
-views of each meme's image, for training only. File attributes name the encoder settings and
+views of each meme's image, for training only. Each text stream of data.texts (and its join
+with the meme's text, stages/data/texts.py) is a subgroup `streams/<name>` of the split: `texts`,
+`text_proj` and, with pooled features, `text`; the `texts` attribute names the streams. Where
+pooled features exist, `projections/image` and `projections/text` hold the towers' own final
+projections (in, out), and `.../<tower>_bias` a bias where one has it: `head.pretrained_map`
+starts from them. File attributes name the encoder settings and
 the data the features were computed from; `stages/head/inputs.py` checks them, so a cache from
 another encoder or data version is an error, not wrong numbers. Extraction imports this module
 and not the reader, so that DVC reruns a GPU extraction only for code that decides the features.
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -33,12 +38,25 @@ VIEW_KEYS = ("image_views", "image_proj_views")
 # What this code writes. 2: long captions keep their EOT (version 1 cut them without one, which
 # the official code never did), labels are a column per task label, captions are kept. 3: every
 # open_clip model; pooled features only where they exist (`feature_kinds`), the tokenizer
-# recorded. Readers refuse any other version, so an old cache is re-extracted.
-FORMAT_VERSION = 3
+# recorded. 4: text streams and the towers' projections. A format-3 cache is a format-4 cache
+# without them and is read as one; readers refuse any other version, so an old cache is
+# re-extracted.
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (3, 4)
+STREAMS = "streams"
+PROJECTIONS = "projections"
 # The attributes that decide what the cached numbers are; their digest is the cache fingerprint.
 IDENTITY_ATTRS = ("format_version", "model", "pretrained", "resize", "precision", "tokenizer",
                   "activation", "image_size", "open_clip_version", "data_fingerprint",
                   "on_bad_image", "augment_views")
+
+
+@dataclass
+class Stream:
+    """A text stream's rows for a split: its texts and their features."""
+    texts: list[str]
+    text: np.ndarray | None  # pooled; None without pooled features
+    text_proj: np.ndarray
 
 
 @dataclass
@@ -52,6 +70,7 @@ class SplitFeatures:
     image_views: np.ndarray | None = None  # (N, views, D): training split, augment_views > 0
     image_proj_views: np.ndarray | None = None
     captions: list[str] | None = None  # the memes' text, for pictures made without the data
+    streams: dict[str, Stream] = field(default_factory=dict)  # data.texts and their joins
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -80,8 +99,11 @@ def label_names(attrs: dict) -> list[str]:
 def check_aligned(split: SplitFeatures, name: str, labels: int, where: str) -> None:
     """Row k of every array is meme ids[k]: ids, captions, labels and every feature kind
     (views included) have one row per meme, and labels one column per label of the task."""
-    for key in ("captions", "labels", "image", "text", "image_proj", "text_proj", *VIEW_KEYS):
-        value = getattr(split, key)
+    columns = {key: getattr(split, key) for key in ("captions", "labels", "image", "text", "image_proj",
+                                                    "text_proj", *VIEW_KEYS)}
+    for stream, rows in split.streams.items():
+        columns.update({f"stream '{stream}' {key}": getattr(rows, key) for key in ("texts", "text", "text_proj")})
+    for key, value in columns.items():
         if value is not None and len(value) != len(split.ids):
             raise InputError(f"{where}: split '{name}' has {len(split.ids)} ids but "
                              f"{len(value)} rows of {key}; re-extract it (`dvc repro extract`)")
@@ -97,13 +119,23 @@ def kinds_of(splits: dict[str, SplitFeatures]) -> list[str]:
                    for s in splits.values())]
 
 
-def write(path: str | Path, splits: dict[str, SplitFeatures], attrs: dict) -> None:
+def split_names(f: h5py.File) -> list[str]:
+    """The file's splits: every group but the projections."""
+    return [name for name in f if name != PROJECTIONS]
+
+
+def write(path: str | Path, splits: dict[str, SplitFeatures], attrs: dict,
+          projections: dict[str, np.ndarray] | None = None) -> None:
     """Write the cache atomically: readers never see a half-written file, nor one they would
-    refuse for non-finite values."""
+    refuse for non-finite values. `projections`: the towers' own (image, text, and any bias)."""
+    if PROJECTIONS in splits:
+        raise InputError(f"{path} not written: a split may not be named {PROJECTIONS}")
     for name, split in splits.items():
         check_aligned(split, name, len(label_names(attrs)), f"{path} not written")
         check_finite(split, name, ("image", "text", "image_proj", "text_proj", *VIEW_KEYS),
                      f"{path} not written (an encoder overflow? compare with clip.device: cpu)")
+        for stream, rows in split.streams.items():
+            check_finite(rows, f"{name}' stream '{stream}", ("text", "text_proj"), f"{path} not written")
     attrs = {**attrs, "format_version": FORMAT_VERSION, "feature_kinds": " ".join(kinds_of(splits))}
     attrs["fingerprint"] = cache_fingerprint(attrs)
     with atomic_path(path) as tmp:
@@ -119,3 +151,14 @@ def write(path: str | Path, splits: dict[str, SplitFeatures], attrs: dict) -> No
                 for key in ("image", "text", "image_proj", "text_proj", *VIEW_KEYS):
                     if getattr(split, key) is not None:
                         group.create_dataset(key, data=getattr(split, key).astype(np.float32))
+                for stream, rows in split.streams.items():
+                    write_stream(group.create_group(f"{STREAMS}/{stream}"), rows)
+            for key, matrix in (projections or {}).items():
+                f.create_dataset(f"{PROJECTIONS}/{key}", data=matrix.astype(np.float32))
+
+
+def write_stream(group: h5py.Group, rows: Stream) -> None:
+    group.create_dataset("texts", data=rows.texts, dtype=h5py.string_dtype("utf-8"))
+    for key in ("text", "text_proj"):
+        if getattr(rows, key) is not None:
+            group.create_dataset(key, data=getattr(rows, key).astype(np.float32))

@@ -104,10 +104,23 @@ def fractions(count: int, expected: str, ok: Callable[[list], bool] = lambda v: 
     return check
 
 
+def stream_names(value) -> tuple[str, ...]:
+    """A list of distinct stream names: letters, digits and underscores (a file name each)."""
+    if (not isinstance(value, list) or len(set(map(str, value))) != len(value)
+            or not all(isinstance(v, str) and v.isidentifier() for v in value)):
+        raise Invalid("a list of distinct names of letters, digits and underscores")
+    return tuple(value)
+
+
+stream_names.expected = "a list of distinct names (letters, digits, underscores)"
+
+
 def described(check: Callable, text: str) -> Callable:
     """`check`, with what it accepts said in other words (a choice checked with other keys)."""
-    check.expected = text
-    return check
+    def checked(value):
+        return check(value)
+    checked.expected = text
+    return checked
 
 
 def expected(check: Callable) -> str:
@@ -142,6 +155,8 @@ class DataParams:
     dev_split: str = param("dev", string, "the labeled split that picks the best epoch and the threshold")
     on_bad_image: str = param("fail", one_of(("fail", "skip")),
                               "an unreadable image stops extraction, or its memes are left out and listed")
+    texts: tuple[str, ...] = param((), stream_names,
+                                   "text streams (captions, OCR): data.dir/texts/NAME.jsonl or the layout's own")
 
 
 @dataclass(frozen=True)
@@ -186,6 +201,12 @@ class HeadParams:
         (0.2, 0.4, 0.1), fractions(3, "three dropout probabilities in [0, 1) (map, fusion, pre-output)",
                                    lambda v: all(p < 1 for p in v)),
         "dropout after the projections, after the fusion, in the pre-output layers")
+    caption_mode: str = param("none", one_of("stages.head.captions.CAPTION_MODES"),
+                              "how the caption stream enters the head, as the official code's --caption_mode")
+    caption: str = param("caption", described(string, "a stream of data.texts"),
+                         "which stream of data.texts is the caption")
+    pretrained_map: bool = param(False, boolean,
+                                 "each projection starts as a copy of CLIP's own, then ReLU and a Linear to map_dim")
 
 
 @dataclass(frozen=True)
@@ -322,13 +343,15 @@ def reject_unknown(raw: dict, source: str) -> None:
 
 def check_together(p: Params, source: str) -> Params:
     """What one key alone cannot say: data.task is a task of data.layout (null: its first),
-    the fine-grained annotations lie inside data.dir, a tokenizer folder exists."""
+    the fine-grained annotations lie inside data.dir, a tokenizer folder exists, the head
+    reads what the cache holds."""
     from_layout = layout_tasks(p.data.layout)
     if p.data.task is not None and p.data.task not in from_layout:
         raise InputError(f"{source}: 'data.task' must be null or a task of data.layout {p.data.layout}: "
                          f"{', '.join(from_layout)}, got {p.data.task!r}")
     check_inside(p.data.fine_grained, p.data.dir, source)
     check_tokenizer(p.clip.tokenizer, source)
+    check_head(p, source)
     return dataclasses.replace(p, data=dataclasses.replace(p.data, task=p.data.task or from_layout[0]))
 
 
@@ -345,6 +368,18 @@ def check_inside(fine_grained: str | None, data_dir: str, source: str) -> None:
         raise InputError(f"{source}: 'data.fine_grained' ({fine_grained}) must lie inside data.dir "
                          f"({data_dir}), so that DVC tracks it with the data: copy the annotations "
                          f"to {data_dir}/fine_grained/ and set data.fine_grained: {data_dir}/fine_grained")
+
+
+def check_head(p: Params, source: str) -> None:
+    """A caption mode reads a stream of data.texts; a pretrained map starts from CLIP's own
+    projection, so it reads the pooled features before it."""
+    if p.head.caption_mode != "none" and p.head.caption not in p.data.texts:
+        raise InputError(f"{source}: 'head.caption_mode: {p.head.caption_mode}' reads the stream "
+                         f"head.caption ({p.head.caption}), which data.texts must name "
+                         f"({', '.join(p.data.texts) or 'it names none'})")
+    if p.head.pretrained_map and p.head.features != "pooled":
+        raise InputError(f"{source}: 'head.pretrained_map' starts from CLIP's projection of the "
+                         "pooled features: set head.features: pooled")
 
 
 def check_tokenizer(tokenizer: str, source: str) -> None:

@@ -5,8 +5,9 @@ stages/data/hateful_memes.py), `propaganda`, `tamil`, `harmeme`, `multioff`, `ma
 (one module each in stages/data/); `data.task` picks a release's primary label set. `data.fine_grained` adds the
 fine-grained Hateful Memes annotations as auxiliary labels (stages/data/fine_grained.py), and
 `data.dev_fraction` carves a seeded, stratified `dev` split out of `train` for releases that
-ship without one. Every reader yields the same records (stages/data/memes.py) and its task: the rest
-of the pipeline never asks which release it reads.
+ship without one. `data.texts` adds each meme's other texts (stages/data/texts.py). Every
+reader yields the same records (stages/data/memes.py) and its task: the rest of the pipeline
+never asks which release it reads.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import numpy as np
 from PIL import Image
 
 from stages.common.errors import InputError
-from stages.data import fine_grained, harmeme, hateful_memes, mami, mmhs150k, multioff, pridemm, propaganda, tamil
+from stages.data import (fine_grained, harmeme, hateful_memes, mami, mmhs150k, multioff, pridemm, propaganda, tamil,
+                         texts)
 from stages.data.memes import TRAIN_SPLIT, Dataset, Meme, read_new_memes
 from stages.data.task import Task
 
@@ -31,11 +33,13 @@ class Layout:
     read: Callable[[Path, str], Dataset]  # the release's folder, data.task -> splits and task
     tasks: tuple[str, ...]  # data.task's choices, the default first
     caption: Callable[[str], str] = str  # what the reader does to a caption before CLIP sees it
+    texts: dict[str, Callable[[Dataset], dict[str, str]]] = dataclasses.field(default_factory=dict)  # own streams
 
 
 def layout(reader) -> Layout:
-    """A release's reader module as a layout: its read, its TASKS and its caption rule, if any."""
-    return Layout(reader.read, reader.TASKS, getattr(reader, "caption", str))
+    """A release's reader module as a layout: its read, its TASKS, and its caption rule and
+    text streams (TEXTS), if any."""
+    return Layout(reader.read, reader.TASKS, getattr(reader, "caption", str), getattr(reader, "TEXTS", {}))
 
 
 # data.layout's choices, each named as its reader module; params.py reads the names here.
@@ -46,9 +50,9 @@ DEV_SEED = 0  # the carve is the same on every machine
 
 
 def read(root: str | Path, layout: str = "hateful_memes", fine_grained_dir: str | None = None,
-         dev_fraction: float = 0.0, task: str | None = None) -> Dataset:
+         dev_fraction: float = 0.0, task: str | None = None, streams: tuple[str, ...] = ()) -> Dataset:
     """The release at `root` read by its layout's reader, for `task` (None: the layout's
-    default), with the fine-grained labels and a carved dev split where asked."""
+    default), with the fine-grained labels, the text streams and a carved dev split where asked."""
     root = Path(root)
     if not root.is_dir():
         hint = (hateful_memes.missing_data_hint(root) if layout == "hateful_memes" else
@@ -57,6 +61,8 @@ def read(root: str | Path, layout: str = "hateful_memes", fine_grained_dir: str 
     data = LAYOUTS[layout].read(root, task or LAYOUTS[layout].tasks[0])
     if fine_grained_dir:
         data = fine_grained.attach(data, Path(fine_grained_dir))
+    if streams:
+        data = texts.attach(data, streams, LAYOUTS[layout].texts)
     return carve_dev(data, dev_fraction) if dev_fraction else data
 
 
@@ -69,7 +75,7 @@ def new_memes(path: Path, layout: str, task: Task) -> list[tuple[int, Meme]]:
 def read_params(data_params) -> Dataset:
     """The dataset params.yaml's `data.*` describes."""
     return read(data_params.dir, data_params.layout, data_params.fine_grained,
-                data_params.dev_fraction, data_params.task)
+                data_params.dev_fraction, data_params.task, data_params.texts)
 
 
 def carve_dev(data: Dataset, fraction: float) -> Dataset:
@@ -111,12 +117,16 @@ def unique_images(dataset: Dataset) -> list[str]:
 
 
 def unique_texts(dataset: Dataset) -> list[str]:
-    return list(dict.fromkeys(m.text for memes in dataset.splits.values() for m in memes))
+    """Each text the text tower encodes once: the memes' own, then every cached stream's."""
+    every = [m.text for memes in dataset.splits.values() for m in memes]
+    for stream in texts.cached(dataset):
+        every += [text for memes in dataset.splits.values() for text in texts.texts_of(dataset, memes, stream)]
+    return list(dict.fromkeys(every))
 
 
 def fingerprint(dataset: Dataset) -> str:
-    """A digest of the memes as read (splits, ids, captions, labels, the task) and the image
-    files' sizes.
+    """A digest of the memes as read (splits, ids, captions, labels, the task, the text
+    streams) and the image files' sizes.
 
     Cheap enough to recheck before every stage (no image is read); it changes when a split,
     a caption, a label or an image file's size changes, whatever the release's format.
@@ -126,6 +136,10 @@ def fingerprint(dataset: Dataset) -> str:
         digest.update(split.encode())
         for m in dataset.splits[split]:
             digest.update(f"{m.id}\0{m.img}\0{m.text}\0{m.labels}\n".encode())
+    for name, stream in sorted(dataset.texts.items()):
+        digest.update(f"stream {name}\n".encode())
+        for meme_id, text in sorted(stream.items()):
+            digest.update(f"{meme_id}\0{text}\n".encode())
     for img in sorted(unique_images(dataset)):
         path = dataset.root / img
         size = path.stat().st_size if path.is_file() else -1

@@ -33,6 +33,7 @@ class Dataset:
     root: Path
     splits: dict[str, list[Meme]]  # split name -> memes in the release's order
     task: Task
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)  # data.texts: stream -> id -> text
 
     def __post_init__(self) -> None:
         check_ids(self.splits)

@@ -9,7 +9,7 @@ One binary label, `hate`: the majority of the three annotators, i.e. at least tw
 a code other than 0 (NotHate); the release's codes 1-5 name the kind of hate (racist, sexist,
 homophobe, religion, other). Scored by AUROC. Splits `train`, `val`, `test`:
 `data.dev_split: val`. The tweet's text is the caption, its t.co links kept as released.
-The text in the image (img_txt/) is not read yet.
+The text in the image (img_txt/) is the text stream `ocr` (`data.texts: [ocr]`).
 """
 from __future__ import annotations
 
@@ -76,6 +76,26 @@ def to_meme(tweet_id: str, tweet: dict, where: str) -> Meme:
         raise InputError(f"{where}: tweet {tweet_id}'s 'tweet_text' in {GROUND_TRUTH} must be a string")
     return Meme(id=tweet_id, img=f"img_resized/{tweet_id}.jpg", text=text,
                 labels=(majority_hate(labels),), where=where)
+
+
+def ocr_texts(data: Dataset) -> dict[str, str]:
+    """The `ocr` stream: each tweet's img_txt/<id>.json `img_text`, where the release has one."""
+    ids = dict.fromkeys(m.id for memes in data.splits.values() for m in memes)
+    return {tweet_id: image_text(data.root / "img_txt" / f"{tweet_id}.json") for tweet_id in ids
+            if (data.root / "img_txt" / f"{tweet_id}.json").is_file()}
+
+
+def image_text(path: Path) -> str:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("img_text"), str):
+        raise InputError(f"{path}: expected {{\"img_text\": \"...\"}}")
+    return record["img_text"]
+
+
+TEXTS = {"ocr": ocr_texts}  # the layout's own text streams (stages/data/texts.py)
 
 
 def majority_hate(codes: list[int]) -> int:

@@ -87,6 +87,14 @@ class Projection:
         weight = self.weight
         return weight.in_features if isinstance(weight, nn.Linear) else weight.shape[0]
 
+    def matrices(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The projection as x W (+ b): W (in, out) and its bias, or None (CLIP's has none)."""
+        if isinstance(self.weight, nn.Linear):
+            bias = self.weight.bias
+            return (to_numpy(self.weight.weight.T),
+                    None if bias is None else to_numpy(bias))
+        return to_numpy(self.weight), None
+
 
 @dataclass
 class Encoder:
@@ -113,6 +121,17 @@ class Encoder:
         return (self.projections[0].in_width if self.projections else None), self.embed_dim
 
     @torch.inference_mode()
+    def projection_matrices(self) -> dict[str, np.ndarray]:
+        """Each tower's final projection (`image`, `text`, and `<tower>_bias` where it has
+        one), where both separate: what head.pretrained_map starts from."""
+        found = {}
+        for tower, projection in zip(("image", "text"), self.projections or ()):
+            weight, bias = projection.matrices()
+            found[tower] = weight
+            if bias is not None:
+                found[f"{tower}_bias"] = bias
+        return found
+
     def encode_images(self, pixels: torch.Tensor) -> tuple[np.ndarray | None, np.ndarray]:
         """uint8 (N, 3, H, W) from prepare_image -> pooled (N, width) or None, projected
         (N, embed_dim)."""
@@ -162,7 +181,7 @@ def augmented_view(image: Image.Image, seed: str) -> Image.Image:
 
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:
-    return x.float().cpu().numpy()
+    return x.detach().float().cpu().numpy()
 
 
 def load(model: str, pretrained: str, resize: str = "squash", precision: str = "fp32",

@@ -4,7 +4,9 @@
                                                      fusion (FIM) -> pre-output -> one logit per label
     text features  -> text projection  -> L2 norm --/
 
-The fusion is `fusion` of stages/head/fusions.py. One output per task label
+The fusion is `fusion` of stages/head/fusions.py; `head.caption_mode` (captions.py) lets a
+caption stream take the image's or the text's place, or join through a second fusion.
+`head.pretrained_map` starts each projection as a copy of CLIP's own. One output per task label
 (stages/data/task.py): 1 for Hateful Memes, 22 for Propaganda Memes, plus any auxiliary labels.
 `head.normalize`, `head.pre_output_dim` and `head.activation` also express the seed
 repository's head (no L2 norm, a 128-wide GELU pre-output layer).
@@ -30,6 +32,7 @@ from torch import nn
 
 from stages.common.errors import InputError
 from stages.common.files import atomic_path
+from stages.head.captions import CAPTION_MODES
 from stages.head.fusions import FUSIONS
 from stages.head.ops import Layer, Tape, activate, dropout, dropout_mask, l2_normalize, linear
 
@@ -53,12 +56,20 @@ class HeadConfig:
     pre_output_dim: int | None = None  # None: map_dim (the paper)
     activation: str = "relu"  # after each pre-output layer
     sides: tuple[str, ...] = ()  # the official code's side outputs: of SIDES, those trained
+    caption_mode: str = "none"  # captions.py: what each side reads
+    pretrained_map: int = 0  # the width of CLIP's projections each mapping starts from; 0: off
+    pretrained_bias: tuple[str, ...] = ()  # the sides whose CLIP projection has a bias
 
     @classmethod
-    def from_params(cls, p, image_dim: int, text_dim: int, task=None) -> "HeadConfig":
-        """The head params.yaml describes, for features of these widths (from the cache) and
+    def from_params(cls, p, image_dim: int, text_dim: int, task=None,
+                    projections: dict[str, np.ndarray] | None = None) -> "HeadConfig":
+        """The head params.yaml describes, for inputs of these widths (from the cache) and
         a task (stages/data/task.py; None: one label): one output per label column, a
-        softmax over each C-class label's."""
+        softmax over each C-class label's. With head.pretrained_map, `projections` are CLIP's
+        (inputs.projections)."""
+        if CAPTION_MODES[p.head.caption_mode].parallel:
+            text_dim //= 2  # the text side carries the text and the caption
+        pretrained = projections if p.head.pretrained_map else {}
         return cls(image_dim=image_dim, text_dim=text_dim, fusion=p.fusion,
                    map_dim=p.head.map_dim, num_mapping_layers=p.head.num_mapping_layers,
                    num_pre_output_layers=p.head.num_pre_output_layers,
@@ -67,7 +78,10 @@ class HeadConfig:
                    aux_outputs=len(task.auxiliary) if task else 0, softmax=task.spans if task else (),
                    normalize=p.head.normalize, pre_output_dim=p.head.pre_output_dim,
                    activation=p.head.activation,
-                   sides=tuple(side for side in SIDES if getattr(p.train, f"{side}_loss_weight")))
+                   sides=tuple(side for side in SIDES if getattr(p.train, f"{side}_loss_weight")),
+                   caption_mode=p.head.caption_mode,
+                   pretrained_map=pretrained["text"].shape[1] if pretrained else 0,
+                   pretrained_bias=tuple(side for side in ("image", "text") if f"{side}_bias" in pretrained))
 
     @property
     def pre_output_width(self) -> int:
@@ -77,23 +91,55 @@ class HeadConfig:
     def fused_width(self) -> int:
         return FUSIONS[self.fusion].width(self.map_dim)
 
+    @property
+    def text_input_dim(self) -> int:
+        """The text side's input width: a parallel caption mode's carries text and caption."""
+        return self.text_dim * (2 if CAPTION_MODES[self.caption_mode].parallel else 1)
 
-def layer_shapes(config: HeadConfig) -> list[tuple[str, int, int]]:
-    """The head's linear layers as data, (part, in, out), in the order they are initialised."""
+    @property
+    def mapped(self) -> tuple[str, ...]:
+        """The sides with a mapping of their own: replace_image maps the caption with the text's."""
+        return ("text",) if CAPTION_MODES[self.caption_mode].image == "caption" else ("image", "text")
+
+
+class Shape(NamedTuple):
+    """A linear layer as data: its part of the head, its widths, whether it has a bias."""
+    part: str
+    in_dim: int
+    out_dim: int
+    bias: bool = True
+
+    @property
+    def size(self) -> int:
+        return self.in_dim * self.out_dim + (self.out_dim if self.bias else 0)
+
+
+def layer_shapes(config: HeadConfig) -> list[Shape]:
+    """The head's linear layers as data, in the order they are initialised."""
     map_dim, width = config.map_dim, config.pre_output_width
     shapes = []
-    for part, in_dim in (("image", config.image_dim), ("text", config.text_dim)):
-        shapes += [(part, in_dim if k == 0 else map_dim, map_dim) for k in range(config.num_mapping_layers)]
-    shapes += FUSIONS[config.fusion].layers(map_dim)
-    shapes += [("pre_output", config.fused_width if k == 0 else width, width)
+    for part in config.mapped:
+        shapes += mapping_shapes(config, part)
+    shapes += [Shape(*shape) for shape in FUSIONS[config.fusion].layers(map_dim)]
+    shapes += [Shape("pre_output", config.fused_width if k == 0 else width, width)
                for k in range(config.num_pre_output_layers)]
     last = width if config.num_pre_output_layers else config.fused_width
-    shapes.append(("output", last, config.outputs))
+    shapes.append(Shape("output", last, config.outputs))
     # initialised after everything else, so that auxiliary labels and side outputs change no
     # primary weight
     if config.aux_outputs:
-        shapes.append(("aux_output", last, config.aux_outputs))
+        shapes.append(Shape("aux_output", last, config.aux_outputs))
     return shapes + side_shapes(config)
+
+
+def mapping_shapes(config: HeadConfig, part: str) -> list[Shape]:
+    """A side's mapping: num_mapping_layers to map_dim; or, with a pretrained map (the official
+    code's), CLIP's own projection, then one layer to map_dim."""
+    in_dim, map_dim = (config.image_dim if part == "image" else config.text_dim), config.map_dim
+    if config.pretrained_map:
+        return [Shape(part, in_dim, config.pretrained_map, part in config.pretrained_bias),
+                Shape(part, config.pretrained_map, map_dim)]
+    return [Shape(part, in_dim if k == 0 else map_dim, map_dim) for k in range(config.num_mapping_layers)]
 
 
 # The official code's side outputs (engine.py, --weight_image_loss, --weight_text_loss,
@@ -103,22 +149,22 @@ def layer_shapes(config: HeadConfig) -> list[tuple[str, int, int]]:
 SIDES = ("image", "text", "super")
 
 
-def side_shapes(config: HeadConfig) -> list[tuple[str, int, int]]:
+def side_shapes(config: HeadConfig) -> list[Shape]:
     shapes, width = [], config.pre_output_width
     for side in ("image", "text"):
         if side in config.sides:
-            shapes += [(f"{side}_pre_output", config.map_dim if k == 0 else width, width)
+            shapes += [Shape(f"{side}_pre_output", config.map_dim if k == 0 else width, width)
                        for k in range(config.num_pre_output_layers)]
-            shapes.append((f"{side}_output", width if config.num_pre_output_layers else config.map_dim,
-                           config.outputs))
+            shapes.append(Shape(f"{side}_output", width if config.num_pre_output_layers else config.map_dim,
+                                config.outputs))
     if "super" in config.sides:
-        shapes.append(("super_output", config.outputs + config.aux_outputs, 1))
+        shapes.append(Shape("super_output", config.outputs + config.aux_outputs, 1))
     return shapes
 
 
 def trainable_params(config: HeadConfig) -> int:
     """One run's trainable parameters: every layer's weight and bias."""
-    return sum(i * o + o for _, i, o in layer_shapes(config))
+    return sum(shape.size for shape in layer_shapes(config))
 
 
 class Forward(NamedTuple):
@@ -153,19 +199,33 @@ class HateClipper(nn.Module):
     tensor.
     """
 
-    def __init__(self, config: HeadConfig, seed: int = 0):
+    def __init__(self, config: HeadConfig, seed: int = 0, projections: dict[str, np.ndarray] | None = None):
+        """`projections`: CLIP's (inputs.projections), where config.pretrained_map copies them."""
         super().__init__()
         self.config = config
         self.shapes = layer_shapes(config)
-        self.sizes = [size for _, i, o in self.shapes for size in (i * o, o)]  # weight, bias
+        self.sizes = [size for s in self.shapes for size in (s.in_dim * s.out_dim, s.out_dim if s.bias else 0)]
         self.weights = nn.Parameter(torch.empty(config.runs, sum(self.sizes)))
         with torch.no_grad():
             for run in range(config.runs):
                 generator = torch.Generator().manual_seed(seed + run)
-                for (_, in_dim, _), chunk in zip(self.shapes, self.weights[run].split(
-                        [i * o + o for _, i, o in self.shapes])):
-                    bound = in_dim ** -0.5  # nn.Linear's default init, weight then bias
+                for shape, chunk in zip(self.shapes, self.weights[run].split([s.size for s in self.shapes])):
+                    bound = shape.in_dim ** -0.5  # nn.Linear's default init, weight then bias
                     chunk.uniform_(-bound, bound, generator=generator)
+            if config.pretrained_map:
+                self.copy_projections(projections)
+
+    def copy_projections(self, projections: dict[str, np.ndarray] | None) -> None:
+        """Each mapping's first layer, in every run, as CLIP's projection of its tower (the
+        caption's and the text's are the text tower's)."""
+        if projections is None:
+            raise ValueError("a pretrained map needs CLIP's projections")
+        parts = self.layers()
+        for part in self.config.mapped:
+            first = parts[part][0]
+            first.weight.copy_(torch.from_numpy(projections[part]))
+            if first.bias is not None:
+                first.bias.copy_(torch.from_numpy(projections[f"{part}_bias"]))
 
     def layers(self, grad: torch.Tensor | None = None) -> dict[str, list[Layer]]:
         """Each part's layers, as views of `weights` (and with `grad`, of a tensor laid out
@@ -174,10 +234,14 @@ class HateClipper(nn.Module):
         grads = grad.split(self.sizes, dim=1) if grad is not None else None
         parts: dict[str, list[Layer]] = {part: [] for part in ("image", "text", "pre_output", "output",
                                                                "aux_output")}
-        for k, (part, in_dim, out_dim) in enumerate(self.shapes):
-            weight, bias = views[2 * k].view(-1, in_dim, out_dim), views[2 * k + 1].unsqueeze(1)
-            into = (grads[2 * k].view(-1, in_dim, out_dim), grads[2 * k + 1].unsqueeze(1)) if grads else None
-            parts.setdefault(part, []).append(Layer(weight, bias, into))  # a fusion's own too
+
+        def layer(tensors, k: int, shape: Shape):
+            weight = tensors[2 * k].view(-1, shape.in_dim, shape.out_dim)
+            return weight, (tensors[2 * k + 1].unsqueeze(1) if shape.bias else None)
+
+        for k, shape in enumerate(self.shapes):
+            into = layer(grads, k, shape) if grads else None
+            parts.setdefault(shape.part, []).append(Layer(*layer(views, k, shape), into))  # a fusion's own too
         return parts
 
     def draw(self) -> Callable | None:
@@ -185,17 +249,21 @@ class HateClipper(nn.Module):
         return dropout_mask if self.training else None
 
     def project(self, x: torch.Tensor, layers: list[Layer], draw, tape: Tape | None = None) -> torch.Tensor:
-        """Linear layers to map_dim, ReLU between them, dropout after each, then the L2 norm
-        (head.normalize). The cached features need no gradient."""
+        """Linear layers to map_dim, ReLU between them, dropout after each (none in a
+        pretrained map, as in the official code), then the L2 norm (head.normalize). The cached
+        features need no gradient."""
+        p_map = 0.0 if self.config.pretrained_map else self.config.drop_probs[0]
         for k, layer in enumerate(layers):
             if k:
                 x = activate(x, "relu", tape)
-            x = dropout(linear(x, layer, tape, input_grad=k > 0), self.config.drop_probs[0], draw, tape)
+            x = dropout(linear(x, layer, tape, input_grad=k > 0), p_map, draw, tape)
         return l2_normalize(x, tape) if self.config.normalize else x
 
     def project_both(self, image: torch.Tensor, text: torch.Tensor, layers: dict, draw=None,
                      tapes: Tapes | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return (self.project(image, layers["image"], draw, tapes and tapes.image),
+        """Both projections; replace_image projects the caption in the image's place with the
+        text's mapping."""
+        return (self.project(image, layers[self.config.mapped[0]], draw, tapes and tapes.image),
                 self.project(text, layers["text"], draw, tapes and tapes.text))
 
     def fuse(self, image: torch.Tensor, text: torch.Tensor, layers: dict, draw=None) -> torch.Tensor:
@@ -242,8 +310,16 @@ class HateClipper(nn.Module):
         the mode's); `tapes`: where the hand-written step records each operation's backward."""
         layers = layers or self.layers()
         draw = draw or self.draw()
+        mode = CAPTION_MODES[self.config.caption_mode]
+        if mode.parallel:
+            text, caption = text.split(self.config.text_dim, dim=-1)
         image, text = self.project_both(image, text, layers, draw, tapes)
         fused = self.combine(image, text, layers, tapes and tapes.trunk)
+        if mode.parallel:  # the caption's fusion with the text, the caption in the image's place
+            caption = self.project(caption, layers["text"], draw)
+            fused = mode.parallel(fused, self.combine(caption, text, layers))
+        if tapes is not None and (len(self.config.mapped) == 1 or mode.parallel):
+            tapes.trunk.add(None)  # a mapping used twice: autograd sums its gradients
         embedding, logits = self.classify(fused, layers, draw, tapes and tapes.trunk)
         sides = {side: self.classify(projection, layers, draw, side=side)[1]
                  for side, projection in (("image", image), ("text", text)) if side in self.config.sides}
@@ -260,7 +336,7 @@ class HateClipper(nn.Module):
         draws, whether every operation has a backward), not what it computes."""
         config = self.config
         return self.run(self.weights.new_zeros(config.runs, 1, config.image_dim),
-                        self.weights.new_zeros(config.runs, 1, config.text_dim), **run_args)
+                        self.weights.new_zeros(config.runs, 1, config.text_input_dim), **run_args)
 
     def embed_and_classify(self, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         forward = self.run(image, text)

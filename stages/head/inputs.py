@@ -3,22 +3,27 @@ head with the cache it belongs to.
 
 A cache records the encoder settings and the data it was computed from (stages/cache); the
 readers here refuse one that does not match params.yaml or the data, and hand the head the
-feature kind that `head.features` names. Extraction never imports this module, so an edit
-here never throws away a cache.
+feature kind that `head.features` names, on the sides the caption mode says
+(stages/head/captions.py). Extraction never imports this module, so an edit here never throws
+away a cache.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from stages.cache import features
-from stages.cache.features import FEATURE_KEYS, FORMAT_VERSION, SplitFeatures, check_aligned, check_finite, label_names
+from stages.cache.features import (FEATURE_KEYS, PROJECTIONS, READABLE_VERSIONS, STREAMS, SplitFeatures, split_names,
+                                   check_aligned, check_finite, label_names)
 from stages.common.errors import InputError
 from stages.common.params import FEATURE_SETTINGS, ClipParams
 from stages.data import dataset
+from stages.data.texts import joined_name
 from stages.data.task import Task
 from stages.head import hateclipper
+from stages.head.captions import CAPTION_MODES
 
 
 def read_attrs(path: str | Path) -> dict:
@@ -32,28 +37,40 @@ def task_of(attrs: dict) -> Task:
 
 
 def read(path: str | Path, splits: list[str] | None = None, features: str = "pooled",
-         views: bool = False) -> tuple[dict[str, SplitFeatures], dict]:
+         views: bool = False, caption_mode: str = "none", caption: str = "caption"
+         ) -> tuple[dict[str, SplitFeatures], dict]:
     """Load the named splits (all if None) with the `features` kind as `image` / `text`, and
-    with `views` the augmented image views where a split has them (the training split)."""
+    with `views` the augmented image views where a split has them (the training split). A
+    caption mode puts the stream `caption` on the side it names; a parallel mode's `text`
+    carries the text's features, then the caption's."""
     image_key, text_key, views_key = FEATURE_KEYS[features]
+    mode = CAPTION_MODES[caption_mode]
     with _open(path) as f:
         attrs = dict(f.attrs)
         check_kind(attrs, features, path)
-        names = list(f.keys()) if splits is None else splits
+        if caption_mode != "none":
+            check_stream(attrs, caption, path)
+        names = split_names(f) if splits is None else splits
         loaded = {}
         for name in names:
-            if name not in f:
+            if name not in split_names(f):
                 raise InputError(
                     f"{path}: no split '{name}' in the feature cache (it has: "
-                    f"{', '.join(f.keys())}); check data.dev_split in params.yaml"
+                    f"{', '.join(split_names(f))}); check data.dev_split in params.yaml"
                 )
             group = f[name]
+            side = {"image": image_key, "text": text_key, "caption": f"{STREAMS}/{caption}/{text_key}",
+                    "joined": f"{STREAMS}/{joined_name(caption)}/{text_key}"}
+            text = group[side[mode.text]][()]
+            if mode.parallel:
+                text = np.concatenate([text, group[side["caption"]][()]], axis=1)
             split = SplitFeatures(
                 ids=list(group["ids"].asstr()[()]),
                 labels=group["labels"][()],
-                image=group[image_key][()],
-                text=group[text_key][()],
-                image_views=group[views_key][()] if views and views_key in group else None,
+                image=group[side[mode.image]][()],
+                text=text,
+                image_views=(group[views_key][()] if views and views_key in group and mode.image == "image"
+                             else None),
                 captions=list(group["captions"].asstr()[()]) if "captions" in group else None,
             )
             check_aligned(split, name, len(label_names(attrs)), str(path))
@@ -69,6 +86,24 @@ def check_kind(attrs: dict, features: str, path: str | Path) -> None:
     if features not in kinds:
         raise InputError(f"{path} holds no {features} features (clip.model {attrs.get('model')} "
                          f"yields {', '.join(kinds) or 'none'}); set head.features: projected")
+
+
+def check_stream(attrs: dict, caption: str, path: str | Path) -> None:
+    """A caption mode reads a text stream the cache holds."""
+    streams = str(attrs.get("texts", "")).split()
+    if caption not in streams:
+        raise InputError(f"{path} holds no text stream '{caption}' (head.caption; it holds "
+                         f"{', '.join(streams) or 'none'}): name it in data.texts and rerun `dvc repro extract`")
+
+
+def projections(path: str | Path) -> dict[str, np.ndarray]:
+    """CLIP's own projections, as extract stored them: what head.pretrained_map starts from."""
+    with _open(path) as f:
+        if PROJECTIONS not in f:
+            raise InputError(f"{path} holds no projections of clip.model {f.attrs.get('model')} (its "
+                             "towers have none that separates, or the cache predates them): "
+                             "head.pretrained_map needs them; rerun `dvc repro extract`, or set it false")
+        return {key: value[()] for key, value in f[PROJECTIONS].items()}
 
 
 def check_encoder(attrs: dict, clip: ClipParams, path: str | Path) -> None:
@@ -101,10 +136,10 @@ def _open(path: str | Path) -> h5py.File:
     except OSError as err:
         raise InputError(f"{path}: not a readable HDF5 feature cache ({err})") from None
     version = int(cache.attrs.get("format_version", 1))
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         cache.close()
-        raise InputError(f"{path} holds cache format {version}, this code reads format "
-                         f"{FORMAT_VERSION}; rerun `dvc repro extract`")
+        raise InputError(f"{path} holds cache format {version}, this code reads formats "
+                         f"{', '.join(map(str, READABLE_VERSIONS))}; rerun `dvc repro extract`")
     return cache
 
 
@@ -121,13 +156,20 @@ def load_checked(path: str | Path, p, splits: list[str] | None = None, views: bo
         check_data(attrs, dataset.fingerprint(dataset.read_params(p.data)), path)
     else:
         print(f"note: {p.data.dir} not found; using {path} without checking it against the data")
-    return read(path, splits, p.head.features, views)
+    return read(path, splits, p.head.features, views, p.head.caption_mode, p.head.caption)
 
 
 def trained_head(p, splits: list[str] | None = None
                  ) -> tuple[hateclipper.HateClipper, dict, dict[str, SplitFeatures]]:
     """The trained head, its meta and the cache splits it reads, checked to belong together."""
     head, meta = hateclipper.load(hateclipper.CHECKPOINT)
+    reads = {"features": meta["features"], "caption_mode": head.config.caption_mode}
+    if head.config.caption_mode != "none":
+        reads["caption"] = meta["caption"]
+    for key, value in reads.items():
+        if value != getattr(p.head, key):
+            raise InputError(f"{hateclipper.CHECKPOINT} reads head.{key}={value}, params.yaml says "
+                             f"{getattr(p.head, key)}; rerun `dvc repro train`")
     loaded, attrs = load_checked(features.CACHE, p, splits)
     if meta["cache_fingerprint"] != attrs["fingerprint"]:
         raise InputError(
@@ -135,7 +177,4 @@ def trained_head(p, splits: list[str] | None = None
             f"{meta['cache_fingerprint']}, {features.CACHE} has {attrs['fingerprint']}); "
             "rerun `dvc repro train`"
         )
-    if meta["features"] != p.head.features:
-        raise InputError(f"{hateclipper.CHECKPOINT} reads head.features={meta['features']}, params.yaml "
-                         f"says {p.head.features}; rerun `dvc repro train`")
     return head, meta, loaded

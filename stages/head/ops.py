@@ -40,24 +40,28 @@ class Tape:
 
 @dataclass(frozen=True)
 class Layer:
-    """One linear layer of every run: weight (runs, in, out), bias (runs, 1, out), views of the
-    head's one weight tensor; `grad` the same views of its gradient, where a step writes."""
+    """One linear layer of every run: weight (runs, in, out), bias (runs, 1, out) or None (a
+    copy of CLIP's bias-free projection), views of the head's one weight tensor; `grad` the
+    same views of its gradient, where a step writes."""
     weight: torch.Tensor
-    bias: torch.Tensor
-    grad: tuple[torch.Tensor, torch.Tensor] | None = None
+    bias: torch.Tensor | None
+    grad: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
 
 def linear(x: torch.Tensor, layer: Layer, tape: Tape | None = None, input_grad: bool = True) -> torch.Tensor:
     """x W + b, every run at once: (runs, N, in) -> (runs, N, out)."""
     if tape is not None:
         tape.add(lambda dz: linear_backward(x, dz, layer, input_grad))
+    if layer.bias is None:
+        return torch.bmm(x, layer.weight)
     return torch.baddbmm(layer.bias, x, layer.weight)
 
 
 def linear_backward(x: torch.Tensor, dz: torch.Tensor, layer: Layer, input_grad: bool) -> torch.Tensor | None:
     """dW = x^T dz and db = sum dz, written into the layer's gradient views; dx = dz W^T."""
     torch.bmm(x.transpose(-1, -2), dz, out=layer.grad[0])
-    torch.sum(dz, 1, keepdim=True, out=layer.grad[1])
+    if layer.bias is not None:
+        torch.sum(dz, 1, keepdim=True, out=layer.grad[1])
     return dz @ layer.weight.transpose(-1, -2) if input_grad else None
 
 

@@ -206,5 +206,5 @@ def test_the_super_output_reads_the_relu_of_every_logit():
 def test_without_side_weights_the_head_has_no_side_layers():
     p = params.parse(params_dict("d"))
     config = HeadConfig.from_params(p, 10, 7)
-    parts = {part for part, _, _ in hateclipper.layer_shapes(config)}
+    parts = {shape.part for shape in hateclipper.layer_shapes(config)}
     assert config.sides == () and parts == {"image", "text", "pre_output", "output"}

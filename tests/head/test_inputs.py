@@ -57,7 +57,7 @@ def test_a_cache_of_another_format_is_refused(tmp_path, old):
         else:
             f.attrs["format_version"] = old
     for read in (inputs.read_attrs, inputs.read):
-        with pytest.raises(InputError, match="cache format 1, this code reads format 3.*dvc repro extract"):
+        with pytest.raises(InputError, match="cache format 1, this code reads formats 3, 4.*dvc repro extract"):
             read(path)
 
 
