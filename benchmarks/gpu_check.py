@@ -31,7 +31,8 @@ import yaml
 
 from benchmarks import extraction, head_training
 from benchmarks.common import record, synthetic_params, timed, working_directory
-from scripts import paper_table, synthetic
+from scripts import synthetic
+from scripts.paper_table import queue
 from stages import extract, train
 from stages.common import distributed
 from stages.common import params as params_module
@@ -105,8 +106,8 @@ def cross_memory_figures(size: dict, device: torch.device) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = head_training.loop_seconds(p, splits, device)
-    parameters = paper_table.head_parameters({"head.map_dim": m, "fusion": "cross",
-                                              "head.num_pre_output_layers": 1})
+    parameters = queue.head_parameters({"head.map_dim": m, "fusion": "cross",
+                                        "head.num_pre_output_layers": 1})
     figures = {f"cross map_dim {m}: trainable parameters": parameters,
                f"cross map_dim {m}: docs' figure (GB, 16 B a parameter)": parameters * 16 / 1e9,
                f"cross map_dim {m}: one epoch of 2,000 memes (s)": seconds}

@@ -178,3 +178,31 @@ def side_head(sides, aux=0, runs=2):
                         num_pre_output_layers=1, drop_probs=(0.2, 0.4, 0.1), runs=runs, aux_outputs=aux,
                         sides=sides)
     return hateclipper.HateClipper(config, seed=3).eval()
+
+
+def auroc_metrics(auroc, std, low, high, ensemble, runs=2):
+    """A split's AUROC figures as evaluate reports them, spread and runs included."""
+    return {"auroc": auroc, "auroc_std": std, "auroc_ci_low": low, "auroc_ci_high": high,
+            "ensemble_auroc": ensemble, "runs": runs}
+
+
+def f1_metrics(paper, std, low, high, ensemble, micro, runs=2):
+    """A split's paper micro-F1 figures, with the standard micro-F1 and the constants' scores."""
+    return {"paper_micro_f1": paper, "paper_micro_f1_std": std, "paper_micro_f1_ci_low": low,
+            "paper_micro_f1_ci_high": high, "ensemble_paper_micro_f1": ensemble,
+            "micro_f1": micro, "runs": runs,
+            "baselines": {"all_negative": {"micro_f1": 0.0, "paper_micro_f1": 0.8811},
+                          "majority": {"micro_f1": 0.0, "paper_micro_f1": 0.8811},
+                          "all_positive": {"micro_f1": 0.21, "paper_micro_f1": 0.1189}}}
+
+
+def nested(flat: dict) -> dict:
+    """Dotted params ({"head.map_dim": 32}) as params.yaml nests them."""
+    tree = {}
+    for key, value in flat.items():
+        *path, leaf = key.split(".")
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree

@@ -1,6 +1,6 @@
-"""Static pictures (PNG) that need no network: curves, confusion matrices, contact sheets,
-heatmaps. DVC's own plots render with Vega from a CDN; these show in `dvc plots show` offline,
-and in any image viewer.
+"""Static pictures (PNG; SVG where a path ends in .svg) that need no network: curves, confusion
+matrices, contact sheets, heatmaps, forest plots. DVC's own plots render with Vega from a CDN;
+these show in `dvc plots show` offline, and in any image viewer.
 
 Every figure is written atomically (as every output) and closed at once: the stages make many.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # no display: files only
+matplotlib.rcParams["svg.fonttype"] = "none"  # an SVG's text stays text: editable in a paper
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -25,8 +26,10 @@ DPI = 110
 
 
 def save(figure, path: str | Path) -> None:
+    """PNG, or SVG where the path ends in .svg (the temporary name beside it has no suffix)."""
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        figure.savefig(tmp, format="svg" if Path(path).suffix == ".svg" else "png", dpi=DPI,
+                       bbox_inches="tight")
     plt.close(figure)
 
 
@@ -138,21 +141,25 @@ def heatmaps(path: str | Path, maps: dict[str, np.ndarray], title: str, xlabel: 
     figure.colorbar(image, ax=axes, shrink=0.6)
     figure.suptitle(title, fontsize=9)
     save(figure, path)
+
+
 def forest(path: str | Path, panels: dict[str, list[dict]], title: str) -> None:
     """A forest plot, one panel per split: a line per cell with its value and interval
-    (blue; hollow where the paired test does not tell it apart from the best cell), the
-    paper's figure (red tick), the best cell's interval shaded. A row: label, value, low,
-    high (None without a result), paper (or None), best, same_as_best."""
+    (blue; hollow where the paired test does not tell it apart from the reference cell),
+    what a constant prediction scores (grey square), the paper's figure (red tick), the
+    reference cell's interval shaded. A row: label, value, low, high, constant (None without
+    a result), paper (or None), reference, same_as_reference."""
     figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 0.4 * max(map(len, panels.values())) + 1.4),
                                 sharey=True, squeeze=False)
     for ax, (split, rows) in zip(axes[0], panels.items()):
         for y, row in enumerate(reversed(rows)):
             if row["value"] is not None:
-                if row["best"]:
+                if row["reference"]:
                     ax.axvspan(row["low"], row["high"], color="steelblue", alpha=0.12, zorder=0)
-                filled = row["best"] or not row["same_as_best"]
+                filled = row["reference"] or not row["same_as_reference"]
                 ax.errorbar(row["value"], y, xerr=[[row["value"] - row["low"]], [row["high"] - row["value"]]],
                             fmt="o", color="steelblue", mfc="steelblue" if filled else "white", capsize=3)
+                ax.plot(row["constant"], y, marker="s", color="grey", markersize=5)
             if row["paper"] is not None:
                 ax.plot(row["paper"], y, marker="|", color="crimson", markersize=14, mew=2)
         ax.set_yticks(range(len(rows)), [r["label"] for r in reversed(rows)])

@@ -1,4 +1,4 @@
-"""stages/report/plotting.py: the contact sheets interpret draws."""
+"""stages/report/plotting.py: the contact sheets interpret draws, the paper tables' forest."""
 import numpy as np
 
 
@@ -36,3 +36,30 @@ def test_a_contact_sheet_pastes_each_thumbnail_centred_in_its_cell(tmp_path):
         assert dark[top + thumb:top + height, k * width:(k + 1) * width].any()
     text_cell = dark[top:top + height, 2 * width:3 * width]
     assert text_cell.any() and not dark[top:top + height, 3 * width - 4:3 * width].any()
+
+
+def test_a_forest_draws_each_cell_its_constant_and_the_papers_figure_as_svg_text_and_marks(tmp_path):
+    """Per panel: a value with its two caps and a constant for each cell with a result, the
+    paper's tick where it has one, the reference cell's band, the cells not told apart from it
+    hollow; the labels, splits and title stay text."""
+    from stages.report import plotting
+
+    rows = [{"label": "align, 1 pre-output", "value": 80, "low": 78, "high": 82, "constant": 50,
+             "paper": 81, "reference": True, "same_as_reference": False},
+            {"label": "cross, 3 pre-output", "value": None, "low": None, "high": None, "constant": None,
+             "paper": 79, "reference": False, "same_as_reference": False},
+            {"label": "concat, 5 pre-output", "value": 77, "low": 75, "high": 79, "constant": 50,
+             "paper": None, "reference": False, "same_as_reference": True}]
+    plotting.forest(tmp_path / "forest.svg", {"dev_seen": rows, "test_seen": rows}, "a title")
+    picture = (tmp_path / "forest.svg").read_text()
+    assert picture.count("fill: #dc143c") == 2 + 2  # the paper's ticks
+    assert picture.count("fill: #808080") == 2 + 2  # the constants
+    assert len([line for line in picture.splitlines()
+                if "<use" in line and "stroke: #4682b4" in line]) == 3 * (2 + 2)  # value and caps
+    assert picture.count("fill: #ffffff; stroke: #4682b4") == 2  # hollow: concat
+    assert picture.count("fill: #4682b4; opacity: 0.12") == 2  # the reference's band per panel
+    for text in ("align, 1 pre-output", "cross, 3 pre-output", "concat, 5 pre-output", "dev_seen",
+                 "test_seen", "a title"):
+        assert f">{text}</text>" in picture
+    plotting.forest(tmp_path / "forest.png", {"dev_seen": rows}, "a title")
+    assert (tmp_path / "forest.png").read_bytes()[:4] == b"\x89PNG"
