@@ -1,6 +1,7 @@
 """Synthetic hateful-meme sets in the real on-disk layout, for tests and the demo.
 
     python -m scripts.synthetic OUT_DIR [--n 600] [--layout kaggle|challenge|...] [--seed 0] [--concepts K]
+                                [--stream NAME --carries image|text]
 
 The label is an interaction of the two modalities, as in the real set's benign confounders:
 each meme pairs a base picture (a "day" or "night" scene) with a caption from one of two word
@@ -22,6 +23,12 @@ label the parity of scene XOR family, a label of C classes (scene + family) mod 
 target (scene - family) mod 4), MAMI's type k whether (scene + family + k) mod 4 < 2.
 Each writes the release's own files and folder shape (docs/datasets.md), with its quirks
 (Harm-P's empty intensity and double target, MultiOFF's `Non-offensiv`).
+
+With `stream` NAME, each meme also gets a text in the stream NAME (texts/NAME.jsonl; the
+MMHS150K layout's `ocr` as img_txt/<id>.json) that carries one half of the label in place of a
+modality: `carries image`: label = stream family XOR caption family, the picture noise;
+`carries text`: label = scene XOR stream family, the caption noise. Every 20th meme has no
+stream text (its label is then noise), as real caption and OCR files miss some memes.
 
 Like the real set: jsonl splits plus img/NNNNN.png (five-digit zero-padded names while ids are
 plain ints), the caption rendered onto the picture, a few RGBA / palette / grayscale PNGs and
@@ -69,6 +76,7 @@ class SyntheticMeme:
     picture: int  # which base picture the meme uses
     scene: int  # 0 day, 1 night: the picture's half of the interaction
     family: int  # the caption's word family
+    stream: str = ""  # its text in the stream (`stream`), "" where it has none
 
 
 def split_names(layout: str) -> dict[str, bool]:
@@ -149,7 +157,7 @@ def save_image(image: Image.Image, path: Path, index: int) -> None:
 
 
 def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: int = 0,
-             concepts: int = 0) -> dict[str, list[SyntheticMeme]]:
+             concepts: int = 0, stream: str = "", carries: str = "image") -> dict[str, list[SyntheticMeme]]:
     """Write a synthetic set to out_dir in a release's layout and return its memes (with the
     hidden factors) by split. concepts 0: label = scene XOR family; K in 2-4: label =
     (scene == family), K concepts. `propaganda` gives technique k to a meme where
@@ -177,13 +185,38 @@ def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: in
         else:
             text, family = rng.choice(captions)
         label = int(scene == family) if concepts else (scene ^ family) % 2
-        memes.append(SyntheticMeme(meme_id, "", text, label, picture, scene, family))
+        meme = SyntheticMeme(meme_id, "", text, label, picture, scene, family)
+        memes.append(with_stream(meme, captions, rng, carries) if stream else meme)
     splits = assign_splits(memes, release.splits, rng)
     splits = {name: [replace(m, img=release.image(name, m)) for m in split]
               for name, split in splits.items()}
     draw_images(out, splits, pictures, rng)
     release.write(out, splits)
+    if stream:
+        write_stream(out, splits, stream, layout)
     return splits
+
+
+def with_stream(meme: SyntheticMeme, captions: list[tuple[str, int]], rng: random.Random,
+                carries: str) -> SyntheticMeme:
+    """The meme with a stream text of a hidden family that takes the place of the picture's
+    scene (`carries` image) or the caption's family (text) in its label."""
+    hidden = rng.randrange(2)
+    text = rng.choice([c for c, family in captions if family == hidden]) if meme.id % 20 else ""
+    label = (hidden ^ meme.family) if carries == "image" else (meme.scene ^ hidden)
+    return replace(meme, stream=text, label=label % 2)
+
+
+def write_stream(out: Path, splits: dict[str, list[SyntheticMeme]], name: str, layout: str) -> None:
+    """The stream's file: texts/NAME.jsonl, or MMHS150K's own img_txt/<id>.json for `ocr`."""
+    memes = [m for split in splits.values() for m in split if m.stream]
+    if layout == "mmhs150k" and name == "ocr":
+        (out / "img_txt").mkdir(exist_ok=True)
+        for m in memes:
+            (out / "img_txt" / f"{m.id}.json").write_text(json.dumps({"img_text": m.stream}))
+    else:
+        unique = {m.id: m.stream for m in memes}  # dev_unseen repeats dev_seen's memes
+        write_jsonl(out / "texts" / f"{name}.jsonl", [{"id": i, "text": t} for i, t in unique.items()])
 
 
 def techniques(meme: SyntheticMeme) -> list[str]:
@@ -441,8 +474,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concepts", type=int, default=0,
                         help="K hateful (scene, caption family) concepts, 2-4 (default: XOR of two)")
+    parser.add_argument("--stream", default="", help="write a text stream of this name")
+    parser.add_argument("--carries", choices=("image", "text"), default="image",
+                        help="the half of the label the stream carries in place of that modality")
     args = parser.parse_args(argv)
-    splits = generate(args.out_dir, args.n, args.layout, args.seed, args.concepts)
+    splits = generate(args.out_dir, args.n, args.layout, args.seed, args.concepts, args.stream, args.carries)
     sizes = ", ".join(f"{name} {len(memes)}" for name, memes in splits.items())
     print(f"wrote a synthetic {args.layout} set to {args.out_dir}: {sizes} (not real data)")
 

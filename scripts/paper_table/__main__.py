@@ -1,6 +1,6 @@
 """The paper's tables in one command: every cell as a queued, head-only DVC experiment.
 
-    python -m scripts.paper_table [--table 1|2|tamil|encoders] [--set KEY=VALUE ...] [--jobs N]
+    python -m scripts.paper_table [--table 1|2|tamil|captions|encoders] [--set KEY=VALUE ...] [--jobs N]
 
 Table 1 (Hateful Memes, AUROC), Table 2 (Propaganda Memes, micro-F1) and the TamilMemes row
 are described in paper_table.yaml. Run from the project root of a workspace of that table's
@@ -12,6 +12,9 @@ exactly those params is not queued again. The queue runs (`dvc queue start -j N`
 results from `dvc exp show --json` become reports/paper_table_<table>.md and .csv: each
 split's figure beside the paper's, what a constant prediction scores, and the trainable
 parameters beside the paper's count; its forest figure is drawn as .svg and _forest.png.
+
+`--table captions` runs each of the official code's caption modes (head.caption_mode) on a
+workspace that extracted the stream `caption`, each tested against `none` by the paired test.
 
 `--table encoders` runs params.yaml's head over each encoder of paper_table.yaml's list (or
 of `--encoder MODEL:TAG ...`) and prints one table: AUROC with its interval per split, the
@@ -48,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scripts.paper_table",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", default="1",
-                        help="1 (default), 2, tamil or encoders: paper_table.yaml's tables")
+                        help="1 (default), 2, tamil, captions or encoders: paper_table.yaml's tables")
     parser.add_argument("--encoder", action="append", default=[], metavar="MODEL:TAG",
                         help="--table encoders: this encoder instead of paper_table.yaml's list "
                              "(repeatable; TAG `none` for a random init)")

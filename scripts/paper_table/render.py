@@ -72,7 +72,7 @@ def split_columns(spec: dict, split: str) -> list[Column]:
     figure = {f"{split}_{metric}_{key}": number(key) for key in FIGURE_KEYS}
     return [Column(f"{split} (this project)", marked, figure | {f"p_vs_{word}_{split}": p_value})
             if paper else Column(split, marked, figure),
-            *([plain("paper", f"paper_{split}", lambda row: row["paper"][split])] if paper else []),
+            *([plain("paper", f"paper_{split}", lambda row: row["paper"].get(split, ""))] if paper else []),
             Column("constant", lambda row: baseline_text(row[split]),
                    {f"{split}_{metric}_constant": number("constant")}),
             Column("rank", lambda row: row[f"rank_{split}"] or "—",
@@ -83,15 +83,30 @@ STATUS = Column("status", lambda row: row["status"] + (f" ({row['experiment']})"
                 {"status": lambda row: row["status"], "experiment": lambda row: row["experiment"]})
 
 
+# A paper table's params columns (heading: key) unless its `columns` names others.
+PARAM_COLUMNS = {"fusion": "fusion", "pre-output layers": "head.num_pre_output_layers", "map_dim": "head.map_dim"}
+
+
 def paper_columns(spec: dict) -> list[Column]:
-    return [param("fusion", "fusion", "fusion"),
-            param("pre-output layers", "pre_output_layers", "head.num_pre_output_layers"),
-            param("map_dim", "map_dim", "head.map_dim"),
+    return [*(param(heading, csv_name(key), key) for heading, key in spec.get("columns", PARAM_COLUMNS).items()),
             Column("parameters", parameters_text,
                    {"trainable_params": lambda row: row["trainable_params"],
                     "paper_trainable_params": lambda row: row["paper"].get("trainable_params", "")}),
             *[column for split in spec["splits"] for column in split_columns(spec, split)],
             STATUS]
+
+
+def csv_name(key: str) -> str:
+    """A param's CSV field: its last part (`pre_output_layers` for head.num_pre_output_layers)."""
+    return key.rpartition(".")[2].removeprefix("num_")
+
+
+def cell_label(spec: dict, params: dict) -> str:
+    """A cell's label in the figure: the values of the table's own columns, or fusion and
+    pre-output layers."""
+    if "columns" in spec:
+        return ", ".join(str(params.get(key, "")) for key in spec["columns"].values())
+    return f"{params['fusion']}, {params['head.num_pre_output_layers']} pre-output"
 
 
 def parameters_text(row: dict) -> str:
@@ -207,9 +222,9 @@ def forest_rows(spec: dict, table: list[dict], split: str) -> list[dict]:
     word, rows = reference_word(spec), []
     for row in table:
         value = row[split] or {}
-        rows.append({"label": f"{row['params']['fusion']}, {row['params']['head.num_pre_output_layers']} pre-output",
+        rows.append({"label": cell_label(spec, row["params"]),
                      "value": value.get("value"), "low": value.get("ci_low"), "high": value.get("ci_high"),
-                     "constant": value.get("constant"), "paper": row["paper"][split],
+                     "constant": value.get("constant"), "paper": row["paper"].get(split),
                      "reference": row.get(f"mark_{split}") == word,
                      "same_as_reference": row.get(f"mark_{split}") == f"≈ {word}"})
     return rows

@@ -4,7 +4,9 @@ import csv
 import io
 
 from scripts.paper_table import collect, queue, render
-from tests.helpers import auroc_metrics, f1_metrics, nested
+from stages.common import params
+from stages.head.captions import CAPTION_MODES
+from tests.helpers import auroc_metrics, f1_metrics, nested, params_dict
 
 
 def test_a_table_is_rendered_as_markdown_csv_and_its_forest(table_1, tmp_path, monkeypatch):
@@ -79,3 +81,34 @@ def test_the_encoders_table_is_rows_of_its_own_columns(record):
     assert rows[1]["widths"] == "pooled 1024/768, projected 768/768"  # quoted, not split at its comma
     assert rows[1]["encode_seconds"] == "12.34" and rows[1]["dev_seen_auroc_ci_low"] == "68.0000"
     assert rows[0]["cache_bytes"] == rows[0]["dev_seen_auroc_value"] == "" and "paper_dev_seen" not in rows[0]
+
+
+def test_the_captions_table_runs_every_caption_mode_against_none(record):
+    """--table captions: one cell per head.caption_mode (the registry's, each valid params with
+    the caption stream extracted), marked against the `none` cell, shown by its own columns."""
+    spec, cells = queue.load_table("captions")
+    assert [c["params"]["head.caption_mode"] for c in cells] == list(CAPTION_MODES)
+    for cell in cells:
+        raw = params_dict("data", "dev_seen", data__texts=["caption"])
+        for key, value in cell["params"].items():
+            *sections, name = key.split(".")
+            node = raw
+            for section in sections:
+                node = node[section]
+            node[name] = value
+        params.parse(raw)  # every cell is valid params
+    none, mean = cells[0], cells[4]
+    shown = [{**record("main", {}, {}), "experiments": [
+        {"name": name, "revs": [record(name, nested(cell["params"]), {
+            "dev_seen": auroc_metrics(value, 0.01, value - 0.02, value + 0.02, value),
+            "test_seen": auroc_metrics(value, 0.01, value - 0.02, value + 0.02, value)})]}
+        for name, cell, value in (("none", none, 0.70), ("mean", mean, 0.74))]}]
+    table = collect.rows(spec, cells, collect.experiments(shown))
+    text = render.markdown(spec, table, {})
+    assert "| caption mode | fusion | parameters |" in text
+    assert "the cell paper_table.yaml names (`head.caption_mode=none`)" in text
+    assert text.count("| 70.00 ± 1.00 [68.00, 72.00] (ens. 70.00) |") == 2  # none, on both splits
+    rows = list(csv.DictReader(io.StringIO(render.csv_text(spec, table))))
+    assert [r["caption_mode"] for r in rows] == list(CAPTION_MODES) and "p_vs_reference_dev_seen" in rows[0]
+    assert [r["label"] for r in render.forest_rows(spec, table, "dev_seen")][:2] == ["none, cross",
+                                                                                   "replace_image, cross"]
