@@ -186,7 +186,8 @@ def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: in
             text, family = rng.choice(captions)
         label = int(scene == family) if concepts else (scene ^ family) % 2
         meme = SyntheticMeme(meme_id, "", text, label, picture, scene, family)
-        memes.append(with_stream(meme, captions, rng, carries) if stream else meme)
+        missing = len(memes) % 20 == 19  # every 20th meme has no stream text
+        memes.append(with_stream(meme, captions, rng, carries, missing) if stream else meme)
     splits = assign_splits(memes, release.splits, rng)
     splits = {name: [replace(m, img=release.image(name, m)) for m in split]
               for name, split in splits.items()}
@@ -198,11 +199,11 @@ def generate(out_dir: str | Path, n: int = 600, layout: str = "kaggle", seed: in
 
 
 def with_stream(meme: SyntheticMeme, captions: list[tuple[str, int]], rng: random.Random,
-                carries: str) -> SyntheticMeme:
+                carries: str, missing: bool) -> SyntheticMeme:
     """The meme with a stream text of a hidden family that takes the place of the picture's
-    scene (`carries` image) or the caption's family (text) in its label."""
+    scene (`carries` image) or the caption's family (text) in its label; `missing`: no text."""
     hidden = rng.randrange(2)
-    text = rng.choice([c for c, family in captions if family == hidden]) if meme.id % 20 else ""
+    text = "" if missing else rng.choice([c for c, family in captions if family == hidden])
     label = (hidden ^ meme.family) if carries == "image" else (meme.scene ^ hidden)
     return replace(meme, stream=text, label=label % 2)
 

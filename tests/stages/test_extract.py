@@ -3,13 +3,16 @@ resumed after an interruption, a previous cache kept on failure, augmented views
 import json
 from collections import defaultdict
 
+import h5py
 import numpy as np
 import pytest
 
+from scripts import synthetic
 from stages import extract
 from stages.cache import features, resume_store
 from stages.common import params
-from stages.data import dataset
+from stages.common.errors import InputError
+from stages.data import dataset, texts
 from stages.encoder import clip
 from stages.head import inputs
 from tests.helpers import params_dict
@@ -194,3 +197,84 @@ def test_augmented_views_are_cached_for_the_training_split(challenge_set, challe
     again, _ = inputs.read(features.CACHE, ["train"], views=True)
     np.testing.assert_array_equal(again["train"].image_views,
                                   inputs.read(first, ["train"], views=True)[0]["train"].image_views)
+
+
+@pytest.fixture(scope="module")
+def stream_cache(tmp_path_factory):
+    """A challenge-layout set with a caption stream (dev_unseen repeats dev_seen's memes),
+    extracted with data.texts: [caption]; (its folder, memes, cache, workdir)."""
+    root = tmp_path_factory.mktemp("streams") / "memes"
+    memes = synthetic.generate(root, n=80, layout="challenge", seed=6, stream="caption")
+    workdir = tmp_path_factory.mktemp("extract_streams")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(workdir)
+        extract.extract(extract_params(root, data__texts=["caption"]))
+    return root, memes, workdir / features.CACHE, workdir
+
+
+def test_each_stream_and_its_join_are_cached_as_the_text_tower_encodes_them(stream_cache):
+    root, memes, cache, _ = stream_cache
+    data = dataset.read(root, "hateful_memes", streams=("caption",))
+    enc = clip.load("tiny", "none", device="cpu")
+    with h5py.File(cache) as f:
+        assert f.attrs["texts"] == "caption" and features.split_names(f) == list(data.splits)
+        for name, split in data.splits.items():
+            for stream in ("caption", "text [SEP] caption"):
+                group = f[f"{name}/streams/{stream}"]
+                wanted = texts.texts_of(data, split, stream)
+                assert list(group["texts"].asstr()[()]) == wanted
+                pooled, projected = enc.encode_texts(wanted)
+                np.testing.assert_allclose(group["text"][()], pooled, rtol=1e-4, atol=1e-5)
+                np.testing.assert_allclose(group["text_proj"][()], projected, rtol=1e-4, atol=1e-5)
+    assert "" in texts.texts_of(data, data.splits["train"], "caption")  # a meme without one: the empty text
+    report = json.loads((stream_cache[3] / extract.EXTRACT_REPORT).read_text())
+    assert report["texts"] == {"caption": {name: sum(bool(m.stream) for m in split)
+                                           for name, split in memes.items()}}
+
+
+def test_clips_own_projections_are_cached_for_a_pretrained_map(stream_cache):
+    _, _, cache, _ = stream_cache
+    enc = clip.load("tiny", "none", device="cpu")
+    stored = inputs.projections(cache)
+    assert set(stored) == {"image", "text"}  # the tiny towers' projections have no bias
+    for key, projection in zip(("image", "text"), enc.projections):
+        np.testing.assert_array_equal(stored[key], projection.weight.detach().numpy())
+
+
+@pytest.mark.parametrize("mode, image, text", [
+    ("none", "image", "text"), ("replace_image", "caption", "text"), ("replace_text", "image", "caption"),
+    ("concat_with_text", "image", "text [SEP] caption"), ("parallel_mean", "image", "text+caption"),
+])
+def test_the_head_reads_each_caption_modes_sides_from_the_cache(stream_cache, mode, image, text):
+    _, _, cache, _ = stream_cache
+    with h5py.File(cache) as f:
+        group = f["dev_seen"]
+
+        def rows(what):
+            return group[what][()] if what in ("image", "text") else group[f"streams/{what}/text"][()]
+        wanted_text = (np.concatenate([rows("text"), rows("caption")], axis=1) if text == "text+caption"
+                       else rows(text))
+        wanted_image = rows(image)
+    read, _ = inputs.read(cache, ["dev_seen"], "pooled", caption_mode=mode, caption="caption")
+    np.testing.assert_array_equal(read["dev_seen"].image, wanted_image)
+    np.testing.assert_array_equal(read["dev_seen"].text, wanted_text)
+
+
+def test_a_cache_of_format_3_is_read_as_one_without_streams_and_refused_for_a_caption_mode(
+        challenge_cache, tmp_path):
+    """Format 3 held no streams and no projections: with caption_mode none it reads exactly
+    as before; a caption mode or a pretrained map on it is a one-line error, never a misread."""
+    old = tmp_path / "old.h5"
+    old.write_bytes(challenge_cache.read_bytes())
+    with h5py.File(old, "r+") as f:
+        f.attrs["format_version"] = 3
+        del f.attrs["texts"], f[features.PROJECTIONS]
+    new, _ = inputs.read(challenge_cache, ["train"])
+    read, attrs = inputs.read(old, ["train"])
+    assert attrs["format_version"] == 3
+    np.testing.assert_array_equal(read["train"].image, new["train"].image)
+    np.testing.assert_array_equal(read["train"].text, new["train"].text)
+    with pytest.raises(InputError, match=r"holds no text stream 'caption' \(head.caption; it holds none\)"):
+        inputs.read(old, ["train"], caption_mode="parallel_mean", caption="caption")
+    with pytest.raises(InputError, match="holds no projections.*head.pretrained_map"):
+        inputs.projections(old)
