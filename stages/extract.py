@@ -30,7 +30,8 @@ from stages.common import distributed
 from stages.common import params as params_module
 from stages.common.errors import InputError, run_stage
 from stages.common.files import write_csv, write_json
-from stages.data import dataset, fine_grained, texts as streams
+from stages.data import dataset, fine_grained
+from stages.data import texts as streams
 from stages.data.memes import TRAIN_SPLIT
 from stages.encoder import clip
 

@@ -22,8 +22,18 @@ import numpy as np
 from PIL import Image
 
 from stages.common.errors import InputError
-from stages.data import (fine_grained, harmeme, hateful_memes, mami, mmhs150k, multioff, pridemm, propaganda, tamil,
-                         texts)
+from stages.data import (
+    fine_grained,
+    harmeme,
+    hateful_memes,
+    mami,
+    mmhs150k,
+    multioff,
+    pridemm,
+    propaganda,
+    tamil,
+    texts,
+)
 from stages.data.memes import TRAIN_SPLIT, Dataset, Meme, read_new_memes
 from stages.data.task import Task
 

@@ -15,13 +15,22 @@ import h5py
 import numpy as np
 
 from stages.cache import features
-from stages.cache.features import (FEATURE_KEYS, PROJECTIONS, READABLE_VERSIONS, STREAMS, SplitFeatures, split_names,
-                                   check_aligned, check_finite, label_names)
+from stages.cache.features import (
+    FEATURE_KEYS,
+    PROJECTIONS,
+    READABLE_VERSIONS,
+    STREAMS,
+    SplitFeatures,
+    check_aligned,
+    check_finite,
+    label_names,
+    split_names,
+)
 from stages.common.errors import InputError
 from stages.common.params import FEATURE_SETTINGS, ClipParams
 from stages.data import dataset
-from stages.data.texts import joined_name
 from stages.data.task import Task
+from stages.data.texts import joined_name
 from stages.head import hateclipper
 from stages.head.captions import CAPTION_MODES
 
