@@ -1,12 +1,13 @@
 """Make a scratch DVC workspace from this project, for the demo and the DVC tests.
 
-    python scripts/workspace.py DIR [--data DIR] [--n 600] [--layout kaggle] [--set key=value ...]
+    python scripts/workspace.py DIR [--data DIR] [--n 600] [--layout kaggle] [--stream NAME] [--set key=value ...]
 
 Copies the pipeline (stages/, dvc.yaml, params.yaml, ignore files) into a fresh git + DVC repo
 at DIR, so the user's own params.yaml, dvc.lock and caches are never touched. With --n it also
 generates a synthetic meme set in DIR/data/synthetic, tracks it with `dvc add` as the README
 asks of the real set (so queued and --temp experiments find it), and points params.yaml at it
-with the `tiny` random encoder. --set edits params.yaml lines in place, keeping their comments.
+with the `tiny` random encoder; --stream adds a text stream to the set and names it in
+data.texts (scripts/synthetic.py). --set edits params.yaml lines in place, keeping their comments.
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ FORMAT_SETTINGS = {"kaggle": {}, "challenge": {"data.dev_split": "dev_seen"},
                    "multioff": {"data.layout": "multioff", "data.dev_split": "val"},
                    "mami": {"data.layout": "mami", "data.dev_fraction": "0.1"},
                    "mami_inline": {"data.layout": "mami", "data.dev_fraction": "0.1"},
-                   "pridemm": {"data.layout": "pridemm", "data.dev_split": "val"}}
+                   "pridemm": {"data.layout": "pridemm", "data.dev_split": "val"},
+                   "mmhs150k": {"data.layout": "mmhs150k", "data.dev_split": "val"}}
 
 
 def set_param(params_file: Path, dotted: str, value: str) -> None:
@@ -56,7 +58,8 @@ def run(cmd: list[str], cwd: Path) -> None:
     subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
 
 
-def make(target: Path, data: str | None, n: int | None, layout: str, settings: list[str]) -> None:
+def make(target: Path, data: str | None, n: int | None, layout: str, settings: list[str],
+         stream: str = "") -> None:
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
@@ -73,12 +76,14 @@ def make(target: Path, data: str | None, n: int | None, layout: str, settings: l
     params_file = target / "params.yaml"
     if n is not None:
         run([sys.executable, "-m", "scripts.synthetic", str(target / "data/synthetic"), "--n", str(n),
-             "--layout", layout], ROOT)
+             "--layout", layout, "--stream", stream], ROOT)
         run([sys.executable, "-m", "dvc", "add", "-q", "data/synthetic"], target)
         for key, value in SYNTHETIC.items():
             set_param(params_file, key, value)
         for key, value in FORMAT_SETTINGS[layout].items():
             set_param(params_file, key, value)
+        if stream:
+            set_param(params_file, "data.texts", f"[{stream}]")
     if data:
         set_param(params_file, "data.dir", data)
     for setting in settings:
@@ -95,9 +100,10 @@ def main() -> None:
     parser.add_argument("--data", help="point data.dir here")
     parser.add_argument("--n", type=int, help="generate a synthetic set of this many memes")
     parser.add_argument("--layout", choices=tuple(FORMAT_SETTINGS), default="kaggle")
+    parser.add_argument("--stream", default="", help="with --n: a text stream of this name (data.texts)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    make(args.dir.resolve(), args.data, args.n, args.layout, args.set)
+    make(args.dir.resolve(), args.data, args.n, args.layout, args.set, args.stream)
 
 
 if __name__ == "__main__":

@@ -212,14 +212,12 @@ class HateClipper(nn.Module):
                 for shape, chunk in zip(self.shapes, self.weights[run].split([s.size for s in self.shapes])):
                     bound = shape.in_dim ** -0.5  # nn.Linear's default init, weight then bias
                     chunk.uniform_(-bound, bound, generator=generator)
-            if config.pretrained_map:
+            if config.pretrained_map and projections is not None:  # (a saved head loads its own)
                 self.copy_projections(projections)
 
-    def copy_projections(self, projections: dict[str, np.ndarray] | None) -> None:
+    def copy_projections(self, projections: dict[str, np.ndarray]) -> None:
         """Each mapping's first layer, in every run, as CLIP's projection of its tower (the
         caption's and the text's are the text tower's)."""
-        if projections is None:
-            raise ValueError("a pretrained map needs CLIP's projections")
         parts = self.layers()
         for part in self.config.mapped:
             first = parts[part][0]
@@ -268,7 +266,24 @@ class HateClipper(nn.Module):
 
     def fuse(self, image: torch.Tensor, text: torch.Tensor, layers: dict, draw=None) -> torch.Tensor:
         """The fused vectors (runs, N, fused width): for `cross` the flattened FIM."""
-        return self.combine(*self.project_both(image, text, layers, draw), layers)
+        return self.fuse_projections(image, text, layers, draw)[0]
+
+    def fuse_projections(self, image: torch.Tensor, text: torch.Tensor, layers: dict, draw=None,
+                         tapes: Tapes | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The fused vectors, and the image's and text's projections. A parallel caption mode's
+        text input carries the caption after the text; its fusion with the text joins the
+        image-text fusion."""
+        mode = CAPTION_MODES[self.config.caption_mode]
+        if mode.parallel:
+            text, caption = text.split(self.config.text_dim, dim=-1)
+        image, text = self.project_both(image, text, layers, draw, tapes)
+        fused = self.combine(image, text, layers, tapes and tapes.trunk)
+        if mode.parallel:  # the caption in the image's place, as in the official code
+            caption = self.project(caption, layers["text"], draw)
+            fused = mode.parallel(fused, self.combine(caption, text, layers))
+        if tapes is not None and (len(self.config.mapped) == 1 or mode.parallel):
+            tapes.trunk.add(None)  # a mapping used twice: autograd sums its gradients
+        return fused, image, text
 
     def combine(self, image: torch.Tensor, text: torch.Tensor, layers: dict, tape: Tape | None = None
                 ) -> torch.Tensor:
@@ -310,16 +325,7 @@ class HateClipper(nn.Module):
         the mode's); `tapes`: where the hand-written step records each operation's backward."""
         layers = layers or self.layers()
         draw = draw or self.draw()
-        mode = CAPTION_MODES[self.config.caption_mode]
-        if mode.parallel:
-            text, caption = text.split(self.config.text_dim, dim=-1)
-        image, text = self.project_both(image, text, layers, draw, tapes)
-        fused = self.combine(image, text, layers, tapes and tapes.trunk)
-        if mode.parallel:  # the caption's fusion with the text, the caption in the image's place
-            caption = self.project(caption, layers["text"], draw)
-            fused = mode.parallel(fused, self.combine(caption, text, layers))
-        if tapes is not None and (len(self.config.mapped) == 1 or mode.parallel):
-            tapes.trunk.add(None)  # a mapping used twice: autograd sums its gradients
+        fused, image, text = self.fuse_projections(image, text, layers, draw, tapes)
         embedding, logits = self.classify(fused, layers, draw, tapes and tapes.trunk)
         sides = {side: self.classify(projection, layers, draw, side=side)[1]
                  for side, projection in (("image", image), ("text", text)) if side in self.config.sides}

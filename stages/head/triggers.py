@@ -44,8 +44,9 @@ def fim_fusions() -> tuple[str, ...]:
 
 def run_layers(head: HateClipper, run: int) -> dict:
     """One run's layers, keeping the run dimension (of size 1), apart from the weights."""
-    return {part: [Layer(layer.weight[run:run + 1].detach(), layer.bias[run:run + 1].detach())
-                   for layer in layers]
+    def one(tensor):
+        return None if tensor is None else tensor[run:run + 1].detach()
+    return {part: [Layer(one(layer.weight), one(layer.bias)) for layer in layers]
             for part, layers in head.layers().items()}
 
 

@@ -149,3 +149,31 @@ def test_trigger_vectors_of_a_million_wide_fim_equal_torch_quantiles_cut_offs():
     assert vectors.has_sorted_indices and vectors.shape == (20, 1024 * 1024)
     np.testing.assert_array_equal(vectors.toarray(), expected.numpy())
     assert (expected == 1).any() and (expected == -1).any()
+
+
+def test_fused_vectors_follow_the_caption_mode_and_a_pretrained_map():
+    """parallel_mean with CLIP's projection copied (bias-free, ReLU, Linear): the fused vector
+    of each meme is the mean of the image-text and caption-text FIMs, by numpy."""
+    config = hateclipper.HeadConfig(image_dim=7, text_dim=5, fusion="cross", map_dim=4, num_mapping_layers=1,
+                                    num_pre_output_layers=1, drop_probs=(0.2, 0.4, 0.1), runs=2,
+                                    caption_mode="parallel_mean", pretrained_map=3)
+    rng = np.random.default_rng(1)
+    clip_projections = {"image": rng.normal(size=(7, 3)).astype(np.float32),
+                        "text": rng.normal(size=(5, 3)).astype(np.float32)}
+    head = hateclipper.HateClipper(config, 0, clip_projections)
+    image, text, caption = (rng.normal(size=(6, width)).astype(np.float32) for width in (7, 5, 5))
+
+    def project(x, part):
+        first, second = head.layers()[part]
+        assert first.bias is None
+        y = np.maximum(x @ first.weight[0].detach().numpy(), 0) @ second.weight[0].detach().numpy() \
+            + second.bias[0, 0].detach().numpy()
+        return y / np.linalg.norm(y, axis=1, keepdims=True)
+
+    def fim(a, b):
+        return (a[:, :, None] * b[:, None, :]).reshape(len(a), -1)
+
+    image_p, text_p, caption_p = project(image, "image"), project(text, "text"), project(caption, "text")
+    fused = np.concatenate(list(triggers.fused_vectors(head, image, np.concatenate([text, caption], 1))))
+    np.testing.assert_allclose(fused, (fim(image_p, text_p) + fim(caption_p, text_p)) / 2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(head.layers()["image"][0].weight[1].detach().numpy(), clip_projections["image"])
