@@ -318,7 +318,8 @@ def extract_shard(p: params_module.Params, cache: Path, max_unit: int,
         return summary
     rows = {t.name: store.assemble(t.name, t.n) for t in tables}
     splits, skipped = assemble(data, rows["images"], rows["texts"], images, texts, rows.get("views"))
-    features.write(cache, splits, attrs, enc.projection_matrices())
+    splits[TRAIN_SPLIT].projections = enc.projection_matrices()  # what a pretrained map starts from
+    features.write(cache, splits, attrs)
     write_bad_images_report(skipped)
     write_json(EXTRACT_REPORT, extract_report(summary, splits, cache, shard, enc, data))
     shutil.rmtree(store.folder)

@@ -10,9 +10,9 @@ holds `image_proj_views` (and `image_views` with pooled features), (N, views, D)
 views of each meme's image, for training only. Each text stream of data.texts (and its join
 with the meme's text, stages/data/texts.py) is a subgroup `streams/<name>` of the split: `texts`,
 `text_proj` and, with pooled features, `text`; the `texts` attribute names the streams. Where
-pooled features exist, `projections/image` and `projections/text` hold the towers' own final
-projections (in, out), and `.../<tower>_bias` a bias where one has it: `head.pretrained_map`
-starts from them. File attributes name the encoder settings and
+pooled features exist, the training split's `projections/image` and `projections/text` hold
+the towers' own final projections (in, out), and `projections/<tower>_bias` a bias where one
+has it: `head.pretrained_map` starts from them when it trains. File attributes name the encoder settings and
 the data the features were computed from; `stages/head/inputs.py` checks them, so a cache from
 another encoder or data version is an error, not wrong numbers. Extraction imports this module
 and not the reader, so that DVC reruns a GPU extraction only for code that decides the features.
@@ -71,6 +71,7 @@ class SplitFeatures:
     image_proj_views: np.ndarray | None = None
     captions: list[str] | None = None  # the memes' text, for pictures made without the data
     streams: dict[str, Stream] = field(default_factory=dict)  # data.texts and their joins
+    projections: dict[str, np.ndarray] = field(default_factory=dict)  # CLIP's own, training split only
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -119,17 +120,9 @@ def kinds_of(splits: dict[str, SplitFeatures]) -> list[str]:
                    for s in splits.values())]
 
 
-def split_names(f: h5py.File) -> list[str]:
-    """The file's splits: every group but the projections."""
-    return [name for name in f if name != PROJECTIONS]
-
-
-def write(path: str | Path, splits: dict[str, SplitFeatures], attrs: dict,
-          projections: dict[str, np.ndarray] | None = None) -> None:
+def write(path: str | Path, splits: dict[str, SplitFeatures], attrs: dict) -> None:
     """Write the cache atomically: readers never see a half-written file, nor one they would
-    refuse for non-finite values. `projections`: the towers' own (image, text, and any bias)."""
-    if PROJECTIONS in splits:
-        raise InputError(f"{path} not written: a split may not be named {PROJECTIONS}")
+    refuse for non-finite values."""
     for name, split in splits.items():
         check_aligned(split, name, len(label_names(attrs)), f"{path} not written")
         check_finite(split, name, ("image", "text", "image_proj", "text_proj", *VIEW_KEYS),
@@ -153,8 +146,8 @@ def write(path: str | Path, splits: dict[str, SplitFeatures], attrs: dict,
                         group.create_dataset(key, data=getattr(split, key).astype(np.float32))
                 for stream, rows in split.streams.items():
                     write_stream(group.create_group(f"{STREAMS}/{stream}"), rows)
-            for key, matrix in (projections or {}).items():
-                f.create_dataset(f"{PROJECTIONS}/{key}", data=matrix.astype(np.float32))
+                for key, matrix in split.projections.items():
+                    group.create_dataset(f"{PROJECTIONS}/{key}", data=matrix.astype(np.float32))
 
 
 def write_stream(group: h5py.Group, rows: Stream) -> None:

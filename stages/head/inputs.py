@@ -24,11 +24,11 @@ from stages.cache.features import (
     check_aligned,
     check_finite,
     label_names,
-    split_names,
 )
 from stages.common.errors import InputError
 from stages.common.params import FEATURE_SETTINGS, ClipParams
 from stages.data import dataset
+from stages.data.memes import TRAIN_SPLIT
 from stages.data.task import Task
 from stages.data.texts import joined_name
 from stages.head import hateclipper
@@ -59,13 +59,13 @@ def read(path: str | Path, splits: list[str] | None = None, features: str = "poo
         check_kind(attrs, features, path)
         if caption_mode != "none":
             check_stream(attrs, caption, path)
-        names = split_names(f) if splits is None else splits
+        names = list(f) if splits is None else splits
         loaded = {}
         for name in names:
-            if name not in split_names(f):
+            if name not in f:
                 raise InputError(
                     f"{path}: no split '{name}' in the feature cache (it has: "
-                    f"{', '.join(split_names(f))}); check data.dev_split in params.yaml"
+                    f"{', '.join(f)}); check data.dev_split in params.yaml"
                 )
             group = f[name]
             side = {"image": image_key, "text": text_key, "caption": f"{STREAMS}/{caption}/{text_key}",
@@ -108,11 +108,12 @@ def check_stream(attrs: dict, caption: str, path: str | Path) -> None:
 def projections(path: str | Path) -> dict[str, np.ndarray]:
     """CLIP's own projections, as extract stored them: what head.pretrained_map starts from."""
     with _open(path) as f:
-        if PROJECTIONS not in f:
+        group = f.get(f"{TRAIN_SPLIT}/{PROJECTIONS}")
+        if group is None:
             raise InputError(f"{path} holds no projections of clip.model {f.attrs.get('model')} (its "
                              "towers have none that separates, or the cache predates them): "
                              "head.pretrained_map needs them; rerun `dvc repro extract`, or set it false")
-        return {key: value[()] for key, value in f[PROJECTIONS].items()}
+        return {key: value[()] for key, value in group.items()}
 
 
 def check_encoder(attrs: dict, clip: ClipParams, path: str | Path) -> None:
