@@ -106,7 +106,11 @@ def test_what_reruns_after_a_param_change(repo):
              ("classifier", "retrieval", False, False, True, False),
              ("retrieval.k", "5", False, False, True, False),
              ("retrieval.hard_negative_pool", "12", False, True, False, False),
-             ("interpret.clusters", "4", False, False, False, True)]
+             ("interpret.clusters", "4", False, False, False, True),
+             ("data.texts", "[caption]", True, False, False, False),
+             ("head.caption_mode", "parallel_mean", False, True, True, True),  # which cached rows it reads
+             ("head.pretrained_map", "true", False, True, False, False),
+             ("train.image_loss_weight", "0.5", False, True, False, False)]
     try:
         for key, value, *expected in cases:
             params.write_text(original)
