@@ -31,7 +31,7 @@ def measure(model: str, n: int, device: str, batch_size: int, precision: str = "
         with working_directory(work):
             summary = extract.extract(p)
         figures = {"memes": summary["memes"], "unique images": summary["unique_images"],
-                   "unique captions": summary["unique_captions"],
+                   "unique captions": summary["unique_texts"],  # (no streams here)
                    "end to end, decode workers on (memes/s)": summary["memes"] / summary["encode_seconds"]}
         figures.update(split_costs(p, batch_size))
     record("extraction", {"model": f"{model} (random init)", "device": device, "batch": batch_size,

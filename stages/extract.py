@@ -127,7 +127,7 @@ def encode_text_units(enc: clip.Encoder, texts: list[str], units: list[range], b
 
 @dataclass(frozen=True)
 class Table:
-    """Rows to encode: unique images, unique captions or augmented views."""
+    """Rows to encode: unique images, unique texts (captions and streams) or augmented views."""
     name: str
     n: int
     unit: str  # what the progress bar counts

@@ -1,6 +1,6 @@
 """Extraction's resume store: units of work, their files, reuse checks and assembly.
 
-Extraction encodes three tables of rows (unique images, unique captions, augmented views). Its
+Extraction encodes three tables of rows (unique images, unique texts, augmented views). Its
 work is saved in a folder beside the cache, one `.npz` file per *unit*: a contiguous range of
 one table's rows, named by that range (`images-000000000-000000105.npz`). The store
 
