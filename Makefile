@@ -12,7 +12,7 @@ venv: $(VENV)/.installed
 # pip byte-compiles the ~17,000 modules one at a time (torch's CUDA build, transformers, sympy...):
 # compileall does it on every core, less the packages' own test suites, which nothing imports.
 # The .pyc files are needed: the machine sets PYTHONDONTWRITEBYTECODE=1, so without them every
-# test's process would compile torch, dvc and the rest again (9 s of CPU each). As with pip's
+# test's process would compile torch, dvc and the rest again. As with pip's
 # own compile step, a file that does not compile on this Python (torch's py312_intrinsics.py)
 # is left alone: `|| true`, and the import check below still runs.
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
