@@ -132,7 +132,7 @@ def start_queue(jobs: int) -> None:
 
 def wait_for_queue(total: int) -> None:
     while True:
-        status = dvc("queue", "status")
+        status = dvc("queue", "status", tries=3)
         waiting = sum(any(word in line.split() for word in ("Queued", "Running"))
                       for line in status.splitlines()[1:])
         print(f"\rpaper table: {total - waiting}/{total} cells finished", end="", flush=True)

@@ -67,3 +67,24 @@ def test_a_table_names_its_reference_cell_by_params_that_pick_exactly_one_cell(t
     for against in ({"head.caption_mode": "append"}, {"fusion": "align"}):
         with pytest.raises(SystemExit, match="names no single cell"):
             queue.load_table("captions", table(against))
+
+
+def test_a_queue_status_that_fails_once_is_asked_again_and_one_that_keeps_failing_ends_the_run(monkeypatch):
+    import subprocess
+
+    import scripts.paper_table as paper_table
+
+    answers = []
+
+    def run(cmd, **kw):
+        code = answers.pop(0)
+        return subprocess.CompletedProcess(cmd, code, stdout="Task Name\n", stderr="ERROR: Expecting value")
+
+    monkeypatch.setattr(paper_table.subprocess, "run", run)
+    monkeypatch.setattr(paper_table.time, "sleep", lambda s: None)
+    answers[:] = [1, 0]
+    assert paper_table.dvc("queue", "status", tries=3) == "Task Name\n"
+    answers[:] = [1, 1, 1]
+    with pytest.raises(SystemExit, match="dvc queue status failed:\nERROR: Expecting value"):
+        paper_table.dvc("queue", "status", tries=3)
+    assert answers == []
