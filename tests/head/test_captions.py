@@ -191,3 +191,16 @@ def test_an_ocr_stream_that_carries_the_label_is_learned_only_when_the_head_read
     root = stream_sets["ocr"]
     auroc = trained_test_auroc(root, root / "memes", "ocr", mode, {})
     assert auroc > 0.9 if learns else auroc < 0.65
+
+
+def test_a_pretrained_map_has_no_dropout_where_the_plain_map_has():
+    """With dropout only after the mapping (0.9), a training-mode forward of a pretrained map
+    is its eval-mode forward (the official map has no Dropout); a plain map's is not."""
+    image, text = torch.randn(1, 6, IMAGE), torch.randn(1, 6, TEXT)
+    for pretrained in (True, False):
+        head, clip_projections = head_for("none", pretrained=pretrained)
+        config = HeadConfig(**{**head.config.__dict__, "drop_probs": (0.9, 0.0, 0.0)})
+        head = hateclipper.HateClipper(config, seed=2, projections=clip_projections)
+        with torch.no_grad():
+            same = torch.equal(head.train()(image, text), head.eval()(image, text))
+        assert same is pretrained
