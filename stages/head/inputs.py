@@ -54,6 +54,8 @@ def read(path: str | Path, splits: list[str] | None = None, features: str = "poo
     carries the text's features, then the caption's."""
     image_key, text_key, views_key = FEATURE_KEYS[features]
     mode = CAPTION_MODES[caption_mode]
+    side = {"image": image_key, "text": text_key, "caption": f"{STREAMS}/{caption}/{text_key}",
+            "joined": f"{STREAMS}/{joined_name(caption)}/{text_key}"}  # each side's rows in a split
     with _open(path) as f:
         attrs = dict(f.attrs)
         check_kind(attrs, features, path)
@@ -68,8 +70,6 @@ def read(path: str | Path, splits: list[str] | None = None, features: str = "poo
                     f"{', '.join(f)}); check data.dev_split in params.yaml"
                 )
             group = f[name]
-            side = {"image": image_key, "text": text_key, "caption": f"{STREAMS}/{caption}/{text_key}",
-                    "joined": f"{STREAMS}/{joined_name(caption)}/{text_key}"}
             text = group[side[mode.text]][()]
             if mode.parallel:
                 text = np.concatenate([text, group[side["caption"]][()]], axis=1)
