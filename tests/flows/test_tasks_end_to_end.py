@@ -174,3 +174,16 @@ def test_new_memes_in_the_one_form_score_as_the_pipeline_scores_them(propaganda_
     pipeline = pipeline.set_index("id").loc[scored["id"]].reset_index()
     assert scored.filter(like="prob_").shape[1] == 22
     np.testing.assert_allclose(scored.filter(like="prob_"), pipeline.filter(like="prob_"), atol=1e-5)
+
+
+def test_the_super_output_trains_through_the_stages_with_fine_grained_labels(fine_grained_workspace):
+    """train.super_loss_weight on the 14 fine-grained labels: one more output (Linear(15, 1))
+    trains beside the head, and its AUROC is in the detail file."""
+    work, root = fine_grained_workspace
+    train_and_evaluate(work, root, "plain")
+    train_and_evaluate(work, root, "annotated", train__aux_weight=1.0, train__super_loss_weight=1.0)
+    sides = json.loads((work / "annotated" / "reports/metrics_detail.json").read_text())["dev"]["sides"]
+    assert set(sides) == {"super_auroc"} and 0 <= sides["super_auroc"] <= 1
+    summary = json.loads((work / "annotated" / "reports/train.json").read_text())
+    plain = json.loads((work / "plain" / "reports/train.json").read_text())
+    assert summary["trainable_params"] == plain["trainable_params"] + 14 * 33 + 16  # aux layer, then super
