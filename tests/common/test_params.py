@@ -51,6 +51,15 @@ def test_values_are_typed():
     ({"clip__resize": "crop"}, "'clip.resize' must be one of squash, shortest, longest"),
     ({"clip__precision": "auto"}, "'clip.precision' must be one of fp32, bf16, fp16"),
     ({"head__features": "raw"}, "'head.features' must be one of pooled, projected"),
+    ({"data__texts": ["caption", "caption"]}, "'data.texts' must be a list of distinct names"),
+    ({"data__texts": ["a/b"]}, "'data.texts' must be a list of distinct names"),
+    ({"head__caption_mode": "prepend"}, "'head.caption_mode' must be one of none, replace_image"),
+    ({"head__caption_mode": "replace_text"},
+     "'head.caption_mode: replace_text' reads the stream head.caption (caption), which data.texts must "
+     "name (it names none)"),
+    ({"head__caption_mode": "replace_text", "data__texts": ["ocr"]}, "which data.texts must name (ocr)"),
+    ({"head__pretrained_map": True, "head__features": "projected"},
+     "'head.pretrained_map' starts from CLIP's projection of the pooled features: set head.features: pooled"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(InputError) as err:

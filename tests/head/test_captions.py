@@ -20,13 +20,13 @@ from tests.helpers import params_dict
 IMAGE, TEXT, PROJECTION, MAP = 48, 40, 24, 8
 
 
-def head_for(mode, fusion="cross", pretrained=False, runs=1, **kw):
-    config = HeadConfig(image_dim=TEXT if mode == "replace_image" else IMAGE, text_dim=TEXT, fusion=fusion,
+def head_for(mode, fusion="cross", pretrained=False, runs=1, image=IMAGE, **kw):
+    config = HeadConfig(image_dim=TEXT if mode == "replace_image" else image, text_dim=TEXT, fusion=fusion,
                         map_dim=MAP, num_mapping_layers=1, num_pre_output_layers=1,
                         drop_probs=(0.2, 0.4, 0.1), caption_mode=mode, runs=runs,
                         pretrained_map=PROJECTION if pretrained else 0, **kw)
     generator = torch.Generator().manual_seed(1)
-    clip_projections = {"image": torch.randn(IMAGE, PROJECTION, generator=generator).numpy(),
+    clip_projections = {"image": torch.randn(image, PROJECTION, generator=generator).numpy(),
                         "text": torch.randn(TEXT, PROJECTION, generator=generator).numpy()}
     return hateclipper.HateClipper(config, seed=2, projections=clip_projections), clip_projections
 
@@ -71,12 +71,14 @@ def official_logits(head, image, text, caption, mode, fusion):
 @pytest.mark.parametrize("mode", list(CAPTION_MODES))
 @pytest.mark.parametrize("fusion", ["align", "cross"])
 @pytest.mark.parametrize("pretrained", [False, True])
-def test_each_caption_mode_computes_the_official_forward(mode, fusion, pretrained):
-    """concat_with_text is none on the joined stream's features (the cache's), so both read
-    text and image; every other mode reads the caption where the official code does."""
-    head, clip_projections = head_for(mode, fusion, pretrained)
+@pytest.mark.parametrize("image_width", [IMAGE, TEXT])  # equal widths: a wrong mapping computes, not crashes
+def test_each_caption_mode_computes_the_official_forward(mode, fusion, pretrained, image_width):
+    """The head's forward on the inputs the cache gives each mode (tests/stages/test_extract.py
+    checks those): replace_text and concat_with_text are none's forward on other text rows;
+    the others read the caption where the official code does."""
+    head, clip_projections = head_for(mode, fusion, pretrained, image=image_width)
     generator = torch.Generator().manual_seed(3)
-    image, text, caption = (torch.randn(5, width, generator=generator) for width in (IMAGE, TEXT, TEXT))
+    image, text, caption = (torch.randn(5, width, generator=generator) for width in (image_width, TEXT, TEXT))
     inputs_ = {"replace_image": (caption, text), "replace_text": (image, caption)}.get(mode, (image, text))
     if CAPTION_MODES[mode].parallel:
         inputs_ = (image, torch.cat([text, caption], dim=1))
@@ -204,3 +206,21 @@ def test_a_pretrained_map_has_no_dropout_where_the_plain_map_has():
         with torch.no_grad():
             same = torch.equal(head.train()(image, text), head.eval()(image, text))
         assert same is pretrained
+
+
+def test_a_projection_with_a_bias_is_copied_with_it():
+    """Some open_clip towers' projections carry a bias (SigLIP's text tower): the copied layer
+    keeps it, as a trainable bias, and counts it."""
+    p = params.parse(params_dict("d", head__pretrained_map=True, head__map_dim=MAP))
+    generator = torch.Generator().manual_seed(4)
+    projections = {"image": torch.randn(IMAGE, PROJECTION, generator=generator).numpy(),
+                   "text": torch.randn(TEXT, PROJECTION, generator=generator).numpy(),
+                   "text_bias": torch.randn(PROJECTION, generator=generator).numpy()}
+    config = HeadConfig.from_params(p, IMAGE, TEXT, None, projections)
+    bias_free = HeadConfig.from_params(p, IMAGE, TEXT, None, {k: v for k, v in projections.items() if "bias" not in k})
+    assert config.pretrained_map == PROJECTION and config.pretrained_bias == ("text",)
+    assert hateclipper.trainable_params(config) == hateclipper.trainable_params(bias_free) + PROJECTION
+    layers = hateclipper.HateClipper(config, 0, projections).layers()
+    assert layers["image"][0].bias is None
+    torch.testing.assert_close(layers["text"][0].bias[0, 0], torch.from_numpy(projections["text_bias"]))
+    torch.testing.assert_close(layers["text"][0].weight[0], torch.from_numpy(projections["text"]))

@@ -1,6 +1,7 @@
 """stages/head/inputs.py: the head stages' reader of the cache, refusing one that is not the
 right one (another encoder, data, format or shape) in one line."""
 import dataclasses
+import re
 
 import h5py
 import numpy as np
@@ -9,8 +10,9 @@ import pytest
 from stages.cache import features
 from stages.common import params
 from stages.common.errors import InputError
-from stages.head import inputs
+from stages.head import hateclipper, inputs
 from tests.helpers import CACHE_ATTRS as ATTRS
+from tests.helpers import head_config, params_dict
 from tests.helpers import split_features as split
 
 
@@ -77,3 +79,21 @@ def test_a_cache_whose_rows_do_not_line_up_is_refused_when_read(tmp_path, key, r
         f[f"dev/{key}"] = np.concatenate([data, data])[:rows] if rows else np.zeros((4, 2), np.int8)
     with pytest.raises(InputError, match=f"f.h5: {message}"):
         inputs.read(path, ["dev"])
+
+
+@pytest.mark.parametrize("saved, override, message", [
+    ("replace_text", {}, "reads head.caption_mode=replace_text, params.yaml says none"),
+    ("none", {"head__caption_mode": "replace_text"}, "reads head.caption_mode=none, params.yaml says replace_text"),
+    ("replace_text", {"head__caption_mode": "replace_text", "head__caption": "ocr", "data__texts": ["caption", "ocr"]},
+     "reads head.caption=caption, params.yaml says ocr"),
+])
+def test_a_head_is_read_only_with_the_caption_mode_and_stream_it_was_trained_on(tmp_path, monkeypatch, saved,
+                                                                                override, message):
+    """Scoring a replace_text head with params of another mode (evaluate, predict or interpret
+    run by hand, no retrain) would feed it the wrong text side: a one-line error instead."""
+    monkeypatch.chdir(tmp_path)
+    head = hateclipper.HateClipper(head_config(caption_mode=saved))
+    hateclipper.save(hateclipper.CHECKPOINT, head, {"features": "pooled", "caption": "caption"})
+    p = params.parse(params_dict("d", **{"data__texts": ["caption"], **override}))
+    with pytest.raises(InputError, match=re.escape(message) + ".*dvc repro train"):
+        inputs.trained_head(p)

@@ -11,8 +11,10 @@ import pytest
 from stages import evaluate, predict
 from stages.cache import features
 from stages.common.errors import InputError
+from stages.data.task import HATEFUL
 from stages.head import hateclipper, inputs, retrieval
 from stages.report import predictions
+from tests.helpers import head_config, write_params
 
 
 def test_predict_writes_the_very_files_evaluate_wrote(five_runs, tmp_path, monkeypatch):
@@ -74,3 +76,16 @@ def test_added_memes_change_their_neighbours_predictions_at_once(retrieval_works
     with pytest.raises(InputError, match="missing.png: image file not found"):
         predict.main(["--add-to-index", str(broken)])
     assert retrieval.ADDED.read_bytes() == added  # nothing half-written
+
+
+@pytest.mark.parametrize("argv", [["--image", "x.png", "--text", "hi"], ["--jsonl", "new.jsonl"]])
+def test_new_memes_are_refused_by_a_head_that_reads_a_caption_stream(tmp_path, monkeypatch, argv):
+    """A new meme brings its image and text, not the caption a replace_text head was trained
+    on: scoring it would feed the head the wrong text, so it is a one-line error."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "new.jsonl").write_text('{"id": 1, "img": "x.png", "text": "hi"}\n')
+    hateclipper.save(hateclipper.CHECKPOINT, hateclipper.HateClipper(head_config(caption_mode="replace_text")),
+                     {"features": "pooled", "caption": "caption", "task": HATEFUL.to_json()})
+    write_params(tmp_path, tmp_path, data__texts=["caption"], head__caption_mode="replace_text")
+    with pytest.raises(InputError, match="reads a caption stream .*replace_text.*new memes do not bring"):
+        predict.main(argv)
