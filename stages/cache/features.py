@@ -7,15 +7,19 @@ embeddings, every model has them) and, where the encoder separates its final pro
 `image` and `text` (pooled, pre-projection: the paper's features). The `feature_kinds`
 attribute names the kinds the file holds. With clip.augment_views > 0 the training split also
 holds `image_proj_views` (and `image_views` with pooled features), (N, views, D): augmented
-views of each meme's image, for training only. Each text stream of data.texts (and its join
-with the meme's text, stages/data/texts.py) is a subgroup `streams/<name>` of the split: `texts`,
-`text_proj` and, with pooled features, `text`; the `texts` attribute names the streams. Where
-pooled features exist, the training split's `projections/image` and `projections/text` hold
-the towers' own final projections (in, out), and `projections/<tower>_bias` a bias where one
-has it: `head.pretrained_map` starts from them when it trains. File attributes name the encoder settings and
-the data the features were computed from; `stages/head/inputs.py` checks them, so a cache from
-another encoder or data version is an error, not wrong numbers. Extraction imports this module
-and not the reader, so that DVC reruns a GPU extraction only for code that decides the features.
+views of each meme's image, for training only.
+
+Each text stream of data.texts, and its join with the meme's text (stages/data/texts.py), is
+a subgroup `streams/<name>` of the split: `texts`, `text_proj` and, with pooled features,
+`text`. The file's `texts` attribute names the streams. Where pooled features exist, the
+training split's `projections/image` and `projections/text` hold the towers' own final
+projections (in, out), and `projections/<tower>_bias` a bias where one has it:
+`head.pretrained_map` starts from them.
+
+File attributes name the encoder settings and the data the features were computed from;
+`stages/head/inputs.py` checks them, so a cache from another encoder or data version is an
+error, not wrong numbers. Extraction imports this module and not the reader, so that DVC
+reruns a GPU extraction only for code that decides the features.
 """
 from __future__ import annotations
 

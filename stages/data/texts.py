@@ -55,7 +55,9 @@ def read(path: Path, data: Dataset) -> dict[str, str]:
         if not isinstance(text, str):
             raise InputError(f"{where}: 'text' must be a string")
         if meme_id not in ids:
-            raise InputError(f"{where}: id {meme_id} is no meme of {data.root}'s splits")
+            hint = (f" (the release writes it {meme_id.lstrip('0')}: ids as the release writes them)"
+                    if meme_id.isdigit() and meme_id.lstrip("0") in ids else "")
+            raise InputError(f"{where}: id {meme_id} is no meme of {data.root}'s splits{hint}")
         if meme_id in texts:
             raise InputError(f"{where}: id {meme_id} given twice (first on line {first_line[meme_id]})")
         texts[meme_id], first_line[meme_id] = text, number

@@ -99,3 +99,14 @@ def test_a_broken_ocr_file_of_mmhs150k_is_named(captioned, copy_of):
     (folder / "img_txt" / f"{tweet.id}.json").write_text('{"text": 1}')
     with pytest.raises(InputError, match=rf"img_txt/{tweet.id}.json: expected"):
         dataset.read(folder, "mmhs150k", streams=("ocr",))
+
+
+def test_a_zero_padded_id_is_refused_with_the_id_the_release_writes(captioned, copy_of):
+    """Hateful Memes writes id 1235 for img/01235.png: a caption file keyed by the image's
+    name is refused, and the error says which id to write."""
+    root, memes, _ = captioned
+    folder = copy_of(root / "kaggle")
+    meme = next(m for split in memes.values() for m in split if m.id < 10000)
+    write_lines(folder / "texts" / "caption.jsonl", [{"id": f"{meme.id:05d}", "text": "a caption"}])
+    with pytest.raises(InputError, match=rf"id {meme.id:05d} is no meme .*the release writes it {meme.id}:"):
+        dataset.read(folder, "hateful_memes", streams=("caption",))
