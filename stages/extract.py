@@ -3,9 +3,10 @@
     python -m stages.extract          (reads params.yaml: data.*, clip.*)
 
 Each unique image and each unique text (captions and the text streams of data.texts) is
-encoded once, however many splits, memes or streams share it. Images are decoded in DataLoader workers while the encoder runs. Work is saved in units
-beside the output (`resume_store`), so an interrupted run resumes where it stopped; the cache
-itself appears atomically when everything is done, and the units are removed.
+encoded once, however many splits, memes or streams share it. Images are decoded in DataLoader
+workers while the encoder runs. Work is saved in units beside the output (`resume_store`), so
+an interrupted run resumes where it stopped; the cache itself appears atomically when
+everything is done, and the units are removed.
 """
 from __future__ import annotations
 
