@@ -12,7 +12,7 @@ from scripts import synthetic
 from stages import extract, train
 from stages.cache import features
 from stages.common import params
-from stages.head import backprop, hateclipper, inputs
+from stages.head import backprop, hateclipper, inputs, losses
 from stages.head.captions import CAPTION_MODES
 from stages.head.hateclipper import HeadConfig
 from tests.helpers import params_dict
@@ -138,7 +138,6 @@ def test_a_pretrained_maps_hand_written_gradient_is_autograds():
     text = torch.randn(2, 9, TEXT, generator=generator, dtype=torch.float64)
     labels = torch.randint(0, 2, (2, 9, 1), generator=generator).double()
     torch.manual_seed(0)
-    from stages.head import losses
     losses.bce(head(image, text), labels).sum().backward()
     expected, head.weights.grad = head.weights.grad.clone(), None
     torch.manual_seed(0)
@@ -146,11 +145,11 @@ def test_a_pretrained_maps_hand_written_gradient_is_autograds():
     torch.testing.assert_close(head.weights.grad, expected, rtol=0, atol=1e-10)
 
 
-def trained_test_auroc(workdir, data, caption, mode, layout_params):
+def trained_test_auroc(workdir, data, caption, mode):
     """Mean test AUROC over three runs of a head trained with the caption mode."""
     raw = params_dict(data, "val", data__layout="mmhs150k", data__texts=[caption], head__caption=caption,
                       head__caption_mode=mode, head__map_dim=16, train__epochs=60, train__batch_size=32,
-                      train__lr=3e-3, train__runs=3, **layout_params)
+                      train__lr=3e-3, train__runs=3)
     p = params.parse(raw)
     splits, _ = inputs.load_checked(workdir / features.CACHE, p, ["train", "val", "test"])
     head, _, _ = train.train(p, splits, torch.device("cpu"), log=lambda _: None)
@@ -182,7 +181,7 @@ def test_a_caption_that_stands_for_the_picture_is_learned_where_the_mode_reads_i
     text fused) and parallel_mean (its caption-text fusion) learn it; none and replace_text
     (the picture beside text or caption) cannot."""
     root = stream_sets["caption"]
-    auroc = trained_test_auroc(root, root / "memes", "caption", mode, {})
+    auroc = trained_test_auroc(root, root / "memes", "caption", mode)
     assert auroc > 0.9 if learns else auroc < 0.65
 
 
@@ -191,7 +190,7 @@ def test_an_ocr_stream_that_carries_the_label_is_learned_only_when_the_head_read
     """label = scene XOR OCR family, the tweet noise: only a head that reads the OCR stream
     (here in the text's place) learns it."""
     root = stream_sets["ocr"]
-    auroc = trained_test_auroc(root, root / "memes", "ocr", mode, {})
+    auroc = trained_test_auroc(root, root / "memes", "ocr", mode)
     assert auroc > 0.9 if learns else auroc < 0.65
 
 
