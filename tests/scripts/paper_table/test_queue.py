@@ -1,10 +1,12 @@
 """scripts/paper_table/queue.py: the tables paper_table.yaml describes, and the workspace and
 memory each needs."""
 import csv
+import subprocess
 
 import pytest
 import yaml
 
+import scripts.paper_table as paper_table
 from scripts.paper_table import queue
 from tests.helpers import ROOT
 
@@ -70,10 +72,6 @@ def test_a_table_names_its_reference_cell_by_params_that_pick_exactly_one_cell(t
 
 
 def test_a_queue_status_that_fails_once_is_asked_again_and_one_that_keeps_failing_ends_the_run(monkeypatch):
-    import subprocess
-
-    import scripts.paper_table as paper_table
-
     answers = []
 
     def run(cmd, **kw):
