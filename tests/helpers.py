@@ -11,13 +11,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 import yaml
 
+from stages import extract
 from stages.cache import features
 from stages.common.errors import run_stage
 from stages.data import dataset
 from stages.data.task import HATEFUL
-from stages.head import hateclipper
+from stages.head import backprop, hateclipper, losses
 from stages.head.hateclipper import HeadConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,3 +209,23 @@ def nested(flat: dict) -> dict:
             node = node.setdefault(part, {})
         node[leaf] = value
     return tree
+
+
+def extracted(work: Path, p) -> Path:
+    """Run extraction with params `p` in the folder `work`, as the stage runs there; the cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        extract.extract(p)
+    return work / features.CACHE
+
+
+def both_gradients(head, image, text, labels):
+    """(autograd's loss, its gradient, the hand-written step's loss, its gradient) of a head
+    in training mode, each step from the same seed, so both draw the same dropout masks."""
+    torch.manual_seed(0)
+    expected = losses.bce(head(image, text), labels)
+    expected.sum().backward()
+    expected_grad, head.weights.grad = head.weights.grad.clone(), None
+    torch.manual_seed(0)
+    loss = backprop.Step(head)(image, text, labels)
+    return expected.detach(), expected_grad, loss, head.weights.grad

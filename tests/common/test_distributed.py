@@ -22,7 +22,7 @@ from stages.common import distributed, params
 from stages.common.errors import run_stage
 from stages.data import dataset
 from stages.head import inputs
-from tests.helpers import ROOT, write_params
+from tests.helpers import ROOT, extracted, write_params
 
 UNIT = 32  # several units per rank on the 240-meme set, for the tests that break a run
 
@@ -47,11 +47,7 @@ def images_per_rank(stdout: str, ranks: int) -> list[int]:
 def single_process(challenge_set, tmp_path_factory):
     root, _ = challenge_set
     work = tmp_path_factory.mktemp("single")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(work)
-        write_params(work, root, "dev_seen")
-        extract.extract(params.load())
-    return inputs.read(work / features.CACHE)[0]
+    return inputs.read(extracted(work, params.load(write_params(work, root, "dev_seen"))))[0]
 
 
 def assert_same_cache(cache: Path, reference: dict) -> None:

@@ -15,7 +15,7 @@ from stages.common.errors import InputError
 from stages.data import dataset, texts
 from stages.encoder import clip
 from stages.head import inputs
-from tests.helpers import params_dict
+from tests.helpers import extracted, params_dict
 
 
 def extract_params(root, **overrides):
@@ -27,10 +27,7 @@ def challenge_cache(challenge_set, tmp_path_factory):
     """One extraction of the full-challenge layout, shared by the read-only tests below."""
     root, _ = challenge_set
     workdir = tmp_path_factory.mktemp("extract")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(workdir)
-        extract.extract(extract_params(root))
-    return workdir / features.CACHE
+    return extracted(workdir, extract_params(root))
 
 
 def test_all_splits_in_jsonl_order(challenge_set, challenge_cache):
@@ -206,10 +203,7 @@ def stream_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("streams") / "memes"
     memes = synthetic.generate(root, n=80, layout="challenge", seed=6, stream="caption")
     workdir = tmp_path_factory.mktemp("extract_streams")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(workdir)
-        extract.extract(extract_params(root, data__texts=["caption"]))
-    return root, memes, workdir / features.CACHE, workdir
+    return root, memes, extracted(workdir, extract_params(root, data__texts=["caption"])), workdir
 
 
 def test_each_stream_and_its_join_are_cached_as_the_text_tower_encodes_them(stream_cache):
