@@ -69,6 +69,8 @@ class HeadConfig:
         (inputs.projections)."""
         if CAPTION_MODES[p.head.caption_mode].parallel:
             text_dim //= 2  # the text side carries the text and the caption
+        if p.head.pretrained_map and projections is None:
+            raise ValueError("head.pretrained_map starts from CLIP's projections: pass inputs.projections")
         pretrained = projections if p.head.pretrained_map else {}
         return cls(image_dim=image_dim, text_dim=text_dim, fusion=p.fusion,
                    map_dim=p.head.map_dim, num_mapping_layers=p.head.num_mapping_layers,

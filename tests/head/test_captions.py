@@ -216,3 +216,9 @@ def test_a_projection_with_a_bias_is_copied_with_it():
     assert layers["image"][0].bias is None
     torch.testing.assert_close(layers["text"][0].bias[0, 0], torch.from_numpy(projections["text_bias"]))
     torch.testing.assert_close(layers["text"][0].weight[0], torch.from_numpy(projections["text"]))
+
+
+def test_a_pretrained_map_without_clips_projections_is_an_error_not_a_plain_map():
+    p = params.parse(params_dict("d", head__pretrained_map=True))
+    with pytest.raises(ValueError, match="starts from CLIP's projections"):
+        HeadConfig.from_params(p, IMAGE, TEXT)
