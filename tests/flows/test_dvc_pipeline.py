@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import logging
+import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from dvc.cli import main as dvc_cli
 
 from scripts.workspace import set_param
 from tests.helpers import ROOT, digest, sh, workspace
@@ -28,6 +33,20 @@ def repo(tmp_path_factory):
     sh("dvc repro", target)
     sh("git add -A && git commit -qm 'first run'", target)
     return target
+
+
+def dry_run(repo: Path) -> str:
+    """What `dvc repro --dry` says of each stage: dvc's own CLI, called in this process, as the
+    tests below ask it dozens of times and each new interpreter would start dvc again."""
+    said = io.StringIO()
+    handler, logger, cwd = logging.StreamHandler(said), logging.getLogger("dvc"), os.getcwd()
+    logger.addHandler(handler)
+    try:
+        assert dvc_cli(["--cd", str(repo), "repro", "--dry"]) == 0, said.getvalue()
+    finally:
+        logger.removeHandler(handler)
+        os.chdir(cwd)  # --cd changes this process's folder
+    return said.getvalue()
 
 
 def test_repro_runs_every_stage_end_to_end(repo):
@@ -115,7 +134,7 @@ def test_what_reruns_after_a_param_change(repo):
         for key, value, *expected in cases:
             params.write_text(original)
             set_param(params, key, value)
-            dry = sh("dvc repro --dry", repo).stdout
+            dry = dry_run(repo)
             shown = [f"Running stage '{stage}'" in dry for stage in ("extract", "train", "evaluate", "interpret")]
             assert shown == expected, key
     finally:
@@ -137,10 +156,10 @@ def test_editing_the_fine_grained_annotations_reruns_extract(repo):
     folder.mkdir(parents=True)
     try:
         (folder / "train.json").write_text('{"id": 1, "gold_pc": ["pc_empty"], "gold_attack": ["attack_empty"]}\n')
-        assert "Running stage 'extract'" in sh("dvc repro --dry", repo).stdout
+        assert "Running stage 'extract'" in dry_run(repo)
     finally:
         shutil.rmtree(repo / "data/synthetic/fine_grained")
-    assert "Running stage 'extract'" not in sh("dvc repro --dry", repo).stdout
+    assert "Running stage 'extract'" not in dry_run(repo)
 
 
 def test_code_edits_rerun_only_the_stages_that_run_that_code(repo):
@@ -155,7 +174,7 @@ def test_code_edits_rerun_only_the_stages_that_run_that_code(repo):
         original = path.read_text()
         try:
             path.write_text(original + "# a comment-only edit\n")
-            dry = sh("dvc repro --dry", repo).stdout
+            dry = dry_run(repo)
             assert ("Running stage 'extract'" in dry) == reruns_extract, module
             if not reruns_extract:  # (a dry run cannot know that a new cache reruns train)
                 assert "Running stage 'train'" in dry, module
@@ -163,14 +182,31 @@ def test_code_edits_rerun_only_the_stages_that_run_that_code(repo):
             path.write_text(original)
 
 
-def imported_modules(stage: str) -> set[str]:
-    """The files of every project module that `python -m stages.<stage>` imports."""
-    names = sh(f"{sys.executable} -c \"import sys, stages.{stage}; print(' '.join(sorted("
-               f"m for m in sys.modules if m.startswith('stages.'))))\"", ROOT).stdout.split()
-    files = set()
-    for name in names:
-        path = Path(*name.split("."))
-        files.add(str(path / "__init__.py") if (ROOT / path).is_dir() else f"{path}.py")
+# One process imports each stage in turn, dropping the project's modules between them (the
+# libraries stay loaded, so only the first pays for torch): each stage's set is what its own
+# `python -m stages.<stage>` imports, params.py's registries by name included.
+IMPORTS = """
+import json, sys
+seen = {}
+for stage in sys.argv[1:]:
+    for name in [m for m in sys.modules if m == 'stages' or m.startswith('stages.')]:
+        del sys.modules[name]
+    __import__('stages.' + stage)
+    seen[stage] = sorted(m for m in sys.modules if m.startswith('stages.'))
+print(json.dumps(seen))
+"""
+
+
+@pytest.fixture(scope="module")
+def imported_modules() -> dict[str, set[str]]:
+    """The files of every project module that `python -m stages.<stage>` imports, per stage."""
+    stages = ["extract", "train", "evaluate", "interpret"]
+    seen = json.loads(subprocess.run([sys.executable, "-c", IMPORTS, *stages], cwd=ROOT, check=True,
+                                     capture_output=True, text=True).stdout)
+    files = {}
+    for stage, names in seen.items():
+        paths = [Path(*name.split(".")) for name in names]
+        files[stage] = {str(path / "__init__.py") if (ROOT / path).is_dir() else f"{path}.py" for path in paths}
     return files
 
 
@@ -179,14 +215,14 @@ def covered(path: str, deps: list[str]) -> bool:
 
 
 @pytest.mark.parametrize("stage", ["extract", "train", "evaluate", "interpret"])
-def test_each_stage_depends_on_the_code_it_runs(stage):
+def test_each_stage_depends_on_the_code_it_runs(stage, imported_modules):
     """Whatever a stage runs decides its outputs, so every project module it imports lies
     under one of its deps (dvc.yaml names folders, and no single library module). Extract's
     deps hold nothing it does not run: every module under them is one it imports, so no edit
     to the head, the report or the cache reader reruns it."""
     deps = [d for d in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["deps"]
             if d.startswith("stages")]
-    imported = imported_modules(stage) - {"stages/__init__.py"}
+    imported = imported_modules[stage] - {"stages/__init__.py"}
     assert [m for m in imported if not covered(m, deps)] == []
     assert [d for d in deps if d.endswith(".py")] == [f"stages/{stage}.py"]
     if stage == "extract":
