@@ -144,6 +144,13 @@ def curve_cases():
             yield labels, probs.astype(np.float32)
 
 
+def pairwise_auroc(labels, probs):
+    """AUROC as its definition: the share of (positive, negative) pairs the positive wins, a
+    tie counting half."""
+    positives, negatives = probs[labels == 1][:, None], probs[labels == 0][None, :]
+    return ((positives > negatives) + 0.5 * (positives == negatives)).mean()
+
+
 def direct_delong(labels, a, b):
     """DeLong et al. (1988) as written: the structural components from every
     (positive, negative) pair, their covariances, z and its two-sided p."""
