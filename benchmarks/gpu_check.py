@@ -46,7 +46,7 @@ SIZES = {  # what each step runs on: full sizes on a GPU, a quick pass on the CP
              "table_repro": []},
     # table_repro: the stages reproduced before the table. The table reads only extract's cache
     # (queue.check_cache); on the CPU the rest of a full `dvc repro` (the baseline's train,
-    # evaluate and interpret) is what tests/flows/test_dvc_pipeline.py already runs: ~11 s saved.
+    # evaluate and interpret) is left to tests/flows/test_dvc_pipeline.py, which runs it.
     "cpu": {"model": "tiny", "memes": 64, "batch": 32, "train_memes": 200,
             "runs_epochs": 2, "cross_map_dim": 32, "table_memes": 60, "table_fusions": ["cross"],
             "table_repro": ["extract"]},
