@@ -2,7 +2,9 @@
 conftest.py files. No test file imports another test file: what two of them need is here."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -15,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+from scripts.workspace import FORMAT_SETTINGS
 from stages import extract
 from stages.cache import features
 from stages.common.errors import run_stage
@@ -44,6 +47,11 @@ def write_params(workdir: Path, data_dir, dev_split: str = "dev", **overrides) -
     path = workdir / "params.yaml"
     path.write_text(yaml.safe_dump(params_dict(data_dir, dev_split, **overrides)))
     return path
+
+
+def format_overrides(layout: str) -> dict:
+    """scripts/workspace.py's settings for a synthetic release format, as write_params overrides."""
+    return {key.replace(".", "__"): yaml.safe_load(value) for key, value in FORMAT_SETTINGS[layout].items()}
 
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",
@@ -78,6 +86,25 @@ def run_entry(stage, monkeypatch, capsys, *argv):
         code = exit_.code
     captured = capsys.readouterr()
     return code, captured.err, captured.out
+
+
+def run_stages(*stages) -> str:
+    """Each stage in the current folder as `python -m stages.X` runs it (run_stage(main), no
+    arguments); every one must succeed without a traceback. Their stdout. Needs neither
+    monkeypatch nor capsys, so module fixtures call it too."""
+    out, argv = io.StringIO(), sys.argv
+    for stage in stages:
+        err = io.StringIO()
+        sys.argv = [stage.__name__]
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                run_stage(stage.main)
+        except SystemExit as exit_:
+            raise AssertionError(f"{stage.__name__} exited {exit_.code}:\n{err.getvalue()}") from None
+        finally:
+            sys.argv = argv
+        assert "Traceback" not in err.getvalue(), (stage.__name__, err.getvalue())
+    return out.getvalue()
 
 
 def leftovers(workdir: Path) -> list[str]:

@@ -18,7 +18,7 @@ import torch
 from scripts import synthetic
 from stages import evaluate, extract, interpret, train
 from stages.head import hateclipper
-from tests.helpers import leftovers, run_entry, sh, workspace, write_params
+from tests.helpers import leftovers, run_entry, run_stages, sh, workspace, write_params
 
 HEAD_STAGES = (train, evaluate, interpret)
 
@@ -35,16 +35,6 @@ def one_meme_splits(root: Path) -> None:
     first = json.loads((root / "train.jsonl").read_text().splitlines()[0])
     (root / "single.jsonl").write_text(json.dumps(first) + "\n")
     (root / "lonely.jsonl").write_text(json.dumps({k: v for k, v in first.items() if k != "label"}) + "\n")
-
-
-def run(stages, monkeypatch, capsys) -> str:
-    """Each stage as `python -m stages.X` runs it; all must succeed. Their stdout."""
-    out = ""
-    for stage in stages:
-        code, err, printed = run_entry(stage, monkeypatch, capsys)
-        assert code == 0 and "Traceback" not in err, (stage.__name__, err)
-        out += printed
-    return out
 
 
 def summary(work: Path) -> dict:
@@ -101,9 +91,9 @@ def at(empty_captions, monkeypatch):
     return with_params
 
 
-def test_a_head_that_barely_learns_on_empty_captions(at, monkeypatch, capsys):
+def test_a_head_that_barely_learns_on_empty_captions(at):
     work = at(train__lr=1e-9)
-    run(HEAD_STAGES, monkeypatch, capsys)
+    run_stages(*HEAD_STAGES)
     probs = pd.read_csv(work / "reports/predictions/dev.csv")["prob_hate"]
     assert probs.max() - probs.min() < 0.05  # nearly constant
     metrics = json.loads((work / "reports/metrics.json").read_text())["dev"]
@@ -113,9 +103,9 @@ def test_a_head_that_barely_learns_on_empty_captions(at, monkeypatch, capsys):
     assert len(report["per_cluster"]) == report["clusters"]
 
 
-def test_more_clusters_than_hateful_memes_gives_as_many_as_there_are(at, monkeypatch, capsys):
+def test_more_clusters_than_hateful_memes_gives_as_many_as_there_are(at):
     work = at(interpret__clusters=500, train__epochs=2)
-    out = run(HEAD_STAGES, monkeypatch, capsys)
+    out = run_stages(*HEAD_STAGES)
     report = summary(work)
     assert report["clusters_asked"] == 500 and report["clusters"] <= report["hateful_memes"] < 500
     assert f"{report['clusters']} clusters, not the 500 asked" in report["note"]
@@ -124,10 +114,10 @@ def test_more_clusters_than_hateful_memes_gives_as_many_as_there_are(at, monkeyp
     assert sum(sizes) == report["hateful_memes"] and len(sizes) == report["clusters"]
 
 
-def test_more_runs_than_dev_memes_and_more_neighbours_than_training_memes(at, monkeypatch, capsys):
+def test_more_runs_than_dev_memes_and_more_neighbours_than_training_memes(at):
     dev = len((at() / "memes/dev.jsonl").read_text().splitlines())
     work = at(train__runs=dev + 3, train__epochs=2, classifier="retrieval", retrieval__k=10_000)
-    run(HEAD_STAGES, monkeypatch, capsys)
+    run_stages(*HEAD_STAGES)
     metrics = json.loads((work / "reports/metrics.json").read_text())["dev"]
     assert json.loads((work / "reports/metrics_detail.json").read_text())["dev"]["runs"] == dev + 3
     assert metrics["n"] == dev
@@ -136,16 +126,16 @@ def test_more_runs_than_dev_memes_and_more_neighbours_than_training_memes(at, mo
     assert probs.between(0, 1).all()
 
 
-def test_no_triggered_position_gives_a_summary_that_says_so(at, monkeypatch, capsys):
+def test_no_triggered_position_gives_a_summary_that_says_so(at):
     """A head whose every weight is 0: its direction D and every meme's FIM are 0 everywhere,
     so no position is both positive (or both negative) in D and in the meme's FIM."""
     work = at(train__epochs=1)
-    run((train,), monkeypatch, capsys)
+    run_stages(train)
     head, meta = hateclipper.load(work / hateclipper.CHECKPOINT)
     with torch.no_grad():
         head.weights.zero_()
     hateclipper.save(work / hateclipper.CHECKPOINT, head, meta)
-    out = run((interpret,), monkeypatch, capsys)
+    out = run_stages(interpret)
     report = summary(work)
     assert report["clusters"] == 0 and report["per_cluster"] == []
     assert "no FIM position triggered" in report["note"] and "no FIM position triggered" in out
@@ -162,7 +152,7 @@ def test_a_dev_split_of_one_class_is_one_line_and_leaves_no_head(tmp_path, monke
     work.mkdir()
     monkeypatch.chdir(work)
     write_params(work, root, train__epochs=1)
-    run((extract,), monkeypatch, capsys)
+    run_stages(extract)
     code, err, _ = run_entry(train, monkeypatch, capsys)
     assert code == 2 and "Traceback" not in err and err.count("\n") == 1
     assert "dev auroc was never defined: the dev split needs memes of both labels" in err
@@ -182,8 +172,8 @@ def blank_test_targets(root: Path) -> None:
     ("pridemm", "target", "val", blank_test_targets),  # one label of 4 classes, blank cells
     ("propaganda", None, "val", None),  # 22 labels, several of which no meme has
 ])
-def test_other_kinds_of_task_run_on_a_head_that_barely_learns(tmp_path, monkeypatch, capsys, layout, task,
-                                                              dev_split, edit):
+def test_other_kinds_of_task_run_on_a_head_that_barely_learns(tmp_path, monkeypatch, layout, task, dev_split,
+                                                              edit):
     """A C-class task with blank cells and a multi-label one, as a first run meets them: every
     stage ends without a traceback, every scored figure is a number, and a split that knows
     no label of the task is said not to be scored, in the output and in metrics.json."""
@@ -196,7 +186,7 @@ def test_other_kinds_of_task_run_on_a_head_that_barely_learns(tmp_path, monkeypa
     monkeypatch.chdir(work)
     write_params(work, root, dev_split, data__layout=layout, data__task=task, train__epochs=2,
                  train__lr=1e-9, interpret__pictures=False)
-    out = run((extract, *HEAD_STAGES), monkeypatch, capsys)
+    out = run_stages(extract, *HEAD_STAGES)
     metrics = json.loads((work / "reports/metrics.json").read_text())
     scored = {name: m for name, m in metrics.items() if name != "not_scored"}
     assert dev_split in scored and all(np.isfinite(m["n"]) and 0 <= m["macro_f1"] <= 1 for m in scored.values())

@@ -127,6 +127,8 @@ def test_what_reruns_after_a_param_change(repo):
              ("retrieval.hard_negative_pool", "12", False, True, False, False),
              ("interpret.clusters", "4", False, False, False, True),
              ("data.texts", "[caption]", True, False, False, False),
+             ("data.task", "intensity", True, False, False, False),  # another label set: another cache
+             ("data.dev_fraction", "0.1", True, False, False, False),
              ("head.caption_mode", "parallel_mean", False, True, True, True),  # which cached rows it reads
              ("head.pretrained_map", "true", False, True, False, False),
              ("train.image_loss_weight", "0.5", False, True, False, False)]

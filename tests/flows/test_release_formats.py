@@ -8,35 +8,29 @@ import json
 
 import numpy as np
 import pytest
-import yaml
 
 from scripts import synthetic
-from scripts.workspace import FORMAT_SETTINGS
 from stages import evaluate, extract, interpret, train
 from stages.data import dataset
 from stages.report import scoring
-from tests.helpers import run_entry, write_params
+from tests.helpers import format_overrides, run_stages, write_params
 
 
 # (Harm-P runs in tests/flows/test_benchmarks_learning.py, where its head learns)
 @pytest.mark.parametrize("layout", ["multioff", "mami", "mami_inline", "pridemm"])
-def test_each_format_runs_every_stage_with_its_metric_and_baselines(tmp_path, monkeypatch, capsys, layout):
+def test_each_format_runs_every_stage_with_its_metric_and_baselines(tmp_path, monkeypatch, layout):
     root = tmp_path / "memes"
     synthetic.generate(root, n=120, layout=layout, seed=0)
-    settings = {key.replace(".", "__"): yaml.safe_load(value) for key, value in FORMAT_SETTINGS[layout].items()}
-    write_params(tmp_path, root, **settings, train__epochs=2, interpret__pictures=False)
+    write_params(tmp_path, root, **format_overrides(layout), train__epochs=2, interpret__pictures=False)
     monkeypatch.chdir(tmp_path)
-    printed = {}
-    for stage in (extract, train, evaluate, interpret):
-        code, err, printed[stage] = run_entry(stage, monkeypatch, capsys)
-        assert code == 0, err
+    out = run_stages(extract, train, evaluate, interpret)
     data = dataset.read(root, {"mami_inline": "mami"}.get(layout, layout),
                         dev_fraction=0.1 if layout.startswith("mami") else 0.0)
     metric = data.task.metric
     constant = "accuracy" if metric == "auroc" else metric  # a constant's AUROC is 0.5
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
     for split, m in metrics.items():
-        assert f"{split:12s} n={m['n']:5d}  {metric} " in printed[evaluate]  # the benchmark's metric first
+        assert f"{split:12s} n={m['n']:5d}  {metric} " in out  # the benchmark's metric first
         assert m[f"{metric}_ci_low"] <= m[metric] <= m[f"{metric}_ci_high"]
         labels = np.array([x.labels for x in data.splits[split]])[:, data.task.primary]
         train_labels = np.array([x.labels for x in data.splits["train"]])[:, data.task.primary]

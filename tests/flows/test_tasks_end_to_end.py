@@ -1,5 +1,6 @@
-"""Every evaluation of the seeds through the real `dvc`: Propaganda Memes (22 labels),
-TamilMemes with a carved dev split, fine-grained auxiliary labels, and the seed's own head."""
+"""Every evaluation of the seeds end to end: Propaganda Memes (22 labels) through the real
+`dvc`; TamilMemes with a carved dev split, fine-grained auxiliary labels and the seed's own
+head through the stages' entry points."""
 import io
 import json
 import shutil
@@ -9,9 +10,10 @@ import pandas as pd
 import pytest
 
 from scripts import synthetic
+from stages import evaluate, extract, interpret, train
 from stages.cache import features
 from stages.head import hateclipper, inputs
-from tests.helpers import sh, workspace
+from tests.helpers import format_overrides, run_stages, sh, workspace, write_params
 
 pytestmark = pytest.mark.slow  # `dvc repro` on 600 memes, and the stages end to end
 
@@ -69,12 +71,15 @@ def test_the_retrieval_classifier_votes_every_technique(propaganda_repo):
     assert predictions.filter(like="prob_").shape[1] == 22
 
 
-def test_tamil_selects_on_a_carved_dev_split_and_reports_the_majority_baseline(tmp_path):
-    ws = workspace(tmp_path / "ws", "--n 300 --layout tamil", "--set train.epochs=3")
-    sh("dvc repro", ws)
+def test_tamil_selects_on_a_carved_dev_split_and_reports_the_majority_baseline(tmp_path, monkeypatch):
+    ws = tmp_path
+    synthetic.generate(ws / "memes", n=300, layout="tamil", seed=0)
+    write_params(ws, ws / "memes", **format_overrides("tamil"), train__epochs=3)
+    monkeypatch.chdir(ws)
+    run_stages(extract, train, evaluate, interpret)
     metrics = json.loads((ws / "reports/metrics.json").read_text())
     assert set(metrics) == {"dev", "test"}  # the carved dev split selects; test stays test
-    data_train = [l for l in (ws / "data/synthetic/train_captions.csv").read_text().splitlines()[1:]]
+    data_train = [l for l in (ws / "memes/train_captions.csv").read_text().splitlines()[1:]]
     assert metrics["dev"]["n"] == round(0.1 * len(data_train))
     # the benchmark's paper micro-F1 (its accuracy, for one label) stands once, under its own name
     assert set(metrics["test"]) == {"n", "paper_micro_f1", "paper_micro_f1_ci_low", "paper_micro_f1_ci_high",
@@ -87,14 +92,11 @@ def test_tamil_selects_on_a_carved_dev_split_and_reports_the_majority_baseline(t
 @pytest.fixture(scope="module")
 def fine_grained_workspace(kaggle_set, tmp_path_factory):
     """The kaggle-layout set with synthetic fine-grained annotations, extracted once."""
-    from stages import extract
-
     source, splits = kaggle_set
     work = tmp_path_factory.mktemp("fine")
     root = work / "memes"  # a copy: the annotations go inside data.dir, where DVC tracks them
     shutil.copytree(source, root)
     synthetic.write_fine_grained(root / "fine", splits, coverage=0.9)
-    from tests.helpers import write_params
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
         for name, folder in (("plain", None), ("annotated", str(root / "fine"))):
@@ -106,9 +108,6 @@ def fine_grained_workspace(kaggle_set, tmp_path_factory):
 
 
 def train_and_evaluate(work, root, name, **overrides):
-    from stages import evaluate, train
-    from tests.helpers import write_params
-
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work / name)
         folder = str(root / "fine") if name == "annotated" else None
@@ -135,8 +134,6 @@ def test_auxiliary_labels_train_with_aux_weight_and_change_nothing_at_zero(fine_
 def test_the_seeds_head_learns_within_three_epochs(tmp_path, monkeypatch):
     """kanru-wang's head on CLIP embeddings of a random ViT-B-32: no L2 norm, 512-d projections,
     Linear(262144, 128), GELU, dropout 0.1."""
-    from stages import extract, train
-    from tests.helpers import write_params
 
     root = tmp_path / "memes"
     synthetic.generate(root, n=150, seed=11)
