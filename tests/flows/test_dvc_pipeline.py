@@ -282,21 +282,3 @@ def test_an_interpret_param_reruns_interpret_alone(repo):
     assert "Running stage 'interpret'" in run.stdout
     summary = json.loads((repo / "reports/interpret/summary.json").read_text())
     assert summary["clusters"] == 6 and len(summary["per_cluster"]) == 6
-
-
-def test_rgcl_as_its_authors_ran_it_reruns_the_head_only_and_learns(repo):
-    """RGCL's shipped settings (triplet loss, the anchor as its own positive, hard negatives
-    among the 12 nearest, accuracy selection), then its retrieval classifier on that head."""
-    run = sh("dvc exp run -S train.loss=rgcl -S train.rgcl_form=triplet -S retrieval.self_positive=true "
-             "-S retrieval.hard_negative_pool=12 -S train.select=accuracy -S train.epochs=15 "
-             "-S train.lr=0.003 -S fusion=cross -S classifier=logistic", repo)  # (earlier tests left others)
-    assert "Stage 'extract' didn't change, skipping" in run.stdout
-    assert "Running stage 'train'" in run.stdout
-    trained = json.loads((repo / "reports/train.json").read_text())
-    assert trained["selected_by"] == "accuracy" and trained["best_dev_accuracy"] > 0.6
-    assert json.loads((repo / "reports/metrics.json").read_text())["dev_seen"]["auroc"] > 0.7
-    logistic = (repo / "reports/predictions/dev_seen.csv").read_text()
-    run = sh("dvc exp run -S classifier=retrieval", repo)
-    assert "Stage 'train' didn't change, skipping" in run.stdout
-    assert json.loads((repo / "reports/metrics.json").read_text())["dev_seen"]["auroc"] > 0.7
-    assert (repo / "reports/predictions/dev_seen.csv").read_text() != logistic  # the kNN vote scored
