@@ -32,9 +32,9 @@ $(REFERENCE)/.installed: $(VENV)/.installed
 	$(BIN)/python -m pip install -q --no-deps --target $(REFERENCE) "torchmetrics==0.9.3" "setuptools<70"
 	touch $@
 
-# Two workers, a file each at a time (module fixtures stay shared), one thread each: on CI's
-# two cores that is about 1.35x faster than one process with two threads. The files go in
-# tests/conftest.py's order, tests marked `slow` first, not xdist's (by number of tests).
+# Two workers, a file each at a time (module fixtures stay shared), one thread each: CI has two
+# cores, and most of the suite's time is single-threaded stage and dvc processes. The files go
+# in tests/conftest.py's order, tests marked `slow` first, not xdist's (by number of tests).
 test: venv $(REFERENCE)/.installed
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
