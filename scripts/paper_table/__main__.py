@@ -95,4 +95,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from stages.common.errors import run_stage
+
+    sys.exit(run_stage(main))  # an InputError (say, from scripts.compare) as one line
