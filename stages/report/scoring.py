@@ -81,11 +81,12 @@ def auroc_interval(labels: np.ndarray, run_probs: np.ndarray, level: float = 0.9
     draws = bootstrap_draws(len(labels))
     labels, run_probs = labels.reshape(len(labels), -1), run_probs.reshape(*run_probs.shape[:2], -1)
     per_run = [mean_auroc_rows(labels[draws], probs[draws]) for probs in run_probs]  # (runs, B)
+    tail = 100 * (1 - level) / 2
+    # a split of one class (or one meme) has no AUROC on any draw: NaN, without numpy's warnings
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean_auroc = np.nanmean(np.array(per_run), axis=0)
-    tail = 100 * (1 - level) / 2
-    low, high = np.nanpercentile(mean_auroc, [tail, 100 - tail])
+        low, high = np.nanpercentile(mean_auroc, [tail, 100 - tail])
     return float(low), float(high)
 
 

@@ -64,6 +64,14 @@ def test_interval_is_the_percentile_bootstrap_of_the_mean_over_runs():
     assert scoring.auroc_interval(labels, run_probs) == (low, high)  # seeded
 
 
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("labels", [[1], [0, 0, 0]])
+def test_a_split_of_one_meme_or_one_class_has_no_interval_and_no_warning(labels):
+    labels = np.array(labels)
+    low, high = scoring.auroc_interval(labels, np.full((2, len(labels)), 0.5))
+    assert np.isnan(low) and np.isnan(high)
+
+
 def test_best_threshold_maximises_dev_accuracy():
     labels = np.array([0, 0, 1, 1, 1])
     probs = np.array([0.1, 0.35, 0.3, 0.6, 0.9])
