@@ -67,13 +67,14 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
         dataset.load_image(path)
 
 
-def test_dev_fraction_carves_a_seeded_stratified_dev_split(tamil_set):
+@pytest.mark.parametrize("fraction", [0.1, 0.25])
+def test_dev_fraction_carves_a_seeded_stratified_dev_split(tamil_set, fraction):
     root, _ = tamil_set
     whole = dataset.read(root, "tamil")
-    data = dataset.read(root, "tamil", dev_fraction=0.1)
-    assert data == dataset.read(root, "tamil", dev_fraction=0.1)  # seeded
+    data = dataset.read(root, "tamil", dev_fraction=fraction)
+    assert data == dataset.read(root, "tamil", dev_fraction=fraction)  # seeded
     train, dev = data.splits["train"], data.splits["dev"]
-    assert len(dev) == round(0.1 * len(whole.splits["train"])) and data.splits["test"] == whole.splits["test"]
+    assert len(dev) == round(fraction * len(whole.splits["train"])) and data.splits["test"] == whole.splits["test"]
     assert sorted(m.id for m in train + dev) == sorted(m.id for m in whole.splits["train"])
     share = np.mean([m.label for m in whole.splits["train"]])
     assert abs(np.mean([m.label for m in dev]) - share) <= 1 / len(dev) + 1e-9  # stratified

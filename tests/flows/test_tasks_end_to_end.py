@@ -86,8 +86,10 @@ def test_the_retrieval_classifier_votes_every_technique(propaganda_run, tmp_path
     assert metrics["micro_f1"] > metrics["baselines"]["all_positive"]["micro_f1"] + 0.3
     per_label = pd.read_csv(work / "reports/per_label/test.csv")
     assert len(per_label) == 22 and per_label["f1"].notna().all()
-    predictions = pd.read_csv(work / "reports/predictions/test.csv")
-    assert predictions.filter(like="prob_").shape[1] == 22
+    predictions = pd.read_csv(work / "reports/predictions/test.csv").filter(like="prob_")
+    assert predictions.shape[1] == 22
+    logistic = pd.read_csv(propaganda_run / "reports/predictions/test.csv").filter(like="prob_")
+    assert not np.allclose(predictions, logistic)  # the neighbours voted, not the head's logit
 
 
 def test_rgcl_as_its_authors_ran_it_learns_and_its_retrieval_classifier_votes(tmp_path, monkeypatch):
