@@ -1,7 +1,7 @@
 """Every evaluation of the seeds end to end, through the stages' entry points as
-`python -m stages.X` runs them: Propaganda Memes (22 labels), TamilMemes with a carved dev
-split, fine-grained auxiliary labels, and the seed's own head. (DVC's part, what reruns after
-which change, is tests/flows/test_dvc_pipeline.py's.)"""
+`python -m stages.X` runs them: Propaganda Memes (22 labels), RGCL as its authors ran it,
+TamilMemes with a carved dev split, fine-grained auxiliary labels, and the seed's own head.
+(DVC's part, what reruns after which change, is tests/flows/test_dvc_pipeline.py's.)"""
 import io
 import json
 import shutil
