@@ -1,9 +1,8 @@
 """Every other release format, synthetic, through every stage with the committed defaults: the
 benchmark's metric printed first, and the constant baselines exactly those of the split's
 labels. The stages run through their entry points, as `python -m stages.X` runs them; the real
-`dvc repro` and `dvc exp run` run on the challenge, MMHS150K, Propaganda Memes, TamilMemes and
-Harm-P layouts (test_dvc_pipeline.py, test_dvc_streams.py, test_tasks_end_to_end.py,
-test_benchmarks_learning.py)."""
+`dvc repro` and `dvc exp run` run on the challenge and MMHS150K layouts (test_dvc_pipeline.py,
+test_dvc_streams.py), where what DVC reruns is decided and checked."""
 import json
 
 import numpy as np
