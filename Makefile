@@ -33,7 +33,7 @@ $(REFERENCE)/.installed: $(VENV)/.installed
 	touch $@
 
 # Two workers, a file each at a time (module fixtures stay shared), one thread each: CI has two
-# cores, and most of the suite's time is single-threaded stage and dvc processes. The files go
+# cores, and the stage and dvc processes the tests start inherit OMP_NUM_THREADS=1. The files go
 # in tests/conftest.py's order, tests marked `slow` first, not xdist's (by number of tests).
 test: venv $(REFERENCE)/.installed
 	$(BIN)/ruff check .
