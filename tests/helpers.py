@@ -88,22 +88,22 @@ def run_entry(stage, monkeypatch, capsys, *argv):
     return code, captured.err, captured.out
 
 
-def run_stages(*stages) -> str:
-    """Each stage in the current folder as `python -m stages.X` runs it (run_stage(main), no
+def run_stages(workdir: Path, *stages) -> str:
+    """Each stage in `workdir` as `python -m stages.X` runs it there (run_stage(main), no
     arguments); every one must succeed without a traceback. Their stdout. Needs neither
     monkeypatch nor capsys, so module fixtures call it too."""
-    out, argv = io.StringIO(), sys.argv
-    for stage in stages:
-        err = io.StringIO()
-        sys.argv = [stage.__name__]
-        try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                run_stage(stage.main)
-        except SystemExit as exit_:
-            raise AssertionError(f"{stage.__name__} exited {exit_.code}:\n{err.getvalue()}") from None
-        finally:
-            sys.argv = argv
-        assert "Traceback" not in err.getvalue(), (stage.__name__, err.getvalue())
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(workdir)
+        for stage in stages:
+            err = io.StringIO()
+            mp.setattr(sys, "argv", [stage.__name__])
+            try:
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                    run_stage(stage.main)
+            except SystemExit as exit_:
+                raise AssertionError(f"{stage.__name__} exited {exit_.code}:\n{err.getvalue()}") from None
+            assert "Traceback" not in err.getvalue(), (stage.__name__, err.getvalue())
     return out.getvalue()
 
 

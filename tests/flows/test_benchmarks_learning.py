@@ -17,9 +17,7 @@ def harm_p_run(work, root, **overrides) -> str:
     """Every stage on the synthetic Harm-P in `work`, with the committed defaults but for a
     learning rate at which the head learns: their stdout."""
     write_params(work, root, **format_overrides("harmp"), train__lr=0.003, interpret__pictures=False, **overrides)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(work)
-        return run_stages(extract, train, evaluate, interpret)
+    return run_stages(work, extract, train, evaluate, interpret)
 
 
 @pytest.fixture(scope="module")

@@ -53,9 +53,7 @@ def test_identical_memes_and_one_meme_splits_through_every_stage(tmp_path):
     rewrite(root, lambda line: {**line, "text": "the same caption"})
     one_meme_splits(root)
     ws = workspace(tmp_path / "ws", f"--data {root}", "--set clip.model=tiny", "--set clip.pretrained=none")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(ws)
-        out = run_stages(extract, *HEAD_STAGES)
+    out = run_stages(ws, extract, *HEAD_STAGES)
     assert "note: 1 clusters, not the 15 asked" in out
     metrics = json.loads((ws / "reports/metrics.json").read_text())
     assert metrics["single"]["n"] == 1 and np.isnan(metrics["single"]["auroc"])
@@ -83,10 +81,8 @@ def empty_captions(tmp_path_factory):
 
 
 @pytest.fixture
-def at(empty_captions, monkeypatch):
-    """params.yaml of the empty-captions workspace with these overrides, cwd there."""
-    monkeypatch.chdir(empty_captions)
-
+def at(empty_captions):
+    """params.yaml of the empty-captions workspace with these overrides; the workspace."""
     def with_params(**overrides) -> Path:
         write_params(empty_captions, empty_captions / "memes", **overrides)
         return empty_captions
@@ -95,7 +91,7 @@ def at(empty_captions, monkeypatch):
 
 def test_a_head_that_barely_learns_on_empty_captions(at):
     work = at(train__lr=1e-9)
-    run_stages(*HEAD_STAGES)
+    run_stages(work, *HEAD_STAGES)
     probs = pd.read_csv(work / "reports/predictions/dev.csv")["prob_hate"]
     assert probs.max() - probs.min() < 0.05  # nearly constant
     metrics = json.loads((work / "reports/metrics.json").read_text())["dev"]
@@ -107,7 +103,7 @@ def test_a_head_that_barely_learns_on_empty_captions(at):
 
 def test_more_clusters_than_hateful_memes_gives_as_many_as_there_are(at):
     work = at(interpret__clusters=500, train__epochs=2)
-    out = run_stages(*HEAD_STAGES)
+    out = run_stages(work, *HEAD_STAGES)
     report = summary(work)
     assert report["clusters_asked"] == 500 and report["clusters"] <= report["hateful_memes"] < 500
     assert f"{report['clusters']} clusters, not the 500 asked" in report["note"]
@@ -119,7 +115,7 @@ def test_more_clusters_than_hateful_memes_gives_as_many_as_there_are(at):
 def test_more_runs_than_dev_memes_and_more_neighbours_than_training_memes(at):
     dev = len((at() / "memes/dev.jsonl").read_text().splitlines())
     work = at(train__runs=dev + 3, train__epochs=2, classifier="retrieval", retrieval__k=10_000)
-    run_stages(*HEAD_STAGES)
+    run_stages(work, *HEAD_STAGES)
     metrics = json.loads((work / "reports/metrics.json").read_text())["dev"]
     assert json.loads((work / "reports/metrics_detail.json").read_text())["dev"]["runs"] == dev + 3
     assert metrics["n"] == dev
@@ -132,12 +128,12 @@ def test_no_triggered_position_gives_a_summary_that_says_so(at):
     """A head whose every weight is 0: its direction D and every meme's FIM are 0 everywhere,
     so no position is both positive (or both negative) in D and in the meme's FIM."""
     work = at(train__epochs=1)
-    run_stages(train)
+    run_stages(work, train)
     head, meta = hateclipper.load(work / hateclipper.CHECKPOINT)
     with torch.no_grad():
         head.weights.zero_()
     hateclipper.save(work / hateclipper.CHECKPOINT, head, meta)
-    out = run_stages(interpret)
+    out = run_stages(work, interpret)
     report = summary(work)
     assert report["clusters"] == 0 and report["per_cluster"] == []
     assert "no FIM position triggered" in report["note"] and "no FIM position triggered" in out
@@ -154,7 +150,7 @@ def test_a_dev_split_of_one_class_is_one_line_and_leaves_no_head(tmp_path, monke
     work.mkdir()
     monkeypatch.chdir(work)
     write_params(work, root, train__epochs=1)
-    run_stages(extract)
+    run_stages(work, extract)
     code, err, _ = run_entry(train, monkeypatch, capsys)
     assert code == 2 and "Traceback" not in err and err.count("\n") == 1
     assert "dev auroc was never defined: the dev split needs memes of both labels" in err
@@ -174,8 +170,7 @@ def blank_test_targets(root: Path) -> None:
     ("pridemm", "target", "val", blank_test_targets),  # one label of 4 classes, blank cells
     ("propaganda", None, "val", None),  # 22 labels, several of which no meme has
 ])
-def test_other_kinds_of_task_run_on_a_head_that_barely_learns(tmp_path, monkeypatch, layout, task, dev_split,
-                                                              edit):
+def test_other_kinds_of_task_run_on_a_head_that_barely_learns(tmp_path, layout, task, dev_split, edit):
     """A C-class task with blank cells and a multi-label one, as a first run meets them: every
     stage ends without a traceback, every scored figure is a number, and a split that knows
     no label of the task is said not to be scored, in the output and in metrics.json."""
@@ -185,10 +180,9 @@ def test_other_kinds_of_task_run_on_a_head_that_barely_learns(tmp_path, monkeypa
         edit(root)
     work = tmp_path / "work"
     work.mkdir()
-    monkeypatch.chdir(work)
     write_params(work, root, dev_split, data__layout=layout, data__task=task, train__epochs=2,
                  train__lr=1e-9, interpret__pictures=False)
-    out = run_stages(extract, *HEAD_STAGES)
+    out = run_stages(work, extract, *HEAD_STAGES)
     metrics = json.loads((work / "reports/metrics.json").read_text())
     scored = {name: m for name, m in metrics.items() if name != "not_scored"}
     assert dev_split in scored and all(np.isfinite(m["n"]) and 0 <= m["macro_f1"] <= 1 for m in scored.values())

@@ -17,12 +17,11 @@ from tests.helpers import format_overrides, run_stages, write_params
 
 # (Harm-P runs in tests/flows/test_benchmarks_learning.py, where its head learns)
 @pytest.mark.parametrize("layout", ["multioff", "mami", "mami_inline", "pridemm"])
-def test_each_format_runs_every_stage_with_its_metric_and_baselines(tmp_path, monkeypatch, layout):
+def test_each_format_runs_every_stage_with_its_metric_and_baselines(tmp_path, layout):
     root = tmp_path / "memes"
     synthetic.generate(root, n=120, layout=layout, seed=0)
     write_params(tmp_path, root, **format_overrides(layout), train__epochs=2, interpret__pictures=False)
-    monkeypatch.chdir(tmp_path)
-    out = run_stages(extract, train, evaluate, interpret)
+    out = run_stages(tmp_path, extract, train, evaluate, interpret)
     data = dataset.read(root, {"mami_inline": "mami"}.get(layout, layout),
                         dev_fraction=0.1 if layout.startswith("mami") else 0.0)
     metric = data.task.metric

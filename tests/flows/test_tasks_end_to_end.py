@@ -31,20 +31,17 @@ def propaganda_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("prop")
     synthetic.generate(work / "memes", n=600, layout="propaganda", seed=0)
     write_params(work, work / "memes", **PROPAGANDA)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(work)
-        run_stages(extract, train, evaluate, interpret)
+    run_stages(work, extract, train, evaluate, interpret)
     return work
 
 
-def rerun(run: Path, target: Path, stages, monkeypatch, **overrides) -> Path:
+def rerun(run: Path, target: Path, stages, **overrides) -> Path:
     """A copy of the run's outputs in `target`, with these params, and these stages run again
     there: what a head-only `dvc exp run -S ...` does (which stages it reruns:
     tests/flows/test_dvc_pipeline.py)."""
     shutil.copytree(run, target, ignore=shutil.ignore_patterns("memes"))
     write_params(target, run / "memes", **PROPAGANDA, **overrides)
-    monkeypatch.chdir(target)
-    run_stages(*stages)
+    run_stages(target, *stages)
     return target
 
 
@@ -66,8 +63,8 @@ def test_propaganda_scores_22_techniques_beside_their_baselines(propaganda_run):
     assert len(submission) == test["n"] and set(submission[0]) == {"id", "labels"}
 
 
-def test_attention_m_trains_with_the_official_parameter_count(propaganda_run, tmp_path, monkeypatch):
-    work = rerun(propaganda_run, tmp_path / "attention_m", (train, evaluate, interpret), monkeypatch,
+def test_attention_m_trains_with_the_official_parameter_count(propaganda_run, tmp_path):
+    work = rerun(propaganda_run, tmp_path / "attention_m", (train, evaluate, interpret),
                  fusion="attention_m")
     cache = inputs.read(work / features.CACHE, ["train"])[0]["train"]
     i, t, m = cache.image.shape[1], cache.text.shape[1], 32
@@ -77,10 +74,10 @@ def test_attention_m_trains_with_the_official_parameter_count(propaganda_run, tm
     assert summary["trainable_params"] == official
 
 
-def test_the_retrieval_classifier_votes_every_technique(propaganda_run, tmp_path, monkeypatch):
+def test_the_retrieval_classifier_votes_every_technique(propaganda_run, tmp_path):
     """classifier=retrieval (evaluate alone, on the trained head), on a task of 22 labels:
     each neighbour votes its label vector."""
-    work = rerun(propaganda_run, tmp_path / "retrieval", (evaluate,), monkeypatch, classifier="retrieval")
+    work = rerun(propaganda_run, tmp_path / "retrieval", (evaluate,), classifier="retrieval")
     metrics = json.loads((work / "reports/metrics.json").read_text())["test"]
     assert json.loads((work / "reports/metrics_detail.json").read_text())["test"]["labels"] == 22
     assert metrics["micro_f1"] > metrics["baselines"]["all_positive"]["micro_f1"] + 0.3
@@ -92,7 +89,7 @@ def test_the_retrieval_classifier_votes_every_technique(propaganda_run, tmp_path
     assert not np.allclose(predictions, logistic)  # the neighbours voted, not the head's logit
 
 
-def test_rgcl_as_its_authors_ran_it_learns_and_its_retrieval_classifier_votes(tmp_path, monkeypatch):
+def test_rgcl_as_its_authors_ran_it_learns_and_its_retrieval_classifier_votes(tmp_path):
     """RGCL's shipped settings (triplet loss, the anchor as its own positive, hard negatives
     among the 12 nearest, accuracy selection), then its retrieval classifier on that head."""
     synthetic.generate(tmp_path / "memes", n=160, layout="challenge", seed=0)
@@ -100,24 +97,22 @@ def test_rgcl_as_its_authors_ran_it_learns_and_its_retrieval_classifier_votes(tm
             "retrieval__self_positive": True, "retrieval__hard_negative_pool": 12, "train__select": "accuracy",
             "train__epochs": 15, "train__lr": 0.003}
     write_params(tmp_path, tmp_path / "memes", **rgcl)
-    monkeypatch.chdir(tmp_path)
-    run_stages(extract, train, evaluate)
+    run_stages(tmp_path, extract, train, evaluate)
     trained = json.loads((tmp_path / "reports/train.json").read_text())
     assert trained["selected_by"] == "accuracy" and trained["best_dev_accuracy"] > 0.6
     assert json.loads((tmp_path / "reports/metrics.json").read_text())["dev_seen"]["auroc"] > 0.7
     logistic = (tmp_path / "reports/predictions/dev_seen.csv").read_text()
     write_params(tmp_path, tmp_path / "memes", **rgcl, classifier="retrieval")
-    run_stages(evaluate)
+    run_stages(tmp_path, evaluate)
     assert json.loads((tmp_path / "reports/metrics.json").read_text())["dev_seen"]["auroc"] > 0.7
     assert (tmp_path / "reports/predictions/dev_seen.csv").read_text() != logistic  # the kNN vote scored
 
 
-def test_tamil_selects_on_a_carved_dev_split_and_reports_the_majority_baseline(tmp_path, monkeypatch):
+def test_tamil_selects_on_a_carved_dev_split_and_reports_the_majority_baseline(tmp_path):
     ws = tmp_path
     synthetic.generate(ws / "memes", n=300, layout="tamil", seed=0)
     write_params(ws, ws / "memes", **format_overrides("tamil"), train__epochs=3)
-    monkeypatch.chdir(ws)
-    run_stages(extract, train, evaluate, interpret)
+    run_stages(ws, extract, train, evaluate, interpret)
     metrics = json.loads((ws / "reports/metrics.json").read_text())
     assert set(metrics) == {"dev", "test"}  # the carved dev split selects; test stays test
     data_train = [l for l in (ws / "memes/train_captions.csv").read_text().splitlines()[1:]]
