@@ -73,10 +73,8 @@ def empty_captions(tmp_path_factory):
     work = tmp_path_factory.mktemp("empty")
     synthetic.generate(work / "memes", n=80, seed=5)
     rewrite(work / "memes", lambda line: {**line, "text": ""})
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(work)
-        write_params(work, work / "memes")
-        extract.main([])
+    write_params(work, work / "memes")
+    run_stages(work, extract)
     return work
 
 

@@ -133,23 +133,17 @@ def fine_grained_workspace(kaggle_set, tmp_path_factory):
     root = work / "memes"  # a copy: the annotations go inside data.dir, where DVC tracks them
     shutil.copytree(source, root)
     synthetic.write_fine_grained(root / "fine", splits, coverage=0.9)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(work)
-        for name, folder in (("plain", None), ("annotated", str(root / "fine"))):
-            (work / name).mkdir()
-            mp.chdir(work / name)
-            write_params(work / name, root, data__fine_grained=folder, train__epochs=4)
-            extract.main([])
+    for name, folder in (("plain", None), ("annotated", str(root / "fine"))):
+        (work / name).mkdir()
+        write_params(work / name, root, data__fine_grained=folder, train__epochs=4)
+        run_stages(work / name, extract)
     return work, root
 
 
 def train_and_evaluate(work, root, name, **overrides):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(work / name)
-        folder = str(root / "fine") if name == "annotated" else None
-        write_params(work / name, root, data__fine_grained=folder, train__epochs=4, **overrides)
-        train.main([])
-        evaluate.main([])
+    folder = str(root / "fine") if name == "annotated" else None
+    write_params(work / name, root, data__fine_grained=folder, train__epochs=4, **overrides)
+    run_stages(work / name, train, evaluate)
     return (json.loads((work / name / "reports/metrics.json").read_text()),
             pd.read_csv(work / name / "reports/per_label/dev.csv"))
 
@@ -167,20 +161,17 @@ def test_auxiliary_labels_train_with_aux_weight_and_change_nothing_at_zero(fine_
     assert on["dev"]["auroc"] != pytest.approx(off["dev"]["auroc"], abs=1e-9)  # the loss did change
 
 
-def test_the_seeds_head_learns_within_three_epochs(tmp_path, monkeypatch):
+def test_the_seeds_head_learns_within_three_epochs(tmp_path):
     """kanru-wang's head on CLIP embeddings of a random ViT-B-32: no L2 norm, 512-d projections,
     Linear(262144, 128), GELU, dropout 0.1."""
-
     root = tmp_path / "memes"
     synthetic.generate(root, n=150, seed=11)
-    monkeypatch.chdir(tmp_path)
     seed_head = dict(clip__model="ViT-B-32", head__features="projected", head__map_dim=512,
                      head__normalize=False, head__pre_output_dim=128, head__activation="gelu",
                      head__drop_probs=[0.0, 0.0, 0.1], train__epochs=3, train__lr=1e-4,
                      train__batch_size=16)
     write_params(tmp_path, root, **seed_head)
-    extract.main([])
-    train.main([])
+    run_stages(tmp_path, extract, train)
     summary = json.loads((tmp_path / "reports/train.json").read_text())
     assert summary["trainable_params"] == 34_080_001
     assert summary["best_dev_auroc"] > 0.9  # 15 dev memes whose labels need both modalities
