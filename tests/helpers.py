@@ -60,7 +60,10 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",
 
 def sh(cmd: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
     # Stages run as `python -m stages.X`: this interpreter's folder must come first on PATH.
+    # Python writes bytecode as on a user's machine (CI's sets PYTHONDONTWRITEBYTECODE), into
+    # the stages' code folders that are their deps.
     env = {**os.environ, **GIT_ENV, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     result = subprocess.run(cmd, shell=True, cwd=cwd, env=env, capture_output=True, text=True)
     if ok and result.returncode != 0:
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
