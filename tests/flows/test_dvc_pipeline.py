@@ -261,7 +261,7 @@ def test_temp_and_queued_experiments_run_head_only(repo, tmp_path):
 
 
 def test_a_remote_carries_the_cache_to_a_clone_that_sweeps_without_the_data(repo, tmp_path):
-    """The README's GPU-machine recipe with a local-folder remote: push on one side, pull only
+    """docs/scaling.md's GPU-machine recipe with a local-folder remote: push on one side, pull only
     the features on the other, and the head stages run there without the images."""
     sh(f"dvc remote add -d --local storage {tmp_path / 'remote'} && dvc push -q", repo)
     clone = tmp_path / "clone"

@@ -15,15 +15,16 @@ from stages import evaluate, train
 from stages.head import hateclipper
 from tests.helpers import digest, run_stages, sh, workspace
 
-pytestmark = pytest.mark.slow  # the real `dvc` on a workspace of a full `dvc repro`
+pytestmark = pytest.mark.slow  # the real `dvc` on a workspace of a `dvc repro`
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """A committed workspace after `dvc repro` on a synthetic MMHS150K set whose OCR text
-    (img_txt/) is the stream `ocr` (data.texts: [ocr]), the committed params otherwise."""
+    """A committed workspace after `dvc repro evaluate` on a synthetic MMHS150K set whose OCR
+    text (img_txt/) is the stream `ocr` (data.texts: [ocr]), the committed params otherwise.
+    Interpret first runs in the experiment below."""
     target = workspace(tmp_path_factory.mktemp("dvc") / "ws", "--n 160 --layout mmhs150k --stream ocr")
-    sh("dvc repro", target)
+    sh("dvc repro evaluate", target)
     sh("git add -A && git commit -qm 'first run'", target)
     return target
 
