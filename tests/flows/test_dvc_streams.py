@@ -1,7 +1,7 @@
 """Text streams and the official code's options through the users' DVC flows: MMHS150K with
-its OCR stream through `dvc repro`, then a caption mode, the pretrained map and the side losses
-as a head-only `dvc exp run -S ...` that never reruns extract, and the other caption modes
-through the head stages on the cache DVC made."""
+its OCR stream through `dvc repro evaluate`, then a caption mode, the pretrained map and the
+side losses as a head-only `dvc exp run -S ...` that never reruns extract, and the other
+caption modes through the head stages on the cache DVC made."""
 from __future__ import annotations
 
 import json
