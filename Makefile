@@ -12,7 +12,7 @@ venv: $(VENV)/.installed
 # Python writes each module's bytecode the first time a process imports it, here as on any
 # machine: the make targets undo a PYTHONDONTWRITEBYTECODE set outside (CI's machine sets it),
 # which would have every test's process compile torch, dvc and the rest again. Only what is
-# imported gets compiled, not the ~14,000 modules pip's own compile step would do one by one.
+# imported gets compiled, not every module pip's own compile step would do one by one.
 unexport PYTHONDONTWRITEBYTECODE
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml

@@ -38,7 +38,7 @@ def test_repro_caches_the_layouts_ocr_stream_and_counts_it(repo):
 
 def test_the_official_options_are_a_head_only_experiment(repo):
     """A caption mode, the pretrained map and the unimodal side losses, set as a researcher sets
-    them; interpret runs too."""
+    them; interpret, which the workspace has not run yet, runs on them too."""
     cache = repo / "features/clip_features.h5"
     before = digest(cache)
     run = sh("dvc exp run -S head.caption_mode=parallel_mean -S head.caption=ocr "
