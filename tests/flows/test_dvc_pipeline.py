@@ -129,7 +129,7 @@ def test_what_reruns_after_a_param_change(repo):
              ("data.texts", "[caption]", True, False, False, False),
              ("data.task", "intensity", True, False, False, False),  # another label set: another cache
              ("data.dev_fraction", "0.1", True, False, False, False),
-             ("fusion", "align", False, True, False, False),
+             ("fusion", "image", False, True, False, False),  # not align: an experiment above applied it
              ("head.caption_mode", "parallel_mean", False, True, True, True),  # which cached rows it reads
              ("head.caption", "ocr", False, True, True, True),
              ("head.pretrained_map", "true", False, True, False, False),
