@@ -31,22 +31,10 @@ $(REFERENCE)/.installed: $(VENV)/.installed
 	$(BIN)/python -m pip install -q --no-deps --target $(REFERENCE) "torchmetrics==0.9.3" "setuptools<70"
 	touch $@
 
-# transformers is tests/encoder/test_fidelity.py's reference encoder, nothing more. It moves, at
-# the version pip resolved beside the rest, to a folder that tests/conftest.py puts on the test
-# processes' path alone: open_clip imports transformers wherever it is importable, and the
-# stage processes the tests start should run on what a user's install holds (requirements.txt).
-HF := $(VENV)/hf
-$(HF)/.installed: $(VENV)/.installed
-	rm -rf $(HF)
-	$(BIN)/python -m pip install -q --no-deps --target $(HF) $$($(BIN)/python -m pip freeze | grep -iE '^(transformers|tokenizers)==')
-	$(BIN)/python -m pip uninstall -q -y transformers tokenizers
-	PYTHONPATH=$(HF) $(BIN)/python -c "from transformers import CLIPModel; import tokenizers"
-	touch $@
-
 # Two workers, a file each at a time (module fixtures stay shared), one thread each: CI has two
 # cores, and the stage and dvc processes the tests start inherit OMP_NUM_THREADS=1. The files go
 # in tests/conftest.py's order, tests marked `slow` first, not xdist's (by number of tests).
-test: venv $(REFERENCE)/.installed $(HF)/.installed
+test: venv $(REFERENCE)/.installed
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 

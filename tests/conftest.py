@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from scripts import synthetic
-
-# `make test` keeps transformers (the fidelity test's reference) out of the venv, in a folder
-# on the test processes' path alone (the Makefile says why).
-HF = Path(__file__).resolve().parents[1] / ".venv" / "hf"
-if HF.is_dir():
-    sys.path.append(str(HF))
 
 # No test reaches the network: a tokenizer that would download fails at once, as offline
 # (without this the Hugging Face hub retries for about a minute first). Stages run by `dvc`
