@@ -43,6 +43,11 @@ def images_per_rank(stdout: str, ranks: int) -> list[int]:
     return [int(said[str(rank)]) for rank in range(ranks)]
 
 
+def reused_images(stdout: str) -> int:
+    """How many images a rerun took from the interrupted run's saved units, as extract says."""
+    return int(re.search(r"resuming images: \d+ finished units reused \((\d+) img\)", stdout).group(1))
+
+
 @pytest.fixture(scope="module")
 def single_process(challenge_set, tmp_path_factory):
     root, _ = challenge_set
@@ -118,7 +123,17 @@ def test_a_failing_rank_fails_the_run_and_the_rerun_resumes(challenge_set, copy_
     saved = list((work / "features").glob(".clip_features.h5.parts-*/images-*.npz"))
     assert saved  # rank 0's finished units wait for the rerun
     broken.write_bytes(original)
-    assert "resuming images" in run_stages(work, extract)
+    encoded, encode_share = {}, extract.encode_share
+
+    def counting(table, units, *args):
+        encoded[table.name] = sum(len(unit) for unit in units)
+        return encode_share(table, units, *args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(extract, "encode_share", counting)
+        out = run_stages(work, extract)
+    reused = reused_images(out)
+    assert 0 < reused and encoded["images"] == len(images) - reused  # the rest, and only the rest
     assert_same_cache(work / features.CACHE, single_process)
 
 
@@ -160,5 +175,7 @@ def test_killing_one_rank_stops_the_run_and_the_rerun_resumes(challenge_set, sin
     assert not (tmp_path / features.CACHE).exists()
     result = torchrun(tmp_path, "--max-unit", "8")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "resuming images" in result.stdout
+    reused = reused_images(result.stdout)
+    n_images = len(dataset.unique_images(dataset.read(challenge_set[0])))
+    assert 0 < reused and sum(images_per_rank(result.stdout, 2)) == n_images - reused
     assert_same_cache(tmp_path / features.CACHE, single_process)
