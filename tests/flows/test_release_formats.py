@@ -20,10 +20,10 @@ from tests.helpers import format_overrides, run_stages, write_params
 def test_each_format_runs_every_stage_with_its_metric_and_baselines(tmp_path, layout):
     root = tmp_path / "memes"
     synthetic.generate(root, n=120, layout=layout, seed=0)
-    write_params(tmp_path, root, **format_overrides(layout), train__epochs=2, interpret__pictures=False)
+    settings = format_overrides(layout)
+    write_params(tmp_path, root, **settings, train__epochs=2, interpret__pictures=False)
     out = run_stages(tmp_path, extract, train, evaluate, interpret)
-    data = dataset.read(root, {"mami_inline": "mami"}.get(layout, layout),
-                        dev_fraction=0.1 if layout.startswith("mami") else 0.0)
+    data = dataset.read(root, settings["data__layout"], dev_fraction=settings.get("data__dev_fraction", 0.0))
     metric = data.task.metric
     constant = "accuracy" if metric == "auroc" else metric  # a constant's AUROC is 0.5
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
